@@ -1,0 +1,132 @@
+// Command options and INI configs.
+//
+// A subcommand registers typed keys in `[section]` scopes. Values come from
+// built-in defaults, then `--config FILE` (INI, Boost.Program_options), then
+// `--section.key=value` on the command line (highest priority). Keys of the
+// subcommand's primary section may also be given without the prefix
+// (`longrec prepare --input f` == `--prepare.input=f`). Unknown keys, values of
+// the wrong type and values rejected by a validator fail before any work
+// starts, with a ConfigError naming the key and what was expected.
+#pragma once
+
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "longrec/core/error.h"
+
+namespace longrec {
+
+class OptionRegistry {
+ public:
+  OptionRegistry(std::string command, std::string summary, std::string primary_section);
+
+  // Registers `section.key` bound to *target, with *target's current value as default.
+  template <typename T>
+  void add(const std::string& section, const std::string& key, T* target, const std::string& help,
+           std::function<void(const std::string&, const T&)> validate = {});
+
+  // A check across several keys (e.g. heads dividing the width), run after
+  // every single-key validator; it throws ConfigError naming the key to fix.
+  void constraint(std::function<void()> check) { constraints_.push_back(std::move(check)); }
+
+  // A boolean switch: `--section.key` alone means true; `=false` works too.
+  void flag(const std::string& section, const std::string& key, bool* target, const std::string& help);
+
+  // Parses argv (argv[0] is the subcommand name). Returns false if --help was
+  // asked (help already printed). Throws ConfigError on any bad key or value.
+  bool parse(int argc, const char* const* argv);
+
+  // Resolved values, one row per key in registration order: (key, value, source).
+  struct Row {
+    std::string key, value, source;
+  };
+  std::vector<Row> resolved() const;
+  // The resolved config as an aligned table (what `train` prints once).
+  std::string table() const;
+  // The resolved config as INI text; parsing it back gives the same values.
+  std::string ini() const;
+
+  std::string help() const;
+  const std::string& command() const { return command_; }
+
+ private:
+  struct Entry {
+    std::string section, key, type_name;
+    std::function<std::string()> format;  // current value as text
+    std::function<void()> validate;       // throws ConfigError
+  };
+  std::string full_key(const std::string& section, const std::string& key) const { return section + "." + key; }
+  std::vector<std::string> rewrite_primary(int argc, const char* const* argv) const;
+  const Entry* find(const std::string& key) const;
+
+  std::string command_, summary_, primary_;
+  boost::program_options::options_description& section_description(const std::string& section);
+  std::vector<std::pair<std::string, std::unique_ptr<boost::program_options::options_description>>> sections_;
+  std::vector<std::function<void()>> constraints_;
+  std::map<std::string, std::string> sources_;  // full key -> "config" | "command line"
+  std::vector<Entry> entries_;
+  boost::program_options::variables_map values_;
+  std::string config_file_;
+};
+
+namespace config_detail {
+template <typename T>
+std::string type_name();
+template <typename T>
+std::string format_value(const T& value) {
+  if constexpr (std::is_same_v<T, std::string>) {
+    return value;
+  } else if constexpr (std::is_same_v<T, bool>) {
+    return value ? "true" : "false";
+  } else {
+    return fmt::format("{}", value);
+  }
+}
+}  // namespace config_detail
+
+template <typename T>
+void OptionRegistry::add(const std::string& section, const std::string& key, T* target, const std::string& help,
+                         std::function<void(const std::string&, const T&)> validate) {
+  namespace po = boost::program_options;
+  const std::string name = full_key(section, key);
+  section_description(section).add_options()(name.c_str(),
+                           po::value<T>(target)->default_value(*target, config_detail::format_value(*target)),
+                           help.c_str());
+  Entry entry{section, key, config_detail::type_name<T>(), [target] { return config_detail::format_value(*target); },
+              {}};
+  if (validate) {
+    entry.validate = [target, validate, name] { validate(name, *target); };
+  }
+  entries_.push_back(std::move(entry));
+}
+
+// Validators; the registry passes the full key so that errors name it.
+namespace check {
+template <typename T>
+using Validator = std::function<void(const std::string&, const T&)>;
+template <typename T>
+Validator<T> at_least(T minimum) {
+  return [minimum](const std::string& key, const T& v) {
+    if (v < minimum) throw ConfigError(key, fmt::format("got {}, expected a value >= {}", v, minimum));
+  };
+}
+template <typename T>
+Validator<T> in_range(T lo, T hi) {
+  return [lo, hi](const std::string& key, const T& v) {
+    if (v < lo || v > hi) throw ConfigError(key, fmt::format("got {}, expected a value in [{}, {}]", v, lo, hi));
+  };
+}
+Validator<std::string> one_of(std::vector<std::string> choices);
+// A path that must name an existing regular file (empty allowed when optional).
+Validator<std::string> existing_file(bool optional = false);
+}  // namespace check
+
+}  // namespace longrec

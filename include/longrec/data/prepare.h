@@ -1,0 +1,46 @@
+// `longrec prepare`: raw interaction log (+ optional item text) -> history store.
+//
+// Each user's events are sorted by (time, original order); raw item ids get
+// dense ids 1..I by first appearance or by frequency; optional filters (min
+// events per user / item, k-core) drop data and say how much and why.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "longrec/data/history_store.h"
+#include "longrec/data/raw_reader.h"
+
+namespace longrec::data {
+
+struct PrepareOptions {
+  std::filesystem::path input;
+  std::filesystem::path item_text;  // optional
+  std::filesystem::path output;
+  RawReadOptions read;
+  std::string text_encoding = "auto";
+  std::string item_order = "first";  // "first" appearance or "frequency"
+  int min_user_events = 1;
+  int min_item_events = 1;
+  int k_core = 0;  // > 0: repeat both filters with this minimum until nothing changes
+  int num_parts = 8;
+  bool overwrite = false;
+};
+
+struct PrepareReport {
+  StoreMeta meta;
+  std::string format;
+  std::int64_t lines = 0, bad_lines = 0;
+  std::vector<std::string> bad_line_examples;
+  std::int64_t raw_users = 0, raw_items = 0, raw_events = 0;
+  std::vector<std::string> drops;  // one sentence per filter that removed anything
+  std::int64_t items_without_text = 0, text_lines_unused = 0;
+  std::string text_encoding;
+  double seconds = 0;
+};
+
+PrepareReport prepare_dataset(const PrepareOptions& options);
+
+}  // namespace longrec::data

@@ -1,0 +1,64 @@
+// Readers of raw interaction logs and item text (design section 3).
+//
+// Formats: `seq` (one user per line: `user item item ...`, oldest first, no
+// time: ordinal time is the position), `movielens-dat` (`user::item::rating::time`),
+// `csv` / `tsv` (columns chosen by name or 0-based index). Ids must be
+// integers. A malformed line fails with `file:line: what is wrong`, or with
+// skip_bad_lines is counted and reported.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace longrec::data {
+
+enum class RawFormat { Seq, MovielensDat, Csv, Tsv };
+
+std::string format_name(RawFormat format);
+// "seq", "movielens-dat", "csv", "tsv"; throws ConfigError("prepare.format") otherwise.
+RawFormat parse_format_name(const std::string& name);
+// From the file name and its first line; throws DataError naming the file when unsure.
+RawFormat detect_format(const std::filesystem::path& path);
+
+struct RawReadOptions {
+  std::string format = "auto";
+  // csv / tsv only: "auto" (a header when the first field of line 1 is not a
+  // number), "yes", "no".
+  std::string header = "auto";
+  // Column names (header) or 0-based indices; empty = detect common names
+  // (userId, user_id, movieId, item_id, timestamp, ...) or, without a header,
+  // user,item,rating,time as in ml-100k's u.data.
+  std::string user_column, item_column, time_column, rating_column;
+  bool skip_bad_lines = false;
+};
+
+struct RawInteractions {
+  RawFormat format = RawFormat::Seq;
+  std::vector<std::int64_t> users, items, times;  // one entry per event, file order
+  std::vector<float> ratings;                     // empty unless has_ratings
+  bool time_is_ordinal = false;                   // seq: time = position in the user's line
+  bool has_ratings = false;
+  std::int64_t lines = 0;      // data lines read (header excluded)
+  std::int64_t bad_lines = 0;  // skipped with skip_bad_lines
+  std::vector<std::string> bad_line_examples;  // the first few "file:line: why"
+};
+
+RawInteractions read_interactions(const std::filesystem::path& path, const RawReadOptions& options);
+
+struct ItemText {
+  std::vector<std::int64_t> raw_ids;
+  std::vector<std::string> texts;  // UTF-8
+  std::string encoding;            // what the file was decoded from
+};
+
+// movies.dat (`id::title::genres`), u.item (`id|title|...`), movies.csv
+// (`movieId,title,genres`), or a generic `item_id,text` CSV. `encoding` is
+// "auto" (UTF-8 when valid, else Latin-1), "utf-8" or "latin-1".
+ItemText read_item_text(const std::filesystem::path& path, const std::string& encoding = "auto");
+
+// Splits one CSV line on `delimiter`, honouring double quotes ("a,b", "say ""hi""").
+std::vector<std::string> split_delimited(const std::string& line, char delimiter);
+
+}  // namespace longrec::data

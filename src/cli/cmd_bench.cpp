@@ -1,0 +1,125 @@
+// `longrec bench <name>`: benchmarks whose figures go to docs/results.md.
+//   data: events/s through prepare (raw -> store) and through the loader
+//         (read + batch, one consumer core) on ML-1M and on a synthetic store.
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "commands.h"
+#include "longrec/core/config.h"
+#include "longrec/core/log.h"
+#include "longrec/data/loader.h"
+#include "longrec/data/prepare.h"
+#include "longrec/data/synth.h"
+
+namespace longrec::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+struct LoaderRate {
+  double seconds = 0;
+  std::int64_t batches = 0, positions = 0, store_events = 0;
+};
+
+// One full training epoch through the loader: every user's history is read
+// from the store and cut into padded batches.
+LoaderRate time_loader(const fs::path& dataset, const data::LoaderConfig& config) {
+  const auto start = Clock::now();
+  data::HistoryLoader loader(dataset, config, data::SplitPart::Train);
+  LoaderRate rate;
+  while (auto batch = loader.next()) {
+    ++rate.batches;
+    for (auto len : batch->lengths) rate.positions += len;
+  }
+  rate.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  rate.store_events = data::HistoryStoreReader(dataset).meta().num_events;
+  return rate;
+}
+
+std::string row(const std::string& what, const std::string& data, std::int64_t events, double seconds) {
+  return fmt::format("| {:<28} | {:<26} | {:>12} | {:>8.2f} | {:>10} |", what, data, events, seconds,
+                     log::human_count(static_cast<double>(events) / std::max(seconds, 1e-9)));
+}
+
+int bench_data(int argc, const char* const* argv) {
+  std::string ml1m = "../shared/data/ml-1m/sequences_orig_ids.txt";
+  std::string workdir = "bench-data";
+  std::int64_t synth_events = 100'000'000;
+  std::int64_t synth_mean_length = 1000;
+  data::LoaderConfig loader;
+  OptionRegistry r("bench data",
+                   "Events/s through prepare (raw -> store) and through the loader (read + batch, one core)\n"
+                   "on ML-1M and on a synthetic store of >= synth_events events.",
+                   "bench");
+  r.add("bench", "ml1m", &ml1m, "ML-1M raw sequences file (empty = skip)", check::existing_file(true));
+  r.add("bench", "workdir", &workdir, "scratch directory for the stores (removed at the end)");
+  r.add("bench", "synth_events", &synth_events, "events in the synthetic store (0 = skip)",
+        check::at_least<std::int64_t>(0));
+  r.add("bench", "synth_mean_length", &synth_mean_length, "mean history length of the synthetic users",
+        check::at_least<std::int64_t>(2));
+  data::register_loader_options(r, loader);
+  if (!r.parse(argc, argv)) return 0;
+
+  fs::create_directories(workdir);
+  std::vector<std::string> rows;
+  const auto loader_rows = [&](const std::string& name, const fs::path& store) {
+    const auto rate = time_loader(store, loader);
+    rows.push_back(row("loader: store events read", name, rate.store_events, rate.seconds));
+    rows.push_back(row("loader: positions batched", name, rate.positions, rate.seconds));
+  };
+
+  if (!ml1m.empty()) {
+    data::PrepareOptions options;
+    options.input = ml1m;
+    options.output = fs::path(workdir) / "ml-1m";
+    options.overwrite = true;
+    const auto report = data::prepare_dataset(options);
+    rows.push_back(row("prepare (parse+sort+write)", "ml-1m", report.meta.num_events, report.seconds));
+    loader_rows("ml-1m", options.output);
+  }
+  if (synth_events > 0) {
+    data::SynthConfig config;
+    config.out = (fs::path(workdir) / "synth").string();
+    config.mean_length = synth_mean_length;
+    config.users = (synth_events + synth_mean_length - 1) / synth_mean_length;
+    config.items = 1'000'000;
+    config.clusters = 1000;
+    config.overwrite = true;
+    // Clamping at min/max_length moves the realised mean: top up until the target is met.
+    data::SynthReport report;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      report = data::generate_synthetic(config, /*show_progress=*/true);
+      if (report.meta.num_events >= synth_events) break;
+      config.users = config.users * synth_events / std::max<std::int64_t>(1, report.meta.num_events) + 1;
+    }
+    const std::string name = fmt::format("synth ({} users)", report.meta.num_users);
+    rows.push_back(row("synth (generate+write)", name, report.meta.num_events, report.seconds));
+    loader_rows(name, config.out);
+  }
+
+  fmt::print("| {:<28} | {:<26} | {:>12} | {:>8} | {:>10} |\n", "stage", "data", "events", "seconds", "events/s");
+  fmt::print("|{:-<30}|{:-<28}|{:-<14}|{:-<10}|{:-<12}|\n", "", "", "", "", "");
+  for (const auto& line : rows) fmt::print("{}\n", line);
+  fmt::print("loader: batch_size {}, max_len {}, windows {}, one reader thread + one consumer\n", loader.batch_size,
+             loader.max_len, loader.windows);
+  fs::remove_all(workdir);
+  return 0;
+}
+
+}  // namespace
+
+int run_bench(int argc, const char* const* argv) {
+  if (argc < 2 || std::strcmp(argv[1], "--help") == 0) {
+    fmt::print("Usage: longrec bench <name> [options]\n\nBenchmarks:\n  data   events/s through prepare and the loader\n");
+    return argc < 2 ? 2 : 0;
+  }
+  if (std::strcmp(argv[1], "data") == 0) return bench_data(argc - 1, argv + 1);
+  throw ConfigError("bench", fmt::format("unknown benchmark '{}', expected: data", argv[1]));
+}
+
+}  // namespace longrec::cli

@@ -1,0 +1,17 @@
+// Subcommands of the `longrec` executable. Each takes argv with argv[0] the
+// subcommand name, and returns the process exit code.
+#pragma once
+
+#include <string>
+
+namespace longrec::cli {
+
+int run_prepare(int argc, const char* const* argv);
+int run_synth(int argc, const char* const* argv);
+int run_info(int argc, const char* const* argv);
+int run_bench(int argc, const char* const* argv);
+
+// Build facts for `info` (LibTorch, CUDA, NCCL, MPI, HDF5, threads, BLAS).
+std::string build_info_text();
+
+}  // namespace longrec::cli

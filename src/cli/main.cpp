@@ -1,0 +1,55 @@
+// `longrec`: one executable, one subcommand per job.
+#include <cstring>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "commands.h"
+#include "longrec/core/error.h"
+
+namespace {
+
+struct Subcommand {
+  const char* name;
+  const char* summary;
+  int (*run)(int, const char* const*);
+};
+
+constexpr Subcommand kSubcommands[] = {
+    {"prepare", "raw interaction log (+ item text) -> HDF5 history store", longrec::cli::run_prepare},
+    {"synth", "synthetic long-history users -> HDF5 history store", longrec::cli::run_synth},
+    {"info", "build facts (versions, threads, BLAS) and dataset statistics", longrec::cli::run_info},
+    {"bench", "benchmarks: data (prepare and loader throughput)", longrec::cli::run_bench},
+};
+
+void print_usage() {
+  fmt::print("Usage: longrec <command> [--config FILE] [--section.key=value ...]\n\n"
+             "Trains generative sequential recommenders on very long user histories.\n\nCommands:\n");
+  for (const auto& c : kSubcommands) fmt::print("  {:<9} {}\n", c.name, c.summary);
+  fmt::print("\n`longrec <command> --help` lists every key of a command with its default.\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0 ||
+      std::strcmp(argv[1], "help") == 0) {
+    print_usage();
+    return argc < 2 ? 2 : 0;
+  }
+  for (const auto& c : kSubcommands) {
+    if (std::strcmp(argv[1], c.name) != 0) continue;
+    try {
+      return c.run(argc - 1, argv + 1);
+    } catch (const longrec::ConfigError& e) {
+      fmt::print(stderr, "longrec {}: error: {}\n", c.name, e.what());
+      return 2;
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "longrec {}: error: {}\n", c.name, e.what());
+      return 1;
+    }
+  }
+  fmt::print(stderr, "longrec: unknown command '{}'\n\n", argv[1]);
+  print_usage();
+  return 2;
+}

@@ -1,0 +1,245 @@
+#include "longrec/core/config.h"
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <fmt/ranges.h>
+
+namespace longrec {
+
+namespace po = boost::program_options;
+
+namespace config_detail {
+template <> std::string type_name<std::string>() { return "a string"; }
+template <> std::string type_name<bool>() { return "true or false"; }
+template <> std::string type_name<int>() { return "an integer"; }
+template <> std::string type_name<std::int64_t>() { return "an integer"; }
+template <> std::string type_name<std::uint64_t>() { return "a non-negative integer"; }
+template <> std::string type_name<double>() { return "a number"; }
+}  // namespace config_detail
+
+OptionRegistry::OptionRegistry(std::string command, std::string summary, std::string primary_section)
+    : command_(std::move(command)), summary_(std::move(summary)), primary_(std::move(primary_section)) {}
+
+po::options_description& OptionRegistry::section_description(const std::string& section) {
+  for (auto& [name, description] : sections_) {
+    if (name == section) return *description;
+  }
+  const std::string title = section == primary_ ? fmt::format("[{}] (prefix '{}.' optional)", section, section)
+                                                : fmt::format("[{}]", section);
+  sections_.emplace_back(section, std::make_unique<po::options_description>(title, 100, 50));
+  return *sections_.back().second;
+}
+
+void OptionRegistry::flag(const std::string& section, const std::string& key, bool* target, const std::string& help) {
+  const std::string name = full_key(section, key);
+  section_description(section).add_options()(
+      name.c_str(), po::value<bool>(target)->default_value(*target, *target ? "true" : "false")->implicit_value(true),
+      help.c_str());
+  entries_.push_back(Entry{section, key, config_detail::type_name<bool>(),
+                           [target] { return std::string(*target ? "true" : "false"); }, {}});
+}
+
+const OptionRegistry::Entry* OptionRegistry::find(const std::string& key) const {
+  for (const auto& e : entries_) {
+    if (full_key(e.section, e.key) == key) return &e;
+  }
+  return nullptr;
+}
+
+std::vector<std::string> OptionRegistry::rewrite_primary(int argc, const char* const* argv) const {
+  std::vector<std::string> args;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg.rfind("--", 0) == 0 && arg.size() > 2) {
+      const auto eq = arg.find('=');
+      // `--skip-bad-lines` and `--skip_bad_lines` name the same key.
+      std::string name = arg.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
+      std::replace(name.begin(), name.end(), '-', '_');
+      arg = "--" + name + (eq == std::string::npos ? "" : arg.substr(eq));
+      if (name.find('.') == std::string::npos && find(full_key(primary_, name)) != nullptr) {
+        arg = "--" + full_key(primary_, name) + (eq == std::string::npos ? "" : arg.substr(eq));
+      }
+    }
+    args.push_back(std::move(arg));
+  }
+  return args;
+}
+
+namespace {
+
+// Line of `key` inside `[section]` of an INI file, for error messages; 0 if not found.
+int ini_line_of(const std::string& file, const std::string& full_key) {
+  std::ifstream in(file);
+  std::string line, section;
+  for (int number = 1; std::getline(in, line); ++number) {
+    const auto first = line.find_first_not_of(" \t");
+    if (first == std::string::npos || line[first] == '#' || line[first] == ';') continue;
+    if (line[first] == '[') {
+      section = line.substr(first + 1, line.find(']') - first - 1);
+      continue;
+    }
+    std::string key = line.substr(first, line.find('=') - first);
+    key.erase(key.find_last_not_of(" \t") + 1);
+    if ((section.empty() ? key : section + "." + key) == full_key) return number;
+  }
+  return 0;
+}
+
+}  // namespace
+
+bool OptionRegistry::parse(int argc, const char* const* argv) {
+  po::options_description generic("General");
+  generic.add_options()("help,h", "print this help with every key and its default")(
+      "config", po::value<std::string>(), "INI file with [section] key = value lines");
+  po::options_description all;
+  all.add(generic);
+  for (auto& [name, description] : sections_) all.add(*description);
+
+  const auto args = rewrite_primary(argc, argv);
+  const auto key_of = [](const po::error_with_option_name& e) {
+    std::string key = e.get_option_name();
+    while (!key.empty() && key.front() == '-') key.erase(0, 1);
+    return key;
+  };
+  const auto expected = [this](const std::string& key) {
+    const Entry* e = find(key);
+    return e ? e->type_name : std::string("a valid value");
+  };
+
+  // Command line first: Program_options keeps the first value stored per key,
+  // so the command line overrides the config file.
+  try {
+    po::parsed_options parsed = po::command_line_parser(args).options(all).run();
+    po::store(parsed, values_);
+    for (const auto& option : parsed.options) sources_[option.string_key] = "command line";
+  } catch (const po::unknown_option& e) {
+    throw ConfigError(key_of(e), fmt::format("unknown option for `longrec {}` (see `longrec {} --help`)", command_,
+                                             command_));
+  } catch (const po::invalid_option_value& e) {
+    throw ConfigError(key_of(e), fmt::format("invalid value on the command line: {}; expected {}", e.what(),
+                                             expected(key_of(e))));
+  } catch (const po::too_many_positional_options_error&) {
+    throw ConfigError("(positional)", fmt::format("`longrec {}` takes no positional arguments; use --key=value",
+                                                  command_));
+  } catch (const po::error_with_option_name& e) {
+    throw ConfigError(key_of(e), e.what());
+  } catch (const po::error& e) {
+    throw ConfigError("(command line)", e.what());
+  }
+
+  if (values_.count("help")) {
+    fmt::print("{}", help());
+    return false;
+  }
+
+  if (values_.count("config")) {
+    config_file_ = values_["config"].as<std::string>();
+    std::ifstream in(config_file_);
+    if (!in) throw ConfigError("config", fmt::format("cannot open config file '{}'", config_file_));
+    po::options_description file_options;
+    for (auto& [name, description] : sections_) file_options.add(*description);
+    try {
+      po::parsed_options parsed = po::parse_config_file(in, file_options, /*allow_unregistered=*/false);
+      po::store(parsed, values_);
+      for (const auto& option : parsed.options) sources_.emplace(option.string_key, config_file_);
+    } catch (const po::unknown_option& e) {
+      const std::string key = key_of(e);
+      throw ConfigError(key, fmt::format("{}:{}: unknown key (see `longrec {} --help` for the keys of each section)",
+                                         config_file_, ini_line_of(config_file_, key), command_));
+    } catch (const po::invalid_option_value& e) {
+      const std::string key = key_of(e);
+      throw ConfigError(key, fmt::format("{}:{}: {}; expected {}", config_file_, ini_line_of(config_file_, key),
+                                         e.what(), expected(key)));
+    } catch (const po::error& e) {
+      throw ConfigError("config", fmt::format("{}: {}", config_file_, e.what()));
+    }
+  }
+
+  try {
+    po::notify(values_);
+  } catch (const po::error& e) {
+    throw ConfigError("(config)", e.what());
+  }
+  for (const auto& entry : entries_) {
+    if (entry.validate) entry.validate();
+  }
+  for (const auto& check : constraints_) check();
+  return true;
+}
+
+std::vector<OptionRegistry::Row> OptionRegistry::resolved() const {
+  std::vector<Row> rows;
+  for (const auto& entry : entries_) {
+    const std::string key = full_key(entry.section, entry.key);
+    const auto source = sources_.find(key);
+    rows.push_back({key, entry.format(), source == sources_.end() ? "default" : source->second});
+  }
+  return rows;
+}
+
+std::string OptionRegistry::table() const {
+  const auto rows = resolved();
+  std::size_t key_width = 3, value_width = 5;
+  for (const auto& r : rows) {
+    key_width = std::max(key_width, r.key.size());
+    value_width = std::max(value_width, r.value.size());
+  }
+  std::string out = fmt::format("{:<{}}  {:<{}}  {}\n", "key", key_width, "value", value_width, "source");
+  for (const auto& r : rows) out += fmt::format("{:<{}}  {:<{}}  {}\n", r.key, key_width, r.value, value_width, r.source);
+  return out;
+}
+
+std::string OptionRegistry::ini() const {
+  std::string out;
+  std::string section;
+  for (const auto& entry : entries_) {
+    if (entry.section != section) {
+      section = entry.section;
+      out += fmt::format("{}[{}]\n", out.empty() ? "" : "\n", section);
+    }
+    out += fmt::format("{} = {}\n", entry.key, entry.format());
+  }
+  return out;
+}
+
+std::string OptionRegistry::help() const {
+  std::string out = fmt::format("Usage: longrec {} [--config FILE] [--section.key=value ...]\n\n{}\n\n", command_,
+                                summary_);
+  out += "General:\n  --help                 print this help with every key and its default\n"
+         "  --config FILE          INI file with [section] key = value lines; the command line overrides it\n\n";
+  for (const auto& [name, description] : sections_) {
+    std::ostringstream text;
+    text << *description;
+    out += text.str() + "\n";
+  }
+  return out;
+}
+
+namespace check {
+
+Validator<std::string> one_of(std::vector<std::string> choices) {
+  return [choices](const std::string& key, const std::string& v) {
+    if (std::find(choices.begin(), choices.end(), v) == choices.end()) {
+      throw ConfigError(key, fmt::format("got '{}', expected one of: {}", v, fmt::join(choices, ", ")));
+    }
+  };
+}
+
+Validator<std::string> existing_file(bool optional) {
+  return [optional](const std::string& key, const std::string& v) {
+    if (v.empty()) {
+      if (!optional) throw ConfigError(key, "a file path is required");
+      return;
+    }
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(v, ec)) {
+      throw ConfigError(key, fmt::format("'{}' does not exist or is not a regular file", v));
+    }
+  };
+}
+
+}  // namespace check
+}  // namespace longrec

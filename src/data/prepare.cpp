@@ -1,0 +1,198 @@
+#include "longrec/data/prepare.h"
+
+#include <algorithm>
+#include <chrono>
+#include <numeric>
+#include <unordered_map>
+
+#include "longrec/core/checksum.h"
+#include "longrec/core/error.h"
+
+namespace longrec::data {
+
+namespace {
+
+// Applies the user/item minimums (once, or to a fixed point for k-core) to the
+// `keep` mask and records what each pass removed.
+void apply_filters(const RawInteractions& raw, const PrepareOptions& options, std::vector<char>& keep,
+                   std::vector<std::string>& drops) {
+  const int min_user = std::max(options.min_user_events, options.k_core);
+  const int min_item = std::max(options.min_item_events, options.k_core);
+  if (min_user <= 1 && min_item <= 1) return;
+  std::unordered_map<std::int64_t, std::int64_t> user_count, item_count;
+  std::int64_t dropped_item_events = 0, dropped_user_events = 0, rounds = 0;
+  std::int64_t dropped_items = 0, dropped_users = 0;
+  bool changed = true;
+  while (changed) {
+    changed = false;
+    ++rounds;
+    user_count.clear();
+    item_count.clear();
+    for (std::size_t e = 0; e < keep.size(); ++e) {
+      if (!keep[e]) continue;
+      ++user_count[raw.users[e]];
+      ++item_count[raw.items[e]];
+    }
+    if (min_item > 1) {
+      for (const auto& [item, count] : item_count) dropped_items += count < min_item;
+      for (std::size_t e = 0; e < keep.size(); ++e) {
+        if (keep[e] && item_count[raw.items[e]] < min_item) {
+          keep[e] = 0;
+          ++dropped_item_events;
+          changed = true;
+          --user_count[raw.users[e]];
+        }
+      }
+    }
+    if (min_user > 1) {
+      for (const auto& [user, count] : user_count) dropped_users += count > 0 && count < min_user;
+      for (std::size_t e = 0; e < keep.size(); ++e) {
+        if (keep[e] && user_count[raw.users[e]] < min_user) {
+          keep[e] = 0;
+          ++dropped_user_events;
+          changed = true;
+        }
+      }
+    }
+    if (options.k_core <= 0) break;
+  }
+  if (dropped_item_events > 0) {
+    drops.push_back(fmt::format("dropped {} events of {} items with fewer than {} events", dropped_item_events,
+                                dropped_items, min_item));
+  }
+  if (dropped_user_events > 0) {
+    drops.push_back(fmt::format("dropped {} events of {} users with fewer than {} events", dropped_user_events,
+                                dropped_users, min_user));
+  }
+  if (options.k_core > 0) drops.push_back(fmt::format("{}-core reached after {} rounds", options.k_core, rounds));
+}
+
+}  // namespace
+
+PrepareReport prepare_dataset(const PrepareOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  if (options.item_order != "first" && options.item_order != "frequency") {
+    throw ConfigError("prepare.item-order", fmt::format("got '{}', expected first or frequency", options.item_order));
+  }
+  // Refuse a non-empty target before reading anything.
+  HistoryStoreWriter::Options writer_options{options.num_parts, options.overwrite, false};
+  {
+    std::error_code ec;
+    if (std::filesystem::is_directory(options.output, ec) && !std::filesystem::is_empty(options.output, ec) &&
+        !options.overwrite) {
+      throw DataError(fmt::format("{}: target directory exists and is not empty; pass --overwrite to replace it",
+                                  options.output.string()));
+    }
+  }
+
+  PrepareReport report;
+  const RawInteractions raw = read_interactions(options.input, options.read);
+  report.format = format_name(raw.format);
+  report.lines = raw.lines;
+  report.bad_lines = raw.bad_lines;
+  report.bad_line_examples = raw.bad_line_examples;
+  const std::size_t n = raw.items.size();
+  {
+    std::unordered_map<std::int64_t, char> users, items;
+    for (std::size_t e = 0; e < n; ++e) {
+      users.emplace(raw.users[e], 0);
+      items.emplace(raw.items[e], 0);
+    }
+    report.raw_users = static_cast<std::int64_t>(users.size());
+    report.raw_items = static_cast<std::int64_t>(items.size());
+    report.raw_events = static_cast<std::int64_t>(n);
+  }
+
+  std::vector<char> keep(n, 1);
+  apply_filters(raw, options, keep, report.drops);
+
+  // Dense item ids: first appearance in file order, or by frequency (ties by first appearance).
+  std::unordered_map<std::int64_t, std::int32_t> dense;
+  std::vector<std::int64_t> item_raw_ids, item_counts;
+  for (std::size_t e = 0; e < n; ++e) {
+    if (!keep[e]) continue;
+    const auto [it, inserted] = dense.emplace(raw.items[e], static_cast<std::int32_t>(item_raw_ids.size()));
+    if (inserted) {
+      item_raw_ids.push_back(raw.items[e]);
+      item_counts.push_back(0);
+    }
+    ++item_counts[static_cast<std::size_t>(it->second)];
+  }
+  if (item_raw_ids.empty()) throw DataError(fmt::format("{}: the filters removed every event", options.input.string()));
+  if (options.item_order == "frequency") {
+    std::vector<std::size_t> order(item_raw_ids.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](auto a, auto b) { return item_counts[a] > item_counts[b]; });
+    std::vector<std::int64_t> ids(order.size()), counts(order.size());
+    for (std::size_t r = 0; r < order.size(); ++r) {
+      ids[r] = item_raw_ids[order[r]];
+      counts[r] = item_counts[order[r]];
+      dense[ids[r]] = static_cast<std::int32_t>(r);
+    }
+    item_raw_ids = std::move(ids);
+    item_counts = std::move(counts);
+  }
+
+  std::vector<std::string> texts;
+  std::string checksum = file_checksum(options.input);
+  std::string source = fmt::format("{}:{}", report.format, std::filesystem::absolute(options.input).string());
+  if (!options.item_text.empty()) {
+    const ItemText text = read_item_text(options.item_text, options.text_encoding);
+    report.text_encoding = text.encoding;
+    texts.assign(item_raw_ids.size(), "");
+    std::vector<char> has_text(item_raw_ids.size(), 0);
+    for (std::size_t i = 0; i < text.raw_ids.size(); ++i) {
+      const auto it = dense.find(text.raw_ids[i]);
+      if (it == dense.end()) {
+        ++report.text_lines_unused;
+        continue;
+      }
+      texts[static_cast<std::size_t>(it->second)] = text.texts[i];
+      has_text[static_cast<std::size_t>(it->second)] = 1;
+    }
+    report.items_without_text = std::count(has_text.begin(), has_text.end(), 0);
+    checksum += ";" + file_checksum(options.item_text);
+    source += fmt::format(" + item text {}", std::filesystem::absolute(options.item_text).string());
+  }
+
+  // Users in raw-id order; each user's events by (time, file order).
+  std::vector<std::size_t> order;
+  order.reserve(n);
+  for (std::size_t e = 0; e < n; ++e) {
+    if (keep[e]) order.push_back(e);
+  }
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    if (raw.users[a] != raw.users[b]) return raw.users[a] < raw.users[b];
+    return raw.times[a] < raw.times[b];
+  });
+
+  writer_options.with_ratings = raw.has_ratings;
+  HistoryStoreWriter writer(options.output, writer_options);
+  std::vector<std::int32_t> items;
+  std::vector<std::int64_t> times;
+  std::vector<float> ratings;
+  for (std::size_t i = 0; i < order.size();) {
+    const std::int64_t user = raw.users[order[i]];
+    items.clear();
+    times.clear();
+    ratings.clear();
+    for (; i < order.size() && raw.users[order[i]] == user; ++i) {
+      const std::size_t e = order[i];
+      items.push_back(dense.at(raw.items[e]) + 1);
+      times.push_back(raw.times[e]);
+      if (raw.has_ratings) ratings.push_back(raw.ratings[e]);
+    }
+    writer.add_user(user, items, times, ratings);
+  }
+  writer.set_items(std::move(item_raw_ids), std::move(item_counts), std::move(texts));
+  StoreMeta description;
+  description.time_is_ordinal = raw.time_is_ordinal;
+  description.item_order = options.item_order;
+  description.source = source;
+  description.source_checksum = checksum;
+  report.meta = writer.commit(description);
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return report;
+}
+
+}  // namespace longrec::data
