@@ -102,7 +102,7 @@ bool OptionRegistry::parse(int argc, const char* const* argv) {
   const auto key_of = [](const po::error_with_option_name& e) {
     std::string key = e.get_option_name();
     while (!key.empty() && key.front() == '-') key.erase(0, 1);
-    return key;
+    return key.substr(0, key.find('='));
   };
   const auto expected = [this](const std::string& key) {
     const Entry* e = find(key);

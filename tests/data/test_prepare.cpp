@@ -1,0 +1,147 @@
+#include <gtest/gtest.h>
+
+#include "longrec/core/error.h"
+#include "longrec/data/history_store.h"
+#include "longrec/data/prepare.h"
+#include "support/test_support.h"
+
+namespace longrec::data {
+
+namespace {
+
+// Prepares a real public dataset from ../shared/data and checks its counts.
+void expect_counts(const std::string& input, const std::string& items, std::int64_t users, std::int64_t num_items,
+                   std::int64_t events, bool ordinal) {
+  const auto path = testing::shared_data() / input;
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " not present";
+  testing::ScratchDir dir;
+  PrepareOptions options;
+  options.input = path;
+  if (!items.empty()) options.item_text = testing::shared_data() / items;
+  options.output = dir / "store";
+  const auto report = prepare_dataset(options);
+  EXPECT_EQ(report.meta.num_users, users);
+  EXPECT_EQ(report.meta.num_items, num_items);
+  EXPECT_EQ(report.meta.num_events, events);
+  EXPECT_EQ(report.bad_lines, 0);
+  const HistoryStoreReader store(options.output);
+  EXPECT_EQ(store.meta().num_users, users);
+  EXPECT_EQ(store.meta().num_items, num_items);
+  EXPECT_EQ(store.meta().num_events, events);
+  EXPECT_EQ(store.meta().time_is_ordinal, ordinal);
+  EXPECT_EQ(store.meta().has_item_text, !items.empty());
+  if (!items.empty()) {
+    EXPECT_EQ(report.items_without_text, 0);
+    EXPECT_EQ(store.item_text().size(), static_cast<std::size_t>(num_items));
+  }
+  // Events per user are sorted by time, and the part sizes add up.
+  std::int64_t total = 0;
+  for (int p = 0; p < store.num_parts(); ++p) {
+    const auto offsets = store.part_offsets(p);
+    std::vector<std::int32_t> item(static_cast<std::size_t>(offsets.back()));
+    std::vector<std::int64_t> time(item.size());
+    store.read_events(p, 0, offsets.back(), item.data(), time.data());
+    for (std::size_t u = 0; u + 1 < offsets.size(); ++u) {
+      EXPECT_TRUE(std::is_sorted(time.begin() + offsets[u], time.begin() + offsets[u + 1]));
+    }
+    total += offsets.back();
+  }
+  EXPECT_EQ(total, events);
+}
+
+}  // namespace
+
+TEST(PrepareRealData, Ml1mSequences) {
+  expect_counts("ml-1m/sequences_orig_ids.txt", "ml-1m/movies.dat", 6040, 3706, 1000209, true);
+}
+TEST(PrepareRealData, Ml100kUData) { expect_counts("ml-100k/u.data", "ml-100k/u.item", 943, 1682, 100000, false); }
+TEST(PrepareRealData, MlLatestSmallCsv) {
+  expect_counts("ml-latest-small/ratings.csv", "ml-latest-small/movies.csv", 610, 9724, 100836, false);
+}
+TEST(PrepareRealData, AmazonBeautySeq) { expect_counts("amazon-beauty/Beauty.txt", "", 22363, 12101, 198502, true); }
+
+TEST(Prepare, SortsByTimeAndMapsItemsByFirstAppearance) {
+  testing::ScratchDir dir;
+  PrepareOptions options;
+  options.input = testing::write_file(dir / "log.tsv", "2\t500\t1\t30\n1\t300\t1\t20\n1\t100\t1\t10\n2\t300\t1\t5\n");
+  options.output = dir / "store";
+  options.num_parts = 1;
+  prepare_dataset(options);
+  const HistoryStoreReader store(options.output);
+  EXPECT_EQ(store.item_raw_ids(), (std::vector<std::int64_t>{500, 300, 100}));
+  EXPECT_EQ(store.item_counts(), (std::vector<std::int64_t>{1, 2, 1}));
+  EXPECT_EQ(store.part_user_ids(0), (std::vector<std::int64_t>{1, 2}));
+  std::vector<std::int32_t> items(4);
+  std::vector<std::int64_t> times(4);
+  store.read_events(0, 0, 4, items.data(), times.data());
+  EXPECT_EQ(items, (std::vector<std::int32_t>{3, 2, 2, 1}));  // user 1: 100@10, 300@20; user 2: 300@5, 500@30
+  EXPECT_EQ(times, (std::vector<std::int64_t>{10, 20, 5, 30}));
+}
+
+TEST(Prepare, FrequencyOrderAndFiltersReportWhatTheyDrop) {
+  testing::ScratchDir dir;
+  // Item 9 appears once; user 3 has one event.
+  PrepareOptions options;
+  options.input = testing::write_file(dir / "s.txt", "1 5 6 6 9\n2 6 5 6\n3 6\n");
+  options.output = dir / "store";
+  options.item_order = "frequency";
+  options.min_item_events = 2;
+  options.min_user_events = 2;
+  const auto report = prepare_dataset(options);
+  EXPECT_EQ(report.meta.num_users, 2);
+  EXPECT_EQ(report.meta.num_events, 6);
+  ASSERT_EQ(report.drops.size(), 2u);
+  EXPECT_EQ(report.drops[0], "dropped 1 events of 1 items with fewer than 2 events");
+  EXPECT_EQ(report.drops[1], "dropped 1 events of 1 users with fewer than 2 events");
+  const HistoryStoreReader store(options.output);
+  EXPECT_EQ(store.item_raw_ids(), (std::vector<std::int64_t>{6, 5}));  // 6 x4, 5 x2 (first appearance: 5, 6)
+  EXPECT_EQ(store.item_counts(), (std::vector<std::int64_t>{4, 2}));
+}
+
+TEST(Prepare, KCoreIteratesToAFixedPoint) {
+  testing::ScratchDir dir;
+  // With k = 2: item 4 (once) goes, then user 3 has one event left and goes,
+  // which leaves item 3 with one event, so it goes too.
+  PrepareOptions options;
+  options.input = testing::write_file(dir / "s.txt", "1 1 2 1 2\n2 2 1\n3 3 4\n4 3 1 2\n");
+  options.output = dir / "store";
+  options.k_core = 2;
+  const auto report = prepare_dataset(options);
+  EXPECT_EQ(report.meta.num_items, 2);
+  EXPECT_EQ(report.meta.num_users, 3);
+  EXPECT_EQ(report.meta.num_events, 8);
+}
+
+TEST(Prepare, RefusesNonEmptyTargetWithoutOverwrite) {
+  testing::ScratchDir dir;
+  PrepareOptions options;
+  options.input = testing::write_file(dir / "s.txt", "1 1 2\n");
+  options.output = dir / "store";
+  std::filesystem::create_directories(options.output);
+  testing::write_file(options.output / "keep.txt", "precious");
+  try {
+    prepare_dataset(options);
+    FAIL() << "expected refusal";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("--overwrite"), std::string::npos);
+  }
+  EXPECT_TRUE(std::filesystem::exists(options.output / "keep.txt"));
+  options.overwrite = true;
+  prepare_dataset(options);
+  EXPECT_FALSE(std::filesystem::exists(options.output / "keep.txt"));
+  EXPECT_EQ(HistoryStoreReader(options.output).meta().num_events, 2);
+}
+
+TEST(Prepare, ABadLineLeavesNoDatasetBehind) {
+  testing::ScratchDir dir;
+  PrepareOptions options;
+  options.input = testing::write_file(dir / "s.txt", "1 1 2\n2 x\n");
+  options.output = dir / "store";
+  EXPECT_THROW(prepare_dataset(options), DataError);
+  EXPECT_FALSE(std::filesystem::exists(options.output));
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
+    EXPECT_EQ(entry.path().filename(), "s.txt") << "left behind: " << entry.path();
+  }
+}
+
+}  // namespace longrec::data
