@@ -2,13 +2,16 @@
 //   data: events/s through prepare (raw -> store) and through the loader
 //         (read + batch, one consumer core) on ML-1M and on a synthetic store.
 #include <chrono>
+#include <cstdio>
 #include <cstring>
+#include <iterator>
 #include <filesystem>
 
 #include <fmt/format.h>
 
 #include "commands.h"
 #include "longrec/core/config.h"
+#include "longrec/core/error.h"
 #include "longrec/core/log.h"
 #include "longrec/data/loader.h"
 #include "longrec/data/prepare.h"
@@ -41,6 +44,39 @@ LoaderRate time_loader(const fs::path& dataset, const data::LoaderConfig& config
   return rate;
 }
 
+// Writes a store back out as a raw `seq` file (user item item ...), so that
+// prepare can be timed on a synthetic set of any size.
+std::int64_t write_seq_file(const fs::path& dataset, const fs::path& out) {
+  const data::HistoryStoreReader store(dataset);
+  const auto raw_items = store.item_raw_ids();
+  std::FILE* file = std::fopen(out.c_str(), "w");
+  if (file == nullptr) throw SystemError(fmt::format("{}: cannot open for writing", out.string()));
+  fmt::memory_buffer text;
+  std::int64_t events = 0;
+  for (int p = 0; p < store.num_parts(); ++p) {
+    const auto offsets = store.part_offsets(p);
+    const auto users = store.part_user_ids(p);
+    std::vector<std::int32_t> items(static_cast<std::size_t>(offsets.back()));
+    std::vector<std::int64_t> times(items.size());
+    store.read_events(p, 0, offsets.back(), items.data(), times.data());
+    for (std::size_t u = 0; u < users.size(); ++u) {
+      fmt::format_to(std::back_inserter(text), "{}", users[u]);
+      for (auto e = offsets[u]; e < offsets[u + 1]; ++e) {
+        fmt::format_to(std::back_inserter(text), " {}", raw_items[static_cast<std::size_t>(items[e] - 1)]);
+      }
+      text.push_back('\n');
+      events += offsets[u + 1] - offsets[u];
+      if (text.size() > (1u << 24)) {
+        std::fwrite(text.data(), 1, text.size(), file);
+        text.clear();
+      }
+    }
+  }
+  std::fwrite(text.data(), 1, text.size(), file);
+  if (std::fclose(file) != 0) throw SystemError(fmt::format("{}: write failed", out.string()));
+  return events;
+}
+
 std::string row(const std::string& what, const std::string& data, std::int64_t events, double seconds) {
   return fmt::format("| {:<28} | {:<26} | {:>12} | {:>8.2f} | {:>10} |", what, data, events, seconds,
                      log::human_count(static_cast<double>(events) / std::max(seconds, 1e-9)));
@@ -51,6 +87,7 @@ int bench_data(int argc, const char* const* argv) {
   std::string workdir = "bench-data";
   std::int64_t synth_events = 100'000'000;
   std::int64_t synth_mean_length = 1000;
+  bool prepare_synth = true;
   data::LoaderConfig loader;
   OptionRegistry r("bench data",
                    "Events/s through prepare (raw -> store) and through the loader (read + batch, one core)\n"
@@ -62,15 +99,22 @@ int bench_data(int argc, const char* const* argv) {
         check::at_least<std::int64_t>(0));
   r.add("bench", "synth_mean_length", &synth_mean_length, "mean history length of the synthetic users",
         check::at_least<std::int64_t>(2));
+  r.flag("bench", "prepare_synth", &prepare_synth, "also time prepare on the synthetic set written as a seq file");
   data::register_loader_options(r, loader);
   if (!r.parse(argc, argv)) return 0;
 
   fs::create_directories(workdir);
   std::vector<std::string> rows;
+  // Both window policies: "last" reads whole histories but batches only the
+  // newest max_len events; "all" batches every training position.
   const auto loader_rows = [&](const std::string& name, const fs::path& store) {
-    const auto rate = time_loader(store, loader);
-    rows.push_back(row("loader: store events read", name, rate.store_events, rate.seconds));
-    rows.push_back(row("loader: positions batched", name, rate.positions, rate.seconds));
+    for (const std::string windows : {"last", "all"}) {
+      auto config = loader;
+      config.windows = windows;
+      const auto rate = time_loader(store, config);
+      rows.push_back(row(fmt::format("loader ({}): events read", windows), name, rate.store_events, rate.seconds));
+      rows.push_back(row(fmt::format("loader ({}): positions", windows), name, rate.positions, rate.seconds));
+    }
   };
 
   if (!ml1m.empty()) {
@@ -86,7 +130,7 @@ int bench_data(int argc, const char* const* argv) {
     data::SynthConfig config;
     config.out = (fs::path(workdir) / "synth").string();
     config.mean_length = synth_mean_length;
-    config.users = (synth_events + synth_mean_length - 1) / synth_mean_length;
+    config.users = synth_events / synth_mean_length * 21 / 20 + 1;  // 5% margin: lengths are clamped
     config.items = 1'000'000;
     config.clusters = 1000;
     config.overwrite = true;
@@ -100,13 +144,24 @@ int bench_data(int argc, const char* const* argv) {
     const std::string name = fmt::format("synth ({} users)", report.meta.num_users);
     rows.push_back(row("synth (generate+write)", name, report.meta.num_events, report.seconds));
     loader_rows(name, config.out);
+    if (prepare_synth) {
+      const fs::path raw = fs::path(workdir) / "synth.seq.txt";
+      write_seq_file(config.out, raw);
+      data::PrepareOptions options;
+      options.input = raw;
+      options.output = fs::path(workdir) / "synth-prepared";
+      options.overwrite = true;
+      const auto prepared = data::prepare_dataset(options);
+      rows.push_back(row("prepare (parse+sort+write)", name + " seq", prepared.meta.num_events, prepared.seconds));
+      fs::remove(raw);
+    }
   }
 
   fmt::print("| {:<28} | {:<26} | {:>12} | {:>8} | {:>10} |\n", "stage", "data", "events", "seconds", "events/s");
   fmt::print("|{:-<30}|{:-<28}|{:-<14}|{:-<10}|{:-<12}|\n", "", "", "", "", "");
   for (const auto& line : rows) fmt::print("{}\n", line);
-  fmt::print("loader: batch_size {}, max_len {}, windows {}, one reader thread + one consumer\n", loader.batch_size,
-             loader.max_len, loader.windows);
+  fmt::print("loader: one epoch of the train split, batch_size {}, max_len {}, one reader thread + one consumer\n",
+             loader.batch_size, loader.max_len);
   fs::remove_all(workdir);
   return 0;
 }

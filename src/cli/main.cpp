@@ -19,7 +19,9 @@ constexpr Subcommand kSubcommands[] = {
     {"prepare", "raw interaction log (+ item text) -> HDF5 history store", longrec::cli::run_prepare},
     {"synth", "synthetic long-history users -> HDF5 history store", longrec::cli::run_synth},
     {"info", "build facts (versions, threads, BLAS) and dataset statistics", longrec::cli::run_info},
+#ifdef LONGREC_WITH_BENCH
     {"bench", "benchmarks: data (prepare and loader throughput)", longrec::cli::run_bench},
+#endif
 };
 
 void print_usage() {

@@ -63,6 +63,13 @@ std::vector<std::string> OptionRegistry::rewrite_primary(int argc, const char* c
         arg = "--" + full_key(primary_, name) + (eq == std::string::npos ? "" : arg.substr(eq));
       }
     }
+    // Program_options refuses `--key=` (an empty value): pass it as `--key ""`.
+    if (arg.rfind("--", 0) == 0 && arg.back() == '=') {
+      arg.pop_back();
+      args.push_back(std::move(arg));
+      args.emplace_back();
+      continue;
+    }
     args.push_back(std::move(arg));
   }
   return args;

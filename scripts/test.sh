@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Builds longrec and runs the whole test suite (GoogleTest through CTest).
+# The real public datasets are read from ../shared/data at test time.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+bash scripts/build.sh
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+cd "${LONGREC_BUILD_DIR:-build}"
+ctest --output-on-failure -j 2 --timeout 900
