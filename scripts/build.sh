@@ -9,7 +9,6 @@ bash scripts/setup.sh
 BUILD_DIR="${LONGREC_BUILD_DIR:-build}"
 # Two parallel jobs at most: a translation unit that sees LibTorch needs ~1.5 GB.
 JOBS="${LONGREC_JOBS:-2}"
-export CCACHE_DIR="${CCACHE_DIR:-$ROOT/.cache/ccache}"
 echo "[build] configuring $BUILD_DIR"
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release "$@" > "$BUILD_DIR.configure.log" 2>&1 \
   || { cat "$BUILD_DIR.configure.log"; echo "[build] FAILED at step: cmake configure" >&2; exit 1; }
