@@ -1,6 +1,9 @@
 #include "longrec/data/history_store.h"
 
 #include <fcntl.h>
+#include <signal.h>
+
+#include <cerrno>
 #include <unistd.h>
 
 #include <algorithm>
@@ -31,6 +34,21 @@ void fsync_path(const fs::path& path) {
 bool is_non_empty_directory(const fs::path& path) {
   std::error_code ec;
   return fs::is_directory(path, ec) && !fs::is_empty(path, ec);
+}
+
+// Removes `.<name>.tmp-<pid>` directories left by writers that died (their
+// process no longer exists), so crashed runs do not pile up half-written data.
+void remove_stale_temporaries(const fs::path& parent, const std::string& name) {
+  const std::string prefix = "." + name + ".tmp-";
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(parent, ec)) {
+    const std::string file = entry.path().filename().string();
+    if (file.rfind(prefix, 0) != 0) continue;
+    const std::string pid_text = file.substr(prefix.size());
+    if (pid_text.empty() || pid_text.find_first_not_of("0123456789") != std::string::npos) continue;
+    const auto pid = static_cast<pid_t>(std::stol(pid_text));
+    if (pid != ::getpid() && ::kill(pid, 0) != 0 && errno == ESRCH) fs::remove_all(entry.path(), ec);
+  }
 }
 
 [[noreturn]] void rethrow_with_hint(const DataError& e) {
@@ -103,6 +121,7 @@ HistoryStoreWriter::HistoryStoreWriter(fs::path target, Options options) : impl_
   impl_->options = options;
   const fs::path parent = target.has_parent_path() ? target.parent_path() : fs::path(".");
   fs::create_directories(parent);
+  remove_stale_temporaries(parent, target.filename().string());
   impl_->temporary = parent / fmt::format(".{}.tmp-{}", target.filename().string(), ::getpid());
   fs::remove_all(impl_->temporary);
   fs::create_directories(impl_->temporary);

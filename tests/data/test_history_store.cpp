@@ -119,8 +119,12 @@ TEST(HistoryStore, CrashBeforeCommitLeavesNoDatasetUnderTheTargetName) {
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_FALSE(std::filesystem::exists(dir / "store"));
   EXPECT_NE(open_error(dir / "store").find("dataset directory not found"), std::string::npos);
-  // A later writer for the same target builds and commits normally.
+  // The dead writer's temporary directory is there until the next writer for
+  // the same target removes it; that writer builds and commits normally.
+  const auto stale = dir / (".store.tmp-" + std::to_string(child));
+  EXPECT_TRUE(std::filesystem::exists(stale));
   write_store(dir / "store", sample_users());
+  EXPECT_FALSE(std::filesystem::exists(stale));
   EXPECT_EQ(HistoryStoreReader(dir / "store").meta().num_users, 40);
 }
 
