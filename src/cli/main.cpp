@@ -18,6 +18,8 @@ struct Subcommand {
 constexpr Subcommand kSubcommands[] = {
     {"prepare", "raw interaction log (+ item text) -> HDF5 history store", longrec::cli::run_prepare},
     {"synth", "synthetic long-history users -> HDF5 history store", longrec::cli::run_synth},
+    {"train", "train HSTU or SASRec on a history store (periodic eval, checkpoints)", longrec::cli::run_train},
+    {"eval", "evaluate a checkpoint by exact full ranking", longrec::cli::run_eval},
     {"info", "build facts (versions, threads, BLAS) and dataset statistics", longrec::cli::run_info},
 #ifdef LONGREC_WITH_BENCH
     {"bench", "benchmarks: data (prepare and loader throughput)", longrec::cli::run_bench},

@@ -1,4 +1,4 @@
-#include "h5.h"
+#include "longrec/data/h5.h"
 
 #include <algorithm>
 

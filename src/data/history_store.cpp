@@ -9,7 +9,7 @@
 #include <algorithm>
 #include <limits>
 
-#include "h5.h"
+#include "longrec/data/h5.h"
 #include "longrec/core/error.h"
 #include "longrec/core/rng.h"
 

@@ -1,4 +1,4 @@
-// Thin RAII layer over the HDF5 C API used by the history store.
+// Thin RAII layer over the HDF5 C API, used by the history store and checkpoints.
 //
 // Every HDF5 call goes through h5::check, which turns a failure into a
 // DataError naming the file, the object and HDF5's own error text. HDF5 calls

@@ -1,0 +1,66 @@
+// Checkpoints (design section 7), one rank for now:
+//   run_dir/ckpt/step-000123/
+//     manifest.json                 format, version, step, epoch, loader position,
+//                                   world size, model config, tensor shapes,
+//                                   files with their checksums
+//     dense.h5                      dense parameters, optimizer and RNG state
+//     emb-rank-00000-of-00001.h5    owned item rows: global ids + table + optimizer state
+//   run_dir/ckpt/LATEST             name of the newest complete checkpoint
+// Written into a temporary directory, fsynced, renamed; LATEST is updated
+// last; only the newest `keep` checkpoints stay.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <string>
+
+#include "longrec/data/loader.h"
+#include "longrec/model/item_embedding.h"
+#include "longrec/model/model_config.h"
+#include "longrec/model/sequential_recommender.h"
+
+namespace longrec::ckpt {
+
+inline constexpr const char* kCheckpointFormat = "longrec-checkpoint";
+inline constexpr int kCheckpointVersion = 1;
+
+struct TrainerState {
+  std::int64_t step = 0;
+  std::int64_t epoch = 0;
+  data::LoaderPosition loader;
+};
+
+struct Manifest {
+  TrainerState trainer;
+  model::ModelConfig model;
+  std::int64_t num_items = 0;
+  int world_size = 1;
+  std::string config_ini;
+  std::string dataset;
+};
+
+std::filesystem::path save_checkpoint(const std::filesystem::path& run_dir, const Manifest& manifest,
+                                      model::SequentialRecommender& model, torch::optim::Optimizer& optimizer,
+                                      model::ItemEmbedding& items, int keep);
+
+// "auto": the checkpoint LATEST names under run_dir/ckpt (empty path if none);
+// otherwise the given directory (or a LATEST file / ckpt directory that names one).
+std::filesystem::path resolve_checkpoint(const std::filesystem::path& run_dir, const std::string& resume);
+
+// Reads manifest.json and verifies every file's checksum; throws DataError
+// naming the file when anything is missing, corrupt or of another format.
+Manifest read_manifest(const std::filesystem::path& checkpoint);
+
+// Refuses (ConfigError naming the key) a checkpoint whose model differs from
+// `config` or whose item count differs from the dataset's.
+void check_compatible(const Manifest& manifest, const model::ModelConfig& config, std::int64_t num_items,
+                      const std::filesystem::path& checkpoint);
+
+// Loads everything; nothing is modified unless every tensor was read and
+// matched its expected shape. optimizer may be null (evaluation).
+void load_checkpoint(const std::filesystem::path& checkpoint, const Manifest& manifest,
+                     model::SequentialRecommender& model, torch::optim::Optimizer* optimizer,
+                     model::ItemEmbedding& items);
+
+}  // namespace longrec::ckpt

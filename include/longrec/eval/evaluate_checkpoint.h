@@ -1,0 +1,30 @@
+// `longrec eval`: load a checkpoint and rank the held-out items of a split.
+// Torch-free interface for the CLI.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "longrec/data/loader.h"
+
+namespace longrec::eval {
+
+struct EvalOptions {
+  std::string checkpoint;  // step directory, ckpt directory, LATEST file or run directory
+  std::string dataset;     // default: the dataset the checkpoint was trained on
+  std::string part = "test";
+  int threads = 0;
+  std::string device = "auto";
+  std::string output;  // optional JSONL file the metrics are appended to
+};
+
+struct EvalResult {
+  std::map<std::string, double> metrics;
+  std::int64_t users = 0;
+  std::string checkpoint;
+  double seconds = 0;
+};
+
+EvalResult evaluate_checkpoint(const EvalOptions& options, const data::LoaderConfig& data);
+
+}  // namespace longrec::eval

@@ -1,0 +1,35 @@
+// Exact full ranking: the rank of each held-out item among all items, the
+// user's history excluded, computed in item chunks so that memory stays
+// bounded for 10^6+ items.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "longrec/eval/ranking_metrics.h"
+#include "longrec/model/item_embedding.h"
+
+namespace longrec::data {
+class HistoryLoader;
+}
+namespace longrec::model {
+class SequentialRecommender;
+}
+
+namespace longrec::eval {
+
+// queries: [B, D] L2-normalised user vectors; targets: [B] item ids. Row r's
+// history is seen_items[seen_offsets[r] .. seen_offsets[r+1]). Returns, per
+// row, #{items i in 1..I, i not in the history, i != target : score_i > score_target}.
+std::vector<std::int64_t> target_ranks(const torch::Tensor& queries, const torch::Tensor& targets,
+                                       const std::vector<std::int64_t>& seen_offsets,
+                                       const std::vector<std::int32_t>& seen_items, model::ItemEmbedding& items,
+                                       std::int64_t item_chunk = 1 << 16);
+
+// Runs the model over every batch of an evaluation loader (one pass).
+RankingMetrics evaluate(model::SequentialRecommender& model, model::ItemEmbedding& items,
+                        data::HistoryLoader& loader, torch::Device device);
+
+}  // namespace longrec::eval

@@ -1,0 +1,27 @@
+// A padded batch of histories as tensors: what every backbone consumes.
+#pragma once
+
+#include <torch/torch.h>
+
+namespace longrec::data {
+struct Batch;
+}
+
+namespace longrec::model {
+
+struct SequenceBatch {
+  torch::Tensor items;        // [B, L] int64, 0 = padding (rows left-aligned)
+  torch::Tensor times;        // [B, L] int64, event times
+  torch::Tensor query_times;  // [B, L] int64, time of the event each position predicts
+  torch::Tensor lengths;      // [B] int64
+  torch::Tensor valid;        // [B, L] bool, position < length
+  torch::Tensor targets;      // train: [B, L] next item (0 = none); eval: [B]
+
+  std::int64_t rows() const { return items.size(0); }
+  std::int64_t width() const { return items.size(1); }
+};
+
+// Wraps a loader batch (copies into tensors on `device`).
+SequenceBatch to_sequence_batch(const data::Batch& batch, torch::Device device = torch::kCPU);
+
+}  // namespace longrec::model

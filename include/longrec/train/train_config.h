@@ -1,0 +1,59 @@
+// Training configuration ([train] section) and the entry point of
+// `longrec train`. Torch-free: the CLI includes this without LibTorch.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "longrec/data/loader.h"
+#include "longrec/model/model_config.h"
+
+namespace longrec {
+class OptionRegistry;
+}
+
+namespace longrec::train {
+
+struct TrainConfig {
+  std::string dataset;              // history store directory (required)
+  std::string run_dir = "runs/default";
+  int epochs = 101;
+  std::int64_t max_steps = 0;       // > 0: stop after this many steps
+  double lr = 1e-3;                 // dense AdamW
+  double beta1 = 0.9, beta2 = 0.98;
+  double weight_decay = 0.0;
+  std::int64_t warmup_steps = 0;
+  std::string schedule = "constant";  // constant | cosine
+  double min_lr_ratio = 0.0;          // cosine floor, as a fraction of lr
+  double clip_grad_norm = 0.0;        // 0 = off
+  std::string sparse_optimizer = "rowwise_adagrad";  // rowwise_adagrad | adam
+  double sparse_lr = 0.05;
+  std::int64_t log_every = 50;
+  int eval_every = 10;                // epochs; 0 = only at the end
+  std::string eval_part = "test";     // valid | test
+  int threads = 0;                    // intra-op threads; 0 = all cores
+  std::string device = "auto";        // auto | cpu | cuda
+  bool bf16 = true;                   // bf16 autocast on GPU
+
+  // ckpt
+  std::int64_t ckpt_every = 0;  // steps; 0 = only at the end
+  int keep_ckpts = 3;
+  std::string resume;           // "" | auto | path to a step-NNNNNN directory
+};
+
+void register_train_options(OptionRegistry& registry, TrainConfig& config);
+
+struct TrainResult {
+  std::int64_t steps = 0;
+  int epochs = 0;
+  double final_loss = 0;
+  double seconds = 0;
+};
+
+// Trains (and evaluates periodically), writing logs, metrics.jsonl and
+// checkpoints under run_dir. `resolved_table` / `resolved_ini` describe the
+// configuration for the log and the run directory.
+TrainResult run_training(const TrainConfig& train, const model::ModelConfig& model, const data::LoaderConfig& data,
+                         const std::string& resolved_table, const std::string& resolved_ini);
+
+}  // namespace longrec::train

@@ -1,0 +1,312 @@
+#include "longrec/ckpt/checkpoint.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <algorithm>
+#include <cstring>
+#include <numeric>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/ranges.h>
+
+#include "longrec/core/checksum.h"
+#include "longrec/core/error.h"
+#include "longrec/data/h5.h"
+
+namespace longrec::ckpt {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+constexpr const char* kDenseFile = "dense.h5";
+
+std::string embedding_file(int rank, int world) { return fmt::format("emb-rank-{:05d}-of-{:05d}.h5", rank, world); }
+std::string step_name(std::int64_t step) { return fmt::format("step-{:09d}", step); }
+
+void fsync_path(const fs::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) throw SystemError(fmt::format("{}: cannot open to fsync", path.string()));
+  const int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) throw SystemError(fmt::format("{}: fsync failed", path.string()));
+}
+
+json model_json(const model::ModelConfig& c) {
+  return {{"backbone", c.backbone}, {"dim", c.dim},         {"blocks", c.blocks},   {"heads", c.heads},
+          {"head_dim", c.head_dim}, {"max_len", c.max_len}, {"ffn_dim", c.ffn_dim}, {"time_buckets", c.time_buckets},
+          {"dropout", c.dropout},   {"attn_dropout", c.attn_dropout}, {"temperature", c.temperature},
+          {"num_negatives", c.num_negatives}, {"negatives", c.negatives},
+          {"in_batch_negatives", c.in_batch_negatives}, {"seed", c.seed}};
+}
+
+model::ModelConfig model_from_json(const json& j) {
+  model::ModelConfig c;
+  c.backbone = j.at("backbone");
+  c.dim = j.at("dim");
+  c.blocks = j.at("blocks");
+  c.heads = j.at("heads");
+  c.head_dim = j.at("head_dim");
+  c.max_len = j.at("max_len");
+  c.ffn_dim = j.at("ffn_dim");
+  c.time_buckets = j.at("time_buckets");
+  c.dropout = j.at("dropout");
+  c.attn_dropout = j.at("attn_dropout");
+  c.temperature = j.at("temperature");
+  c.num_negatives = j.at("num_negatives");
+  c.negatives = j.at("negatives");
+  c.in_batch_negatives = j.at("in_batch_negatives");
+  c.seed = j.at("seed");
+  return c;
+}
+
+// A float32 copy on the CPU, flat, for HDF5.
+std::vector<float> flat_floats(const torch::Tensor& t) {
+  auto cpu = t.detach().to(torch::kCPU, torch::kFloat32).contiguous().reshape({-1});
+  return std::vector<float>(cpu.data_ptr<float>(), cpu.data_ptr<float>() + cpu.numel());
+}
+
+std::vector<std::uint8_t> bytes_of(const std::string& s) { return std::vector<std::uint8_t>(s.begin(), s.end()); }
+
+std::string serialize_optimizer(torch::optim::Optimizer& optimizer) {
+  std::ostringstream out;
+  torch::serialize::OutputArchive archive;
+  optimizer.save(archive);
+  archive.save_to(out);
+  return out.str();
+}
+
+std::string serialize_rng() {
+  auto state = at::detail::getDefaultCPUGenerator().get_state();
+  return std::string(reinterpret_cast<const char*>(state.data_ptr<std::uint8_t>()), state.numel());
+}
+
+}  // namespace
+
+fs::path save_checkpoint(const fs::path& run_dir, const Manifest& manifest, model::SequentialRecommender& model,
+                         torch::optim::Optimizer& optimizer, model::ItemEmbedding& items, int keep) {
+  const fs::path root = run_dir / "ckpt";
+  fs::create_directories(root);
+  const std::string name = step_name(manifest.trainer.step);
+  const fs::path final_dir = root / name;
+  const fs::path temporary = root / fmt::format(".{}.tmp-{}", name, ::getpid());
+  fs::remove_all(temporary);
+  fs::create_directories(temporary);
+
+  json tensors = json::object();
+  {
+    auto dense = h5::File::create(temporary / kDenseFile);
+    dense.create_group("/model");
+    for (const auto& p : model.named_parameters()) {
+      dense.write<float>("/model/" + p.key(), flat_floats(p.value()));
+      tensors["model/" + p.key()] = p.value().sizes().vec();
+    }
+    dense.create_group("/state");
+    dense.write<std::uint8_t>("/state/optimizer", bytes_of(serialize_optimizer(optimizer)));
+    dense.write<std::uint8_t>("/state/rng", bytes_of(serialize_rng()));
+    dense.flush();
+  }
+  {
+    // Rows by global id, so that a checkpoint can be re-sharded by id.
+    auto file = h5::File::create(temporary / embedding_file(0, 1));
+    const auto ids = torch::arange(1, items.num_items() + 1, torch::kInt64);
+    std::vector<std::int64_t> id_values(ids.data_ptr<std::int64_t>(), ids.data_ptr<std::int64_t>() + ids.numel());
+    file.write<std::int64_t>("/ids", id_values);
+    file.create_group("/rows");
+    for (const auto& [state_name, tensor] : items.state()) {
+      auto rows = tensor.index_select(0, ids.to(tensor.device()));
+      file.write<float>("/rows/" + state_name, flat_floats(rows));
+      tensors["emb/" + state_name] = rows.sizes().vec();
+    }
+    file.flush();
+  }
+
+  json m;
+  m["format"] = kCheckpointFormat;
+  m["version"] = kCheckpointVersion;
+  m["step"] = manifest.trainer.step;
+  m["epoch"] = manifest.trainer.epoch;
+  m["loader"] = {{"epoch", manifest.trainer.loader.epoch}, {"batch", manifest.trainer.loader.batch}};
+  m["world_size"] = manifest.world_size;
+  m["num_items"] = manifest.num_items;
+  m["model"] = model_json(manifest.model);
+  m["config_ini"] = manifest.config_ini;
+  m["dataset"] = manifest.dataset;
+  m["tensors"] = tensors;
+  json files = json::object();
+  for (const auto& file : {std::string(kDenseFile), embedding_file(0, 1)}) {
+    files[file] = file_checksum(temporary / file);
+  }
+  m["files"] = files;
+  {
+    std::ofstream out(temporary / "manifest.json");
+    out << m.dump(2) << '\n';
+    if (!out) throw SystemError(fmt::format("{}: write failed", (temporary / "manifest.json").string()));
+  }
+  for (const auto& entry : fs::directory_iterator(temporary)) fsync_path(entry.path());
+  fsync_path(temporary);
+  fs::remove_all(final_dir);
+  fs::rename(temporary, final_dir);
+
+  // LATEST last: it only ever names a complete checkpoint.
+  const fs::path latest_tmp = root / fmt::format(".LATEST.tmp-{}", ::getpid());
+  {
+    std::ofstream out(latest_tmp);
+    out << name << '\n';
+  }
+  fsync_path(latest_tmp);
+  fs::rename(latest_tmp, root / "LATEST");
+  fsync_path(root);
+
+  std::vector<fs::path> steps;
+  for (const auto& entry : fs::directory_iterator(root)) {
+    if (entry.is_directory() && entry.path().filename().string().rfind("step-", 0) == 0) steps.push_back(entry.path());
+  }
+  std::sort(steps.begin(), steps.end());
+  for (std::size_t i = 0; i + static_cast<std::size_t>(keep) < steps.size(); ++i) fs::remove_all(steps[i]);
+  return final_dir;
+}
+
+fs::path resolve_checkpoint(const fs::path& run_dir, const std::string& resume) {
+  const auto from_latest = [](const fs::path& root) -> fs::path {
+    std::ifstream in(root / "LATEST");
+    std::string name;
+    if (!in || !(in >> name)) return {};
+    return root / name;
+  };
+  if (resume == "auto") return from_latest(run_dir / "ckpt");
+  const fs::path path(resume);
+  if (fs::is_regular_file(path) && path.filename() == "LATEST") return from_latest(path.parent_path());
+  if (fs::is_directory(path) && fs::exists(path / "LATEST")) return from_latest(path);
+  if (fs::is_directory(path / "ckpt")) return from_latest(path / "ckpt");
+  if (!fs::is_directory(path)) throw DataError(fmt::format("{}: checkpoint not found", resume));
+  return path;
+}
+
+Manifest read_manifest(const fs::path& checkpoint) {
+  const fs::path path = checkpoint / "manifest.json";
+  std::ifstream in(path);
+  if (!in) throw DataError(fmt::format("{}: missing; not a complete longrec checkpoint", path.string()));
+  json m;
+  try {
+    m = json::parse(in);
+    if (m.value("format", "") != kCheckpointFormat) {
+      throw DataError(fmt::format("{}: not a longrec checkpoint (format '{}')", path.string(),
+                                  m.value("format", "")));
+    }
+    if (m.at("version").get<int>() != kCheckpointVersion) {
+      throw DataError(fmt::format("{}: checkpoint version {}, this build reads {}", path.string(),
+                                  m.at("version").get<int>(), kCheckpointVersion));
+    }
+    for (const auto& [file, checksum] : m.at("files").items()) {
+      const fs::path data = checkpoint / file;
+      if (!fs::exists(data)) throw DataError(fmt::format("{}: missing from the checkpoint", data.string()));
+      const std::string actual = file_checksum(data);
+      if (actual != checksum.get<std::string>()) {
+        throw DataError(fmt::format("{}: checksum {} does not match the manifest's {}; the file is corrupt",
+                                    data.string(), actual, checksum.get<std::string>()));
+      }
+    }
+    Manifest out;
+    out.trainer.step = m.at("step");
+    out.trainer.epoch = m.at("epoch");
+    out.trainer.loader.epoch = m.at("loader").at("epoch");
+    out.trainer.loader.batch = m.at("loader").at("batch");
+    out.world_size = m.at("world_size");
+    out.num_items = m.at("num_items");
+    out.model = model_from_json(m.at("model"));
+    out.config_ini = m.value("config_ini", "");
+    out.dataset = m.value("dataset", "");
+    return out;
+  } catch (const json::exception& e) {
+    throw DataError(fmt::format("{}: malformed manifest ({})", path.string(), e.what()));
+  }
+}
+
+void check_compatible(const Manifest& manifest, const model::ModelConfig& config, std::int64_t num_items,
+                      const fs::path& checkpoint) {
+  const auto& saved = manifest.model;
+  const auto mismatch = [&](const char* key, auto saved_value, auto value) {
+    if (saved_value != value) {
+      throw ConfigError(key, fmt::format("{} was trained with {} = {}, this configuration has {}",
+                                         checkpoint.string(), key, saved_value, value));
+    }
+  };
+  mismatch("model.backbone", saved.backbone, config.backbone);
+  mismatch("model.dim", saved.dim, config.dim);
+  mismatch("model.blocks", saved.blocks, config.blocks);
+  mismatch("model.heads", saved.heads, config.heads);
+  mismatch("model.head_dim", saved.resolved_head_dim(), config.resolved_head_dim());
+  mismatch("model.max_len", saved.max_len, config.max_len);
+  mismatch("model.ffn_dim", saved.resolved_ffn_dim(), config.resolved_ffn_dim());
+  mismatch("model.time_buckets", saved.time_buckets, config.time_buckets);
+  if (manifest.num_items != num_items) {
+    throw ConfigError("train.dataset", fmt::format("{} has {} items, the dataset has {}: not the same item catalogue",
+                                                   checkpoint.string(), manifest.num_items, num_items));
+  }
+}
+
+void load_checkpoint(const fs::path& checkpoint, const Manifest& manifest, model::SequentialRecommender& model,
+                     torch::optim::Optimizer* optimizer, model::ItemEmbedding& items) {
+  torch::NoGradGuard no_grad;
+  const auto dense = h5::File::open(checkpoint / kDenseFile, "the checkpoint is incomplete or corrupt");
+  // Read everything first; assign only when all of it is there and fits.
+  std::vector<std::pair<torch::Tensor, torch::Tensor>> assignments;
+  for (const auto& p : model.named_parameters()) {
+    const std::string name = "/model/" + p.key();
+    if (!dense.has(name)) throw DataError(fmt::format("{}: parameter missing; the checkpoint is of another model",
+                                                      dense.where(name)));
+    auto values = dense.read<float>(name);
+    if (static_cast<std::int64_t>(values.size()) != p.value().numel()) {
+      throw DataError(fmt::format("{}: {} values, the model's parameter has {} ({})", dense.where(name), values.size(),
+                                  p.value().numel(), fmt::join(p.value().sizes(), "x")));
+    }
+    assignments.emplace_back(p.value(), torch::tensor(values).reshape(p.value().sizes()));
+  }
+  std::map<std::string, torch::Tensor> embedding_state;
+  {
+    const auto file = h5::File::open(checkpoint / embedding_file(0, manifest.world_size),
+                                     "the checkpoint is incomplete or corrupt");
+    auto ids = torch::tensor(file.read<std::int64_t>("/ids"), torch::kInt64);
+    for (auto& [state_name, tensor] : items.state()) {
+      auto values = torch::tensor(file.read<float>("/rows/" + state_name));
+      auto shape = tensor.sizes().vec();
+      shape[0] = ids.size(0);
+      if (values.numel() != std::accumulate(shape.begin(), shape.end(), std::int64_t{1}, std::multiplies<>())) {
+        throw DataError(fmt::format("{}: /rows/{} has {} values for {} ids", file.path().string(), state_name,
+                                    values.numel(), ids.size(0)));
+      }
+      auto full = torch::zeros_like(tensor, torch::kCPU).to(torch::kFloat32);
+      full.index_copy_(0, ids, values.reshape(shape));
+      embedding_state[state_name] = full.to(tensor.device(), tensor.scalar_type());
+    }
+  }
+  std::string optimizer_bytes, rng_bytes;
+  {
+    auto raw = dense.read<std::uint8_t>("/state/optimizer");
+    optimizer_bytes.assign(raw.begin(), raw.end());
+    auto rng = dense.read<std::uint8_t>("/state/rng");
+    rng_bytes.assign(rng.begin(), rng.end());
+  }
+  for (auto& [target, value] : assignments) target.copy_(value.to(target.device(), target.scalar_type()));
+  items.load_state(embedding_state);
+  if (optimizer != nullptr) {
+    std::istringstream in(optimizer_bytes);
+    torch::serialize::InputArchive archive;
+    archive.load_from(in);
+    optimizer->load(archive);
+  }
+  auto rng = torch::empty({static_cast<std::int64_t>(rng_bytes.size())}, torch::kUInt8);
+  std::memcpy(rng.data_ptr<std::uint8_t>(), rng_bytes.data(), rng_bytes.size());
+  auto generator = at::detail::getDefaultCPUGenerator();
+  generator.set_state(rng);
+}
+
+}  // namespace longrec::ckpt

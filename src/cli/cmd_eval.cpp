@@ -1,0 +1,37 @@
+// `longrec eval`: rank held-out items with a checkpoint.
+#include <fmt/format.h>
+
+#include "commands.h"
+#include "longrec/core/config.h"
+#include "longrec/eval/evaluate_checkpoint.h"
+#include "longrec/eval/ranking_metrics.h"
+
+namespace longrec::cli {
+
+int run_eval(int argc, const char* const* argv) {
+  eval::EvalOptions options;
+  data::LoaderConfig data;
+  data.batch_size = 256;
+  OptionRegistry r("eval",
+                   "Evaluates a checkpoint by exact full ranking over all items (history excluded):\n"
+                   "HR@{1,10,50,200}, NDCG@{10,50,200}, MRR.\n"
+                   "Example: longrec eval --checkpoint runs/ml-1m-hstu/ckpt/LATEST --part test",
+                   "eval");
+  r.add("eval", "checkpoint", &options.checkpoint, "checkpoint: step directory, LATEST file or run directory");
+  r.add("eval", "dataset", &options.dataset, "history store (default: the one the checkpoint was trained on)");
+  r.add("eval", "part", &options.part, "valid | test", check::one_of({"valid", "test"}));
+  r.add("eval", "threads", &options.threads, "intra-op threads (0 = all cores)", check::at_least(0));
+  r.add("eval", "device", &options.device, "auto | cpu | cuda", check::one_of({"auto", "cpu", "cuda"}));
+  r.add("eval", "output", &options.output, "append the metrics to this JSONL file");
+  data::register_loader_options(r, data);
+  r.constraint([&] {
+    if (options.checkpoint.empty()) throw ConfigError("eval.checkpoint", "a checkpoint is required");
+  });
+  if (!r.parse(argc, argv)) return 0;
+  const auto result = eval::evaluate_checkpoint(options, data);
+  fmt::print("checkpoint {}\n{} users, {} split, {:.1f} s\n{}\n", result.checkpoint, result.users, options.part,
+             result.seconds, eval::format_metrics(result.metrics));
+  return 0;
+}
+
+}  // namespace longrec::cli

@@ -1,0 +1,50 @@
+#include "longrec/model/sequence_batch.h"
+
+#include "longrec/data/loader.h"
+
+namespace longrec::model {
+
+SequenceBatch to_sequence_batch(const data::Batch& b, torch::Device device) {
+  const auto B = static_cast<std::int64_t>(b.rows), L = static_cast<std::int64_t>(std::max(b.width, 1));
+  const auto i64 = torch::TensorOptions().dtype(torch::kInt64);
+  SequenceBatch s;
+  // from_blob views the loader's buffers; .to(kInt64) / .clone() copies them.
+  auto items = torch::zeros({B, L}, i64);
+  auto times = torch::zeros({B, L}, i64);
+  if (b.width > 0) {
+    items = torch::from_blob(const_cast<std::int32_t*>(b.items.data()), {B, L}, torch::kInt32).to(torch::kInt64);
+    times = torch::from_blob(const_cast<std::int64_t*>(b.times.data()), {B, L}, torch::kInt64).clone();
+  }
+  auto lengths = torch::from_blob(const_cast<std::int32_t*>(b.lengths.data()), {B}, torch::kInt32).to(torch::kInt64);
+  s.items = items.to(device);
+  s.times = times.to(device);
+  s.lengths = lengths.to(device);
+  s.valid = torch::arange(L, i64.device(device)).unsqueeze(0) < s.lengths.unsqueeze(1);
+  if (b.training) {
+    s.targets = b.width > 0 ? torch::from_blob(const_cast<std::int32_t*>(b.targets.data()), {B, L}, torch::kInt32)
+                                  .to(torch::kInt64)
+                                  .to(device)
+                            : torch::zeros({B, L}, i64.device(device));
+    s.query_times = b.width > 0 ? torch::from_blob(const_cast<std::int64_t*>(b.target_times.data()), {B, L},
+                                                   torch::kInt64)
+                                      .clone()
+                                      .to(device)
+                                : torch::zeros({B, L}, i64.device(device));
+  } else {
+    s.targets = torch::from_blob(const_cast<std::int32_t*>(b.targets.data()), {B}, torch::kInt32)
+                    .to(torch::kInt64)
+                    .to(device);
+    // Each position predicts the next event: its time is the next input's
+    // time, and the last position's is the held-out event's time.
+    auto target_time = torch::from_blob(const_cast<std::int64_t*>(b.target_times.data()), {B}, torch::kInt64)
+                           .clone()
+                           .to(device);
+    auto next = torch::cat({s.times.slice(1, 1), torch::zeros({B, 1}, i64.device(device))}, 1);
+    auto last = (s.lengths - 1).clamp_min(0);
+    next.scatter_(1, last.unsqueeze(1), target_time.unsqueeze(1));
+    s.query_times = next;
+  }
+  return s;
+}
+
+}  // namespace longrec::model

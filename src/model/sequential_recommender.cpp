@@ -1,0 +1,116 @@
+#include "longrec/model/sequential_recommender.h"
+
+#include <cmath>
+
+namespace longrec::model {
+
+SequentialRecommender::SequentialRecommender(const ModelConfig& config)
+    : config_(config), backbone_(make_backbone(config)) {
+  register_module("backbone", backbone_);
+  // N(0, 1/D) as the reference's learnable positional embedding.
+  position_embedding = register_parameter(
+      "position_embedding", torch::empty({config.max_len, config.dim}).normal_(0, std::sqrt(1.0 / config.dim)));
+}
+
+torch::Tensor SequentialRecommender::forward(const torch::Tensor& item_embeddings, const SequenceBatch& batch) {
+  const auto L = item_embeddings.size(1);
+  auto x = item_embeddings * std::sqrt(static_cast<double>(config_.dim)) +
+           position_embedding.slice(0, 0, L).unsqueeze(0);
+  x = torch::dropout(x, config_.dropout, is_training());
+  x = x * batch.valid.unsqueeze(-1).to(x.scalar_type());
+  auto y = backbone_->forward(x, batch);
+  return y / y.norm(2, -1, true).clamp_min(1e-6);
+}
+
+double SequentialRecommender::forward_flops_per_token(std::int64_t width) const {
+  const double scored = config_.num_negatives + 1;
+  return backbone_->flops_per_token(width) + 2.0 * config_.dim * scored;
+}
+
+namespace {
+
+torch::Tensor l2_normalize(const torch::Tensor& x) { return x / x.norm(2, -1, true).clamp_min(1e-6); }
+
+// Above this many gathered values (distinct rows x D), per-position negatives
+// are scored row by row instead of against every distinct row.
+constexpr std::int64_t kDenseScoringLimit = 1 << 20;
+
+}  // namespace
+
+TrainingLoss sampled_softmax_loss(SequentialRecommender& model, ItemEmbedding& items, const SequenceBatch& batch,
+                                  at::Generator& generator) {
+  const auto& config = model.config();
+  const auto i64 = torch::TensorOptions().dtype(torch::kInt64).device(batch.items.device());
+  auto supervised = batch.targets > 0;                      // [B, L]
+  auto positives = batch.targets.masked_select(supervised);  // [P]
+  const auto P = positives.size(0);
+  const auto K = static_cast<std::int64_t>(config.num_negatives);
+
+  torch::Tensor negatives;  // per_position: [P, K]; shared: [K]
+  if (K > 0) {
+    const auto shape = config.negatives == "shared" ? std::vector<std::int64_t>{K} : std::vector<std::int64_t>{P, K};
+    negatives = at::randint(1, items.num_items() + 1, shape, generator, torch::kInt64).to(i64.device());
+  } else {
+    negatives = torch::zeros({0}, i64);
+  }
+
+  // One gather for every id the step reads: inputs, targets, negatives.
+  auto all_ids = torch::cat({batch.items.reshape({-1}), positives, negatives.reshape({-1})});
+  const auto index = unique_ids(all_ids);
+  TrainingLoss out;
+  out.rows = items.gather(index.unique);
+  out.positions = P;
+  const auto n_inputs = batch.items.numel();
+  const auto slice = [&](std::int64_t begin, std::int64_t end) {
+    return UniqueIds{index.unique, index.inverse.slice(0, begin, end)};
+  };
+  auto inputs = embed(out.rows, slice(0, n_inputs)).view({batch.rows(), batch.width(), -1});
+  auto target_rows = l2_normalize(embed(out.rows, slice(n_inputs, n_inputs + P)));  // [P, D]
+
+  auto users = model.forward(inputs, batch);                                          // [B, L, D]
+  auto queries = users.reshape({-1, users.size(-1)}).index_select(0, supervised.reshape({-1}).nonzero().squeeze(1));
+  const double inv_t = 1.0 / config.temperature;
+  auto positive_logits = (queries * target_rows).sum(-1, true) * inv_t;  // [P, 1]
+  std::vector<torch::Tensor> logits{positive_logits};
+  constexpr double kMasked = -5e4;  // as the reference: a negative equal to the target
+  if (K > 0) {
+    const auto negative_index = index.inverse.slice(0, n_inputs + P);
+    const auto U = out.rows.rows.size(0);
+    torch::Tensor negative_logits, same;
+    if (config.negatives == "shared") {
+      auto negative_rows = l2_normalize(embed(out.rows, slice(n_inputs + P, all_ids.size(0))));  // [K, D]
+      negative_logits = torch::matmul(queries, negative_rows.t()) * inv_t;  // [P, K]
+      same = positives.unsqueeze(1) == negatives.unsqueeze(0);
+    } else if (U * config.dim <= kDenseScoringLimit) {
+      // Few distinct rows (small catalogues): score every position against all
+      // of them with one matrix product and pick each position's negatives;
+      // much cheaper than materialising [P, K, D] rows.
+      auto scores = torch::matmul(queries, l2_normalize(out.rows.rows).t());  // [P, U]
+      negative_logits = scores.gather(1, negative_index.view({P, K})) * inv_t;
+      same = positives.unsqueeze(1) == negatives;
+    } else {
+      auto negative_rows = l2_normalize(embed(out.rows, slice(n_inputs + P, all_ids.size(0)))).view({P, K, -1});
+      negative_logits = torch::bmm(negative_rows, queries.unsqueeze(2)).squeeze(2) * inv_t;
+      same = positives.unsqueeze(1) == negatives;
+    }
+    logits.push_back(negative_logits.masked_fill(same, kMasked));
+  }
+  if (config.in_batch_negatives) {
+    auto in_batch = torch::matmul(queries, target_rows.t()) * inv_t;  // [P, P]
+    logits.push_back(in_batch.masked_fill(positives.unsqueeze(1) == positives.unsqueeze(0), kMasked));
+  }
+  auto all_logits = torch::cat(logits, 1);
+  out.loss = -torch::log_softmax(all_logits, 1).select(1, 0).mean();
+  return out;
+}
+
+torch::Tensor last_position_vectors(SequentialRecommender& model, ItemEmbedding& items, const SequenceBatch& batch) {
+  const auto index = unique_ids(batch.items);
+  auto rows = items.gather(index.unique);
+  rows.rows = rows.rows.detach();
+  auto users = model.forward(embed(rows, index), batch);  // [B, L, D]
+  auto last = (batch.lengths - 1).clamp_min(0);
+  return users.gather(1, last.view({-1, 1, 1}).expand({-1, 1, users.size(2)})).squeeze(1);
+}
+
+}  // namespace longrec::model

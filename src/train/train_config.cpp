@@ -1,0 +1,42 @@
+#include "longrec/train/train_config.h"
+
+#include "longrec/core/config.h"
+
+namespace longrec::train {
+
+void register_train_options(OptionRegistry& r, TrainConfig& c) {
+  r.add("train", "dataset", &c.dataset, "history store directory (from `longrec prepare` or `longrec synth`)");
+  r.add("train", "run_dir", &c.run_dir, "run directory: logs, metrics.jsonl, checkpoints");
+  r.add("train", "epochs", &c.epochs, "training epochs", check::at_least(1));
+  r.add("train", "max_steps", &c.max_steps, "stop after this many steps (0 = run all epochs)",
+        check::at_least<std::int64_t>(0));
+  r.add("train", "lr", &c.lr, "dense AdamW learning rate", check::in_range(0.0, 10.0));
+  r.add("train", "beta1", &c.beta1, "AdamW beta1", check::in_range(0.0, 0.9999));
+  r.add("train", "beta2", &c.beta2, "AdamW beta2", check::in_range(0.0, 0.99999));
+  r.add("train", "weight_decay", &c.weight_decay, "AdamW weight decay", check::in_range(0.0, 1.0));
+  r.add("train", "warmup_steps", &c.warmup_steps, "linear warm-up steps", check::at_least<std::int64_t>(0));
+  r.add("train", "schedule", &c.schedule, "learning-rate schedule after warm-up: constant | cosine",
+        check::one_of({"constant", "cosine"}));
+  r.add("train", "min_lr_ratio", &c.min_lr_ratio, "cosine floor as a fraction of lr", check::in_range(0.0, 1.0));
+  r.add("train", "clip_grad_norm", &c.clip_grad_norm, "clip the dense gradient norm (0 = off)",
+        check::at_least(0.0));
+  r.add("train", "sparse_optimizer", &c.sparse_optimizer, "item-embedding optimizer: rowwise_adagrad | adam",
+        check::one_of({"rowwise_adagrad", "adam"}));
+  r.add("train", "sparse_lr", &c.sparse_lr, "item-embedding learning rate", check::in_range(0.0, 10.0));
+  r.add("train", "log_every", &c.log_every, "steps between log lines", check::at_least<std::int64_t>(1));
+  r.add("train", "eval_every", &c.eval_every, "epochs between evaluations (0 = at the end only)", check::at_least(0));
+  r.add("train", "eval_part", &c.eval_part, "split part evaluated during training: valid | test",
+        check::one_of({"valid", "test"}));
+  r.add("train", "threads", &c.threads, "intra-op threads per process (0 = all cores)", check::at_least(0));
+  r.add("train", "device", &c.device, "auto | cpu | cuda", check::one_of({"auto", "cpu", "cuda"}));
+  r.flag("train", "bf16", &c.bf16, "bf16 autocast on GPU");
+  r.add("train", "ckpt_every", &c.ckpt_every, "steps between checkpoints (0 = at the end only)",
+        check::at_least<std::int64_t>(0));
+  r.add("train", "keep_ckpts", &c.keep_ckpts, "checkpoints kept (newest)", check::at_least(1));
+  r.add("train", "resume", &c.resume, "resume: '' (fresh), auto (newest complete checkpoint of run_dir) or a path");
+  r.constraint([&c] {
+    if (c.dataset.empty()) throw ConfigError("train.dataset", "a dataset directory is required");
+  });
+}
+
+}  // namespace longrec::train
