@@ -1,6 +1,7 @@
 #include "longrec/eval/retrieval.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "longrec/data/loader.h"
 #include "longrec/model/sequence_batch.h"
@@ -15,48 +16,49 @@ std::vector<std::int64_t> target_ranks(const torch::Tensor& queries, const torch
   torch::NoGradGuard no_grad;
   const auto B = queries.size(0);
   const auto I = items.num_items();
-  auto target_rows = torch::zeros({B, queries.size(1)}, queries.options());
-  for (std::int64_t begin = 1; begin <= I; begin += item_chunk) {
-    const auto end = std::min(I + 1, begin + item_chunk);
-    auto rows = items.normalized_rows(begin, end).to(queries.device(), queries.scalar_type());
-    auto in_chunk = (targets >= begin) & (targets < end);
-    if (in_chunk.any().item<bool>()) {
-      auto local = (targets - begin).clamp(0, end - begin - 1);
-      auto picked = rows.index_select(0, local);
-      target_rows = torch::where(in_chunk.unsqueeze(1), picked, target_rows);
-    }
-  }
-  auto target_scores = (queries * target_rows).sum(1, true);  // [B, 1]
+  const auto device = queries.device();
+  const auto chunk_scores = [&](std::int64_t begin, std::int64_t end) {
+    return torch::matmul(queries, items.normalized_rows(begin, end).to(device, queries.scalar_type()).t());
+  };
 
-  auto above = torch::zeros({B}, torch::TensorOptions().dtype(torch::kInt64).device(queries.device()));
-  for (std::int64_t begin = 1; begin <= I; begin += item_chunk) {
-    const auto end = std::min(I + 1, begin + item_chunk);
-    auto scores = torch::matmul(queries, items.normalized_rows(begin, end).to(queries.device(), queries.scalar_type()).t());
-    above += (scores > target_scores).sum(1);
-  }
-  // Items of the history (other than the target) that scored above it do not
-  // count: score the de-duplicated history of every row in one pass.
-  std::vector<std::int64_t> seen_ids, seen_row;
-  const auto target_cpu = targets.to(torch::kCPU);
+  // The history of each row, de-duplicated, without the target itself: (row, id) pairs.
+  std::vector<std::int64_t> seen_row, seen_id;
+  const auto target_cpu = targets.to(torch::kCPU).contiguous();
   for (std::int64_t r = 0; r < B; ++r) {
     std::vector<std::int64_t> seen(seen_items.begin() + seen_offsets[r], seen_items.begin() + seen_offsets[r + 1]);
     std::sort(seen.begin(), seen.end());
     seen.erase(std::unique(seen.begin(), seen.end()), seen.end());
-    const auto target = target_cpu[r].item<std::int64_t>();
     for (auto id : seen) {
-      if (id == target) continue;
-      seen_ids.push_back(id);
+      if (id == target_cpu[r].item<std::int64_t>()) continue;
       seen_row.push_back(r);
+      seen_id.push_back(id);
     }
   }
-  if (!seen_ids.empty()) {
-    const auto device = queries.device();
-    auto ids = torch::tensor(seen_ids, torch::kInt64).to(device);
-    auto row = torch::tensor(seen_row, torch::kInt64).to(device);
-    auto rows = items.normalized_rows_of(ids).to(device, queries.scalar_type());
-    auto scores = (rows * queries.index_select(0, row)).sum(1);
-    auto is_above = (scores > target_scores.squeeze(1).index_select(0, row)).to(torch::kInt64);
-    above -= torch::zeros_like(above).index_add_(0, row, is_above);
+  const auto rows_t = torch::tensor(seen_row, torch::kInt64).to(device);
+  const auto ids_t = torch::tensor(seen_id, torch::kInt64).to(device);
+
+  // Pass 1: each target's score, taken from the same matrix product as every
+  // other item's (so that rounding never ranks a target above itself).
+  auto target_scores = torch::zeros({B}, queries.options());
+  for (std::int64_t begin = 1; begin <= I; begin += item_chunk) {
+    const auto end = std::min(I + 1, begin + item_chunk);
+    auto in_chunk = (targets >= begin) & (targets < end);
+    if (!in_chunk.any().item<bool>()) continue;
+    auto scores = chunk_scores(begin, end);
+    auto picked = scores.gather(1, (targets - begin).clamp(0, end - begin - 1).unsqueeze(1)).squeeze(1);
+    target_scores = torch::where(in_chunk, picked, target_scores);
+  }
+  // Pass 2: count the items above the target, the history masked out.
+  auto above = torch::zeros({B}, torch::TensorOptions().dtype(torch::kInt64).device(device));
+  for (std::int64_t begin = 1; begin <= I; begin += item_chunk) {
+    const auto end = std::min(I + 1, begin + item_chunk);
+    auto scores = chunk_scores(begin, end);
+    if (ids_t.numel() > 0) {
+      auto here = (ids_t >= begin) & (ids_t < end);
+      auto r = rows_t.masked_select(here), c = ids_t.masked_select(here) - begin;
+      scores.index_put_({r, c}, -std::numeric_limits<float>::infinity());
+    }
+    above += (scores > target_scores.unsqueeze(1)).sum(1);
   }
   auto ranks_cpu = above.to(torch::kCPU).contiguous();
   return std::vector<std::int64_t>(ranks_cpu.data_ptr<std::int64_t>(), ranks_cpu.data_ptr<std::int64_t>() + B);

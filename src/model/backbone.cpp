@@ -102,45 +102,51 @@ double Hstu::flops_per_token(std::int64_t width) const {
 // ---------------------------------------------------------------------------
 // SASRec
 
+namespace {
+torch::nn::LayerNorm sasrec_norm(int dim) { return torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(1e-8)); }
+}  // namespace
+
+SasrecBlock::SasrecBlock(const ModelConfig& c)
+    : heads_(c.heads), head_dim_(c.resolved_head_dim()), dropout_(c.dropout), attn_dropout_(c.attn_dropout) {
+  const int width = heads_ * head_dim_;
+  attention_norm = register_module("attention_norm", sasrec_norm(c.dim));
+  query = register_module("query", torch::nn::Linear(c.dim, width));
+  key = register_module("key", torch::nn::Linear(c.dim, width));
+  value = register_module("value", torch::nn::Linear(c.dim, width));
+  attention_out = register_module("attention_out", torch::nn::Linear(width, c.dim));
+  ffn_norm = register_module("ffn_norm", sasrec_norm(c.dim));
+  ffn_in = register_module("ffn_in", torch::nn::Linear(c.dim, c.resolved_ffn_dim()));
+  ffn_out = register_module("ffn_out", torch::nn::Linear(c.resolved_ffn_dim(), c.dim));
+}
+
+torch::Tensor SasrecBlock::forward(const torch::Tensor& input, const torch::Tensor& allowed,
+                                   const torch::Tensor& keep) {
+  const auto B = input.size(0), L = input.size(1);
+  auto heads = [&](const torch::Tensor& t) { return t.view({B, L, heads_, head_dim_}).transpose(1, 2); };
+  // Queries from the normalised input, keys and values from the raw input, as in the original.
+  auto q_in = attention_norm(input);
+  auto scores = torch::matmul(heads(query(q_in)), heads(key(input)).transpose(-1, -2)) / std::sqrt(head_dim_);
+  scores = scores.masked_fill(allowed.logical_not(), -1e9);
+  auto weights = torch::dropout(torch::softmax(scores, -1), attn_dropout_, is_training());
+  auto attended = torch::matmul(weights, heads(value(input))).transpose(1, 2).reshape({B, L, heads_ * head_dim_});
+  auto x = ffn_norm(q_in + attention_out(attended));
+  auto hidden = torch::relu(torch::dropout(ffn_in(x), dropout_, is_training()));
+  x = x + torch::dropout(ffn_out(hidden), dropout_, is_training());
+  return x * keep;
+}
+
 Sasrec::Sasrec(const ModelConfig& c) : config_(c) {
-  const int width = c.heads * c.resolved_head_dim();
-  const int ffn = c.resolved_ffn_dim();
   for (int b = 0; b < c.blocks; ++b) {
-    const std::string p = "block" + std::to_string(b) + ".";
-    attention_norms_.push_back(
-        register_module(p + "attention_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.dim}).eps(1e-8))));
-    query_.push_back(register_module(p + "query", torch::nn::Linear(c.dim, width)));
-    key_.push_back(register_module(p + "key", torch::nn::Linear(c.dim, width)));
-    value_.push_back(register_module(p + "value", torch::nn::Linear(c.dim, width)));
-    out_.push_back(register_module(p + "attention_out", torch::nn::Linear(width, c.dim)));
-    ffn_norms_.push_back(
-        register_module(p + "ffn_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.dim}).eps(1e-8))));
-    ffn_in_.push_back(register_module(p + "ffn_in", torch::nn::Linear(c.dim, ffn)));
-    ffn_out_.push_back(register_module(p + "ffn_out", torch::nn::Linear(ffn, c.dim)));
+    blocks_.push_back(register_module("block" + std::to_string(b), std::make_shared<SasrecBlock>(c)));
   }
-  last_norm_ = register_module("last_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.dim}).eps(1e-8)));
+  last_norm_ = register_module("last_norm", sasrec_norm(c.dim));
 }
 
 torch::Tensor Sasrec::forward(const torch::Tensor& input, const SequenceBatch& batch) {
-  const auto B = input.size(0), L = input.size(1);
-  const int H = config_.heads, d = config_.resolved_head_dim();
-  const double p = config_.dropout;
   auto allowed = causal_valid_mask(batch.valid, torch::kFloat32).to(torch::kBool);  // [B, 1, L, L]
   auto keep = batch.valid.unsqueeze(-1).to(input.scalar_type());
-  auto heads = [&](const torch::Tensor& t) { return t.view({B, L, H, d}).transpose(1, 2); };
   auto x = input;
-  for (std::size_t b = 0; b < query_.size(); ++b) {
-    auto q_in = attention_norms_[b](x);
-    auto scores = torch::matmul(heads(query_[b](q_in)), heads(key_[b](x)).transpose(-1, -2)) / std::sqrt(d);
-    scores = scores.masked_fill(allowed.logical_not(), -1e9);
-    auto weights = torch::dropout(torch::softmax(scores, -1), config_.attn_dropout, is_training());
-    auto attended = torch::matmul(weights, heads(value_[b](x))).transpose(1, 2).reshape({B, L, H * d});
-    x = q_in + out_[b](attended);
-    x = ffn_norms_[b](x);
-    auto hidden = torch::relu(torch::dropout(ffn_in_[b](x), p, is_training()));
-    x = x + torch::dropout(ffn_out_[b](hidden), p, is_training());
-    x = x * keep;
-  }
+  for (auto& block : blocks_) x = block->forward(x, allowed, keep);
   return last_norm_(x);
 }
 

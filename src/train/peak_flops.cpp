@@ -1,5 +1,7 @@
 #include "longrec/train/peak_flops.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <chrono>
 
 namespace longrec::train {
@@ -9,7 +11,11 @@ double measure_matmul_peak_flops(torch::Device device) {
   const bool gpu = device.is_cuda();
   const std::int64_t n = gpu ? 8192 : 1024;
   const auto options = torch::TensorOptions().device(device).dtype(gpu ? torch::kBFloat16 : torch::kFloat32);
-  auto a = torch::randn({n, n}, options), b = torch::randn({n, n}, options);
+  // A private generator: measuring must not move the training RNG (dropout
+  // after a resume would differ from an uninterrupted run).
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(0);
+  auto a = at::randn({n, n}, generator, torch::kFloat32).to(options);
+  auto b = at::randn({n, n}, generator, torch::kFloat32).to(options);
   auto c = torch::matmul(a, b);  // warm-up
   double best = 0;
   for (int repeat = 0; repeat < 5; ++repeat) {

@@ -62,6 +62,20 @@ torch::Tensor causal_valid_mask(const torch::Tensor& valid, torch::Dtype dtype);
 
 // SASRec (Kang & McAuley 2018): Q = LN(x); x = Q + MHA(Q, x, x) (causal softmax);
 // x = LN(x); x = x + FFN(x) (ReLU, dropout); padding zeroed; final LN.
+class SasrecBlock : public torch::nn::Module {
+ public:
+  explicit SasrecBlock(const ModelConfig& config);
+  // allowed: [B, 1, L, L] bool; keep: [B, L, 1] float.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& allowed, const torch::Tensor& keep);
+
+ private:
+  int heads_, head_dim_;
+  double dropout_, attn_dropout_;
+  torch::nn::LayerNorm attention_norm{nullptr}, ffn_norm{nullptr};
+  torch::nn::Linear query{nullptr}, key{nullptr}, value{nullptr}, attention_out{nullptr}, ffn_in{nullptr},
+      ffn_out{nullptr};
+};
+
 class Sasrec : public Backbone {
  public:
   explicit Sasrec(const ModelConfig& config);
@@ -70,8 +84,7 @@ class Sasrec : public Backbone {
 
  private:
   ModelConfig config_;
-  std::vector<torch::nn::LayerNorm> attention_norms_, ffn_norms_;
-  std::vector<torch::nn::Linear> query_, key_, value_, out_, ffn_in_, ffn_out_;
+  std::vector<std::shared_ptr<SasrecBlock>> blocks_;
   torch::nn::LayerNorm last_norm_{nullptr};
 };
 
