@@ -16,6 +16,9 @@
 #include "longrec/data/loader.h"
 #include "longrec/data/prepare.h"
 #include "longrec/data/synth.h"
+#include "longrec/model/model_config.h"
+#include "longrec/train/benchmark.h"
+#include "longrec/train/train_config.h"
 
 namespace longrec::cli {
 
@@ -166,15 +169,42 @@ int bench_data(int argc, const char* const* argv) {
   return 0;
 }
 
+int bench_train(int argc, const char* const* argv) {
+  train::TrainConfig train;
+  model::ModelConfig model;
+  data::LoaderConfig data;
+  int steps = 20, warmup = 3;
+  OptionRegistry r("bench train",
+                   "Training throughput of a configuration on its dataset: samples/s, tokens/s, achieved\n"
+                   "FLOP/s and MFU against the matrix-multiply peak measured in the same run.\n"
+                   "Example: longrec bench train --config configs/ml-1m/hstu.ini",
+                   "bench");
+  r.add("bench", "steps", &steps, "timed steps", check::at_least(1));
+  r.add("bench", "warmup", &warmup, "untimed steps first", check::at_least(0));
+  train::register_train_options(r, train);
+  model::register_model_options(r, model);
+  data::register_loader_options(r, data);
+  if (!r.parse(argc, argv)) return 0;
+  const auto b = train::benchmark_training(train, model, data, steps, warmup);
+  fmt::print("| model | batch | max_len | steps | samples/s | tokens/s | GFLOP/sample | achieved GFLOP/s | peak GFLOP/s | MFU |\n");
+  fmt::print("|---|---|---|---|---|---|---|---|---|---|\n");
+  fmt::print("| {} | {} | {} | {} | {:.1f} | {} | {:.3f} | {:.1f} | {:.1f} | {:.1f}% |\n", b.model, data.batch_size,
+             data.max_len, b.steps, b.samples_per_s, log::human_count(b.tokens_per_s), b.flops_per_sample / 1e9,
+             b.flops_per_s / 1e9, b.peak_flops_per_s / 1e9, 100 * b.mfu());
+  return 0;
+}
+
 }  // namespace
 
 int run_bench(int argc, const char* const* argv) {
   if (argc < 2 || std::strcmp(argv[1], "--help") == 0) {
-    fmt::print("Usage: longrec bench <name> [options]\n\nBenchmarks:\n  data   events/s through prepare and the loader\n");
+    fmt::print("Usage: longrec bench <name> [options]\n\nBenchmarks:\n  data   events/s through prepare and the loader\n"
+               "  train  training samples/s, tokens/s and MFU of a configuration\n");
     return argc < 2 ? 2 : 0;
   }
   if (std::strcmp(argv[1], "data") == 0) return bench_data(argc - 1, argv + 1);
-  throw ConfigError("bench", fmt::format("unknown benchmark '{}', expected: data", argv[1]));
+  if (std::strcmp(argv[1], "train") == 0) return bench_train(argc - 1, argv + 1);
+  throw ConfigError("bench", fmt::format("unknown benchmark '{}', expected: data, train", argv[1]));
 }
 
 }  // namespace longrec::cli

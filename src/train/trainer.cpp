@@ -18,6 +18,7 @@
 #include "longrec/core/metrics_log.h"
 #include "longrec/train/peak_flops.h"
 #include "longrec/train/train_config.h"
+#include "longrec/train/training_session.h"
 
 namespace longrec::train {
 
@@ -26,26 +27,9 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-torch::Device pick_device(const std::string& requested) {
-  if (requested == "cuda" || (requested == "auto" && torch::cuda::is_available())) {
-    if (!torch::cuda::is_available()) throw ConfigError("train.device", "cuda requested but no GPU is available");
-    return torch::kCUDA;
-  }
-  return torch::kCPU;
-}
-
 std::string format_duration(double seconds) {
   const auto s = static_cast<std::int64_t>(seconds);
   return s >= 3600 ? fmt::format("{}h{:02d}m", s / 3600, (s % 3600) / 60) : fmt::format("{}m{:02d}s", s / 60, s % 60);
-}
-
-// Names the first dense parameter whose gradient is not finite.
-std::string first_non_finite(const torch::nn::Module& module) {
-  for (const auto& p : module.named_parameters()) {
-    if (p.value().grad().defined() && !torch::isfinite(p.value().grad()).all().item<bool>()) return p.key() + ".grad";
-    if (!torch::isfinite(p.value()).all().item<bool>()) return p.key();
-  }
-  return "";
 }
 
 }  // namespace
@@ -75,15 +59,10 @@ TrainResult run_training(const TrainConfig& config, const model::ModelConfig& mo
   data::HistoryLoader eval_loader(config.dataset, eval_data, data::parse_split_part(config.eval_part));
   const std::int64_t num_items = train_loader.num_items();
 
-  torch::manual_seed(model_config.seed);
-  auto model = std::make_shared<model::SequentialRecommender>(model_config);
-  model->to(device);
-  model::SparseOptimizerConfig sparse{config.sparse_optimizer, config.sparse_lr, 1e-8, config.beta1, config.beta2};
-  model::LocalItemEmbedding items(num_items, model_config.dim, sparse, derive_seed(model_config.seed, 0x17E35ull),
-                                  device);
-  torch::optim::AdamW optimizer(
-      model->parameters(),
-      torch::optim::AdamWOptions(config.lr).betas({config.beta1, config.beta2}).weight_decay(config.weight_decay));
+  TrainingSession session(config, model_config, num_items, device);
+  auto& model = session.model();
+  auto& items = session.items();
+  auto& optimizer = session.optimizer();
 
   ckpt::Manifest manifest;
   manifest.model = model_config;
@@ -98,7 +77,7 @@ TrainResult run_training(const TrainConfig& config, const model::ModelConfig& mo
     } else {
       const auto loaded = ckpt::read_manifest(checkpoint);
       ckpt::check_compatible(loaded, model_config, num_items, checkpoint);
-      ckpt::load_checkpoint(checkpoint, loaded, *model, &optimizer, items);
+      ckpt::load_checkpoint(checkpoint, loaded, model, &optimizer, items);
       state = loaded.trainer;
       log::info("resumed from {} at step {} (epoch {}, batch {})", checkpoint.string(), state.step,
                 state.loader.epoch, state.loader.batch);
@@ -115,12 +94,12 @@ TrainResult run_training(const TrainConfig& config, const model::ModelConfig& mo
   MetricsLog metrics(fs::path(config.run_dir) / "metrics-rank-00000.jsonl");
 
   const auto save = [&] {
-    const auto path = ckpt::save_checkpoint(config.run_dir, manifest, *model, optimizer, items, config.keep_ckpts);
+    const auto path = ckpt::save_checkpoint(config.run_dir, manifest, model, optimizer, items, config.keep_ckpts);
     log::info("checkpoint {}", path.string());
   };
   const auto run_eval = [&](std::int64_t epoch) {
     const auto start = Clock::now();
-    const auto result = eval::evaluate(*model, items, eval_loader, device);
+    const auto result = eval::evaluate(model, items, eval_loader, device);
     auto values = result.values();
     log::info("eval {} epoch {} step {} ({} users, {:.1f} s): {}", config.eval_part, epoch, state.step, result.count(),
               std::chrono::duration<double>(Clock::now() - start).count(), eval::format_metrics(values));
@@ -130,7 +109,7 @@ TrainResult run_training(const TrainConfig& config, const model::ModelConfig& mo
     metrics.write("eval", values);
   };
 
-  model->train();
+  model.train();
   TrainResult result;
   const auto start = Clock::now();
   auto interval_start = Clock::now();
@@ -147,36 +126,22 @@ TrainResult run_training(const TrainConfig& config, const model::ModelConfig& mo
     }
     if (batch->rows == 0) continue;
     const double scale = lr_scale(state.step, config.warmup_steps, planned, config.schedule, config.min_lr_ratio);
-    for (auto& group : optimizer.param_groups()) group.options().set_lr(config.lr * scale);
-
-    const auto sequence = model::to_sequence_batch(*batch, device);
-    auto generator = at::make_generator<at::CPUGeneratorImpl>(derive_seed(model_config.seed, 0x9E6ull, state.step));
-    optimizer.zero_grad();
-    auto loss = model::sampled_softmax_loss(*model, items, sequence, generator);
-    loss.loss.backward();
-    grad_norm = config.clip_grad_norm > 0
-                    ? torch::nn::utils::clip_grad_norm_(model->parameters(), config.clip_grad_norm)
-                    : torch::nn::utils::clip_grad_norm_(model->parameters(), std::numeric_limits<double>::infinity());
-    const double loss_value = loss.loss.item<double>();
-    if (!std::isfinite(loss_value) || !std::isfinite(grad_norm)) {
-      const std::string where = !std::isfinite(loss_value) ? std::string("loss") : first_non_finite(*model);
-      save();
-      throw Error(fmt::format("non-finite {} at step {} (loss {}, grad norm {}); stopped, state saved as a checkpoint "
-                              "of step {}",
-                              where.empty() ? "value" : where, state.step, loss_value, grad_norm, state.step));
+    StepStats stats;
+    try {
+      stats = session.step(*batch, state.step, scale);
+    } catch (const Error&) {
+      save();  // the state before the failed step, for inspection
+      throw;
     }
-    optimizer.step();
-    items.apply_gradients(loss.rows, config.sparse_lr * scale);
+    grad_norm = stats.grad_norm;
     ++state.step;
     state.loader = train_loader.position();
 
-    interval_loss += loss_value;
+    interval_loss += stats.loss;
     ++interval_steps;
-    interval_samples += batch->rows;
-    std::int64_t tokens = 0;
-    for (auto len : batch->lengths) tokens += len;
-    interval_tokens += tokens;
-    interval_flops += model->training_flops_per_token(batch->width) * static_cast<double>(tokens);
+    interval_samples += stats.samples;
+    interval_tokens += stats.tokens;
+    interval_flops += stats.flops;
     progress.update(state.step);
     if (state.step % config.log_every == 0 || state.step == planned) {
       const double seconds = std::chrono::duration<double>(Clock::now() - interval_start).count();
