@@ -7,6 +7,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/setup.sh
 BUILD_DIR="${LONGREC_BUILD_DIR:-build}"
+# Paths relative to the checkout in ccache keys, so that a fresh clone reuses the cache.
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$ROOT}"
 # Two parallel jobs at most: a translation unit that sees LibTorch needs ~1.5 GB.
 JOBS="${LONGREC_JOBS:-2}"
 echo "[build] configuring $BUILD_DIR"

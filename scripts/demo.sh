@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The embedded default job, end to end on synthetic data: generate long-history
-# users into a history store, describe it, and stream it through the training
-# loader. Later stages (train, evaluate, export, recommend) join as they land.
+# users into a history store, describe it, train a small HSTU and evaluate its
+# checkpoint. Later stages (multi-rank, personalization tokens, export,
+# recommend) join as they land.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -14,8 +15,8 @@ echo "== 1. synthetic users with long-term interests -> HDF5 history store"
 "$LONGREC" synth --config configs/synth/demo.ini --out "$RUN/data" --overwrite
 echo "== 2. dataset statistics"
 "$LONGREC" info --dataset "$RUN/data"
-echo "== 3. stream the store through the training loader (prepare + loader throughput on ML-1M when present)"
-ML1M=../shared/data/ml-1m/sequences_orig_ids.txt
-[ -f "$ML1M" ] || ML1M=""
-"$LONGREC" bench data --ml1m="$ML1M" --synth_events=2000000 --synth_mean_length=500 --workdir "$RUN/bench"
-echo "demo finished: dataset in $RUN/data"
+echo "== 3. train a small HSTU on it (2 epochs; evaluates and checkpoints at the end)"
+"$LONGREC" train --config configs/synth/hstu-demo.ini --dataset "$RUN/data" --run_dir "$RUN/train"
+echo "== 4. evaluate the checkpoint by exact full ranking (leave-one-out test split)"
+"$LONGREC" eval --checkpoint "$RUN/train" --part test
+echo "demo finished: dataset in $RUN/data, run in $RUN/train"
