@@ -276,6 +276,8 @@ void load_checkpoint(const fs::path& checkpoint, const Manifest& manifest, model
                                      "the checkpoint is incomplete or corrupt");
     auto ids = torch::tensor(file.read<std::int64_t>("/ids"), torch::kInt64);
     for (auto& [state_name, tensor] : items.state()) {
+      // Evaluation needs the table only; resuming needs the optimizer state too.
+      if (optimizer == nullptr && state_name != "weight") continue;
       auto values = torch::tensor(file.read<float>("/rows/" + state_name));
       auto shape = tensor.sizes().vec();
       shape[0] = ids.size(0);

@@ -87,7 +87,11 @@ void LocalItemEmbedding::load_state(const std::map<std::string, torch::Tensor>& 
   torch::NoGradGuard no_grad;
   for (auto& [name, tensor] : this->state()) {
     const auto it = state.find(name);
-    if (it == state.end()) throw DataError(fmt::format("item embedding state '{}' missing from checkpoint", name));
+    if (it == state.end()) {
+      // Optimizer state is optional (evaluation loads the table alone).
+      if (name == "weight") throw DataError("item embedding table missing from checkpoint");
+      continue;
+    }
     if (it->second.sizes() != tensor.sizes()) {
       throw DataError(fmt::format("item embedding state '{}' has shape {}, the model expects {}", name,
                                   fmt::join(it->second.sizes(), "x"), fmt::join(tensor.sizes(), "x")));

@@ -7,6 +7,7 @@
 #include "longrec/ckpt/checkpoint.h"
 #include "longrec/core/error.h"
 #include "longrec/data/synth.h"
+#include "longrec/eval/evaluate_checkpoint.h"
 #include "longrec/train/train_config.h"
 #include "support/test_support.h"
 
@@ -107,6 +108,22 @@ TEST(Checkpoint, KeepsTheNewestAndRefusesCorruptOrForeignOnes) {
   EXPECT_EQ(names, (std::vector<std::string>{"LATEST", "step-000000015", "step-000000020"}));
   const auto latest = ckpt::resolve_checkpoint(dir / "run", "auto");
   EXPECT_EQ(latest.filename(), "step-000000020");
+
+  // `longrec eval` on it: every user with a held-out event is ranked, and the
+  // metrics equal those of the training run's final evaluation.
+  eval::EvalOptions options;
+  options.checkpoint = (dir / "run").string();
+  options.threads = 1;
+  const auto evaluated = eval::evaluate_checkpoint(options, s.data);
+  EXPECT_EQ(evaluated.users, 120);
+  std::ifstream metrics(dir / "run" / "metrics-rank-00000.jsonl");
+  std::string line, last_eval;
+  while (std::getline(metrics, line)) {
+    if (line.find("\"eval\"") != std::string::npos) last_eval = line;
+  }
+  const auto trained = nlohmann::json::parse(last_eval);
+  EXPECT_NEAR(evaluated.metrics.at("hr@10"), trained.at("hr@10").get<double>(), 1e-12);
+  EXPECT_NEAR(evaluated.metrics.at("ndcg@10"), trained.at("ndcg@10").get<double>(), 1e-12);
 
   // Another model: refused before anything is loaded, naming the key.
   const auto manifest = ckpt::read_manifest(latest);
