@@ -17,6 +17,7 @@
 
 #include "longrec/core/checksum.h"
 #include "longrec/core/error.h"
+#include "longrec/core/fsync.h"
 #include "longrec/data/h5.h"
 
 namespace longrec::ckpt {
@@ -30,14 +31,6 @@ constexpr const char* kDenseFile = "dense.h5";
 
 std::string embedding_file(int rank, int world) { return fmt::format("emb-rank-{:05d}-of-{:05d}.h5", rank, world); }
 std::string step_name(std::int64_t step) { return fmt::format("step-{:09d}", step); }
-
-void fsync_path(const fs::path& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0) throw SystemError(fmt::format("{}: cannot open to fsync", path.string()));
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) throw SystemError(fmt::format("{}: fsync failed", path.string()));
-}
 
 json model_json(const model::ModelConfig& c) {
   return {{"backbone", c.backbone}, {"dim", c.dim},         {"blocks", c.blocks},   {"heads", c.heads},

@@ -11,6 +11,7 @@
 
 #include "longrec/data/h5.h"
 #include "longrec/core/error.h"
+#include "longrec/core/fsync.h"
 #include "longrec/core/rng.h"
 
 namespace longrec::data {
@@ -22,14 +23,6 @@ namespace {
 constexpr const char* kRerunHint = "re-run `longrec prepare` (or `longrec synth`) to rebuild the dataset";
 constexpr hsize_t kEventChunk = 1 << 16;
 constexpr std::size_t kFlushEvents = 1 << 20;
-
-void fsync_path(const fs::path& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0) throw SystemError(fmt::format("{}: cannot open to fsync", path.string()));
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) throw SystemError(fmt::format("{}: fsync failed", path.string()));
-}
 
 bool is_non_empty_directory(const fs::path& path) {
   std::error_code ec;
