@@ -12,7 +12,8 @@ export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$ROOT}"
 # Two parallel jobs at most: a translation unit that sees LibTorch needs ~1.5 GB.
 JOBS="${LONGREC_JOBS:-2}"
 echo "[build] configuring $BUILD_DIR"
-cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release "$@" > "$BUILD_DIR.configure.log" 2>&1 \
-  || { cat "$BUILD_DIR.configure.log"; echo "[build] FAILED at step: cmake configure" >&2; exit 1; }
+mkdir -p "$BUILD_DIR"
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release "$@" > "$BUILD_DIR/configure.log" 2>&1 \
+  || { cat "$BUILD_DIR/configure.log"; echo "[build] FAILED at step: cmake configure" >&2; exit 1; }
 echo "[build] building with $JOBS jobs"
 cmake --build "$BUILD_DIR" -j "$JOBS" || { echo "[build] FAILED at step: compile" >&2; exit 1; }
