@@ -23,13 +23,14 @@ std::vector<std::int64_t> target_ranks(const torch::Tensor& queries, const torch
 
   // The history of each row, de-duplicated, without the target itself: (row, id) pairs.
   std::vector<std::int64_t> seen_row, seen_id;
-  const auto target_cpu = targets.to(torch::kCPU).contiguous();
+  const auto target_cpu = targets.to(torch::kCPU, torch::kInt64).contiguous();
+  const auto* target_ids = target_cpu.data_ptr<std::int64_t>();
   for (std::int64_t r = 0; r < B; ++r) {
     std::vector<std::int64_t> seen(seen_items.begin() + seen_offsets[r], seen_items.begin() + seen_offsets[r + 1]);
     std::sort(seen.begin(), seen.end());
     seen.erase(std::unique(seen.begin(), seen.end()), seen.end());
     for (auto id : seen) {
-      if (id == target_cpu[r].item<std::int64_t>()) continue;
+      if (id == target_ids[r]) continue;
       seen_row.push_back(r);
       seen_id.push_back(id);
     }

@@ -55,8 +55,7 @@ TrainResult run_training(const TrainConfig& config, const model::ModelConfig& mo
   }
 
   data::HistoryLoader train_loader(config.dataset, data_config, data::SplitPart::Train);
-  auto eval_data = data_config;
-  data::HistoryLoader eval_loader(config.dataset, eval_data, data::parse_split_part(config.eval_part));
+  data::HistoryLoader eval_loader(config.dataset, data_config, data::parse_split_part(config.eval_part));
   const std::int64_t num_items = train_loader.num_items();
 
   TrainingSession session(config, model_config, num_items, device);
@@ -112,6 +111,7 @@ TrainResult run_training(const TrainConfig& config, const model::ModelConfig& mo
   model.train();
   TrainResult result;
   const auto start = Clock::now();
+  const std::int64_t first_step = state.step;  // > 0 after a resume
   auto interval_start = Clock::now();
   double interval_loss = 0, grad_norm = 0, interval_flops = 0;
   std::int64_t interval_steps = 0, interval_samples = 0, interval_tokens = 0;
@@ -146,7 +146,7 @@ TrainResult run_training(const TrainConfig& config, const model::ModelConfig& mo
     if (state.step % config.log_every == 0 || state.step == planned) {
       const double seconds = std::chrono::duration<double>(Clock::now() - interval_start).count();
       const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-      const double eta = elapsed / static_cast<double>(state.step - result.steps + 0) *
+      const double eta = elapsed / static_cast<double>(state.step - first_step) *
                          static_cast<double>(planned - state.step);
       const double mean_loss = interval_loss / static_cast<double>(interval_steps);
       progress.finish();
