@@ -37,7 +37,11 @@ json model_json(const model::ModelConfig& c) {
           {"head_dim", c.head_dim}, {"max_len", c.max_len}, {"ffn_dim", c.ffn_dim}, {"time_buckets", c.time_buckets},
           {"dropout", c.dropout},   {"attn_dropout", c.attn_dropout}, {"temperature", c.temperature},
           {"num_negatives", c.num_negatives}, {"negatives", c.negatives},
-          {"in_batch_negatives", c.in_batch_negatives}, {"seed", c.seed}};
+          {"in_batch_negatives", c.in_batch_negatives}, {"seed", c.seed},
+          {"personalization",
+           {{"segment_len", c.personalization.segment_len}, {"tokens_per_group", c.personalization.tokens_per_group},
+            {"recent_window", c.personalization.recent_window}, {"max_groups", c.personalization.max_groups},
+            {"groups", c.personalization.groups}, {"path", c.personalization.path}}}};
 }
 
 model::ModelConfig model_from_json(const json& j) {
@@ -57,6 +61,15 @@ model::ModelConfig model_from_json(const json& j) {
   c.negatives = j.at("negatives");
   c.in_batch_negatives = j.at("in_batch_negatives");
   c.seed = j.at("seed");
+  if (j.contains("personalization")) {  // absent in manifests written before personalization tokens
+    const auto& p = j.at("personalization");
+    c.personalization.segment_len = p.at("segment_len");
+    c.personalization.tokens_per_group = p.at("tokens_per_group");
+    c.personalization.recent_window = p.at("recent_window");
+    c.personalization.max_groups = p.at("max_groups");
+    c.personalization.groups = p.at("groups");
+    c.personalization.path = p.at("path");
+  }
   return c;
 }
 
@@ -240,6 +253,13 @@ void check_compatible(const Manifest& manifest, const model::ModelConfig& config
   mismatch("model.max_len", saved.max_len, config.max_len);
   mismatch("model.ffn_dim", saved.resolved_ffn_dim(), config.resolved_ffn_dim());
   mismatch("model.time_buckets", saved.time_buckets, config.time_buckets);
+  const auto& saved_pt = saved.personalization;
+  const auto& pt = config.personalization;
+  mismatch("personalization.segment_len", saved_pt.segment_len, pt.segment_len);
+  mismatch("personalization.tokens_per_group", saved_pt.tokens_per_group, pt.tokens_per_group);
+  mismatch("personalization.recent_window", saved_pt.recent_window, pt.recent_window);
+  mismatch("personalization.max_groups", saved_pt.max_groups, pt.max_groups);
+  mismatch("personalization.groups", saved_pt.groups, pt.groups);
   if (manifest.num_items != num_items) {
     throw ConfigError("train.dataset", fmt::format("{} has {} items, the dataset has {}: not the same item catalogue",
                                                    checkpoint.string(), manifest.num_items, num_items));

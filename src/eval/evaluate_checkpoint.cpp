@@ -20,7 +20,8 @@ EvalResult evaluate_checkpoint(const EvalOptions& options, const data::LoaderCon
   const auto manifest = ckpt::read_manifest(checkpoint);
   const std::string dataset = options.dataset.empty() ? manifest.dataset : options.dataset;
   auto loader_config = data_config;
-  loader_config.max_len = std::min(loader_config.max_len, manifest.model.max_len);
+  loader_config.max_len = static_cast<int>(std::min<std::int64_t>(
+      loader_config.max_len, model::longest_history(manifest.model.max_len, manifest.model.personalization)));
   data::HistoryLoader loader(dataset, loader_config, data::parse_split_part(options.part));
   ckpt::check_compatible(manifest, manifest.model, loader.num_items(), checkpoint);
 

@@ -8,21 +8,12 @@ namespace longrec::model {
 
 namespace {
 constexpr double kNormEps = 1e-6;
-// ln(2) rounded as in the reference bucketisation: one bucket per doubling.
-constexpr double kLogBucketWidth = 0.301;
+
+torch::Tensor layer_input(const KeyValueMemory* memory, std::size_t layer, bool keys) {
+  if (memory == nullptr) return {};
+  return keys ? memory->keys.at(layer) : memory->values.at(layer);
+}
 }  // namespace
-
-torch::Tensor hstu_time_buckets(const torch::Tensor& query_times, const torch::Tensor& key_times, int num_buckets) {
-  // [B, L, 1] - [B, 1, L]
-  auto dt = (query_times.unsqueeze(2) - key_times.unsqueeze(1)).abs().clamp_min(1).to(torch::kFloat64);
-  return (dt.log() / kLogBucketWidth).floor().clamp(0, num_buckets).to(torch::kInt64);
-}
-
-torch::Tensor causal_valid_mask(const torch::Tensor& valid, torch::Dtype dtype) {
-  const auto L = valid.size(1);
-  auto causal = torch::ones({L, L}, torch::TensorOptions().dtype(torch::kBool).device(valid.device())).tril();
-  return (causal.unsqueeze(0) & valid.unsqueeze(1)).unsqueeze(1).to(dtype);  // [B, 1, L, L]
-}
 
 // ---------------------------------------------------------------------------
 // HSTU
@@ -42,21 +33,18 @@ HstuBlock::HstuBlock(const ModelConfig& c)
   torch::nn::init::xavier_uniform_(output->weight);
 }
 
-torch::Tensor HstuBlock::attention_weights(const torch::Tensor& q, const torch::Tensor& k,
-                                           const torch::Tensor& causal_mask, const torch::Tensor& position_index,
-                                           const torch::Tensor& time_buckets) {
-  const auto B = q.size(0), L = q.size(2);
-  auto scores = torch::matmul(q, k.transpose(-1, -2));  // [B, H, L, L]
-  auto bias = position_weights.index_select(0, position_index.reshape({-1})).view({1, L, L}) +
-              time_weights.index_select(0, time_buckets.reshape({-1})).view({B, L, L});
-  scores = scores + bias.unsqueeze(1);
+torch::Tensor HstuBlock::attention_weights(const torch::Tensor& scores, const AttentionGroup& group) {
+  const auto& p = group.position_index;
+  const auto& t = group.time_bucket;
+  auto bias = position_weights.index_select(0, p.reshape({-1})).view(p.sizes()) +
+              time_weights.index_select(0, t.reshape({-1})).view(t.sizes());  // [B, G, Lq, Lk]
   // The configured maximum length, not each user's length, normalises: the
   // same value in training, the block path and serving.
-  return torch::silu(scores) * (1.0 / max_len_) * causal_mask;
+  return torch::silu(scores + bias.unsqueeze(1)) * (1.0 / max_len_) * group.allowed.unsqueeze(1);
 }
 
-torch::Tensor HstuBlock::forward(const torch::Tensor& x, const torch::Tensor& causal_mask,
-                                 const torch::Tensor& position_index, const torch::Tensor& time_buckets) {
+torch::Tensor HstuBlock::forward(const torch::Tensor& x, const AttentionPlan& plan, const torch::Tensor& memory_k,
+                                 const torch::Tensor& memory_v, torch::Tensor* k_out, torch::Tensor* v_out) {
   const auto B = x.size(0), L = x.size(1);
   const int width = heads_ * head_dim_;
   auto normed = torch::layer_norm(x, {dim_}, {}, {}, kNormEps);
@@ -65,9 +53,13 @@ torch::Tensor HstuBlock::forward(const torch::Tensor& x, const torch::Tensor& ca
   const auto& u = parts[0];
   auto heads = [&](const torch::Tensor& t) { return t.view({B, L, heads_, head_dim_}).transpose(1, 2); };
   auto v = heads(parts[1]), q = heads(parts[2]), k = heads(parts[3]);  // [B, H, L, d]
-  auto weights = attention_weights(q, k, causal_mask, position_index, time_buckets);
-  if (attn_dropout_ > 0) weights = torch::dropout(weights, attn_dropout_, is_training());
-  auto attended = torch::matmul(weights, v).transpose(1, 2).reshape({B, L, width});
+  if (k_out != nullptr) *k_out = k;
+  if (v_out != nullptr) *v_out = v;
+  const AttentionScorer scorer = [this](const torch::Tensor& scores, const AttentionGroup& group) {
+    auto weights = attention_weights(scores, group);
+    return attn_dropout_ > 0 ? torch::dropout(weights, attn_dropout_, is_training()) : weights;
+  };
+  auto attended = attend(plan, q, k, v, scorer, memory_k, memory_v).transpose(1, 2).reshape({B, L, width});
   auto gated = u * torch::layer_norm(attended, {width}, {}, {}, kNormEps);
   return x + output(torch::dropout(gated, dropout_, is_training()));
 }
@@ -78,15 +70,20 @@ Hstu::Hstu(const ModelConfig& config) : config_(config) {
   }
 }
 
-torch::Tensor Hstu::forward(const torch::Tensor& x, const SequenceBatch& batch) {
-  const auto L = x.size(1);
-  LONGREC_CHECK(L <= config_.max_len, "sequence width {} exceeds model.max_len {}", L, config_.max_len);
-  auto mask = causal_valid_mask(batch.valid, x.scalar_type());
-  auto positions = torch::arange(L, torch::TensorOptions().dtype(torch::kInt64).device(x.device()));
-  auto position_index = config_.max_len - 1 + positions.unsqueeze(0) - positions.unsqueeze(1);  // [L, L]: j - i
-  auto buckets = hstu_time_buckets(batch.query_times, batch.times, config_.time_buckets);
+torch::Tensor Hstu::forward(const torch::Tensor& x, const AttentionPlan& plan, const KeyValueMemory* memory,
+                            KeyValueMemory* capture) {
+  if (capture != nullptr) *capture = {};
   auto y = x;
-  for (auto& block : blocks) y = block->forward(y, mask, position_index, buckets);
+  for (std::size_t b = 0; b < blocks.size(); ++b) {
+    torch::Tensor k, v;
+    const bool keep = capture != nullptr;
+    y = blocks[b]->forward(y, plan, layer_input(memory, b, true), layer_input(memory, b, false),
+                           keep ? &k : nullptr, keep ? &v : nullptr);
+    if (keep) {
+      capture->keys.push_back(k);
+      capture->values.push_back(v);
+    }
+  }
   return y;
 }
 
@@ -119,16 +116,25 @@ SasrecBlock::SasrecBlock(const ModelConfig& c)
   ffn_out = register_module("ffn_out", torch::nn::Linear(c.resolved_ffn_dim(), c.dim));
 }
 
-torch::Tensor SasrecBlock::forward(const torch::Tensor& input, const torch::Tensor& allowed,
-                                   const torch::Tensor& keep) {
+torch::Tensor SasrecBlock::forward(const torch::Tensor& input, const AttentionPlan& plan, const torch::Tensor& keep,
+                                   const torch::Tensor& memory_k, const torch::Tensor& memory_v, torch::Tensor* k_out,
+                                   torch::Tensor* v_out) {
   const auto B = input.size(0), L = input.size(1);
   auto heads = [&](const torch::Tensor& t) { return t.view({B, L, heads_, head_dim_}).transpose(1, 2); };
   // Queries from the normalised input, keys and values from the raw input, as in the original.
   auto q_in = attention_norm(input);
-  auto scores = torch::matmul(heads(query(q_in)), heads(key(input)).transpose(-1, -2)) / std::sqrt(head_dim_);
-  scores = scores.masked_fill(allowed.logical_not(), -1e9);
-  auto weights = torch::dropout(torch::softmax(scores, -1), attn_dropout_, is_training());
-  auto attended = torch::matmul(weights, heads(value(input))).transpose(1, 2).reshape({B, L, heads_ * head_dim_});
+  auto k = heads(key(input)), v = heads(value(input));
+  if (k_out != nullptr) *k_out = k;
+  if (v_out != nullptr) *v_out = v;
+  const double scale = 1.0 / std::sqrt(head_dim_);
+  const AttentionScorer scorer = [&](const torch::Tensor& scores, const AttentionGroup& group) {
+    // A query with no allowed key (padding) gets uniform weights, zeroed by `keep`.
+    auto masked = (scores * scale).masked_fill(group.allowed.unsqueeze(1).logical_not(), -1e9);
+    return torch::dropout(torch::softmax(masked, -1), attn_dropout_, is_training());
+  };
+  auto attended = attend(plan, heads(query(q_in)), k, v, scorer, memory_k, memory_v)
+                      .transpose(1, 2)
+                      .reshape({B, L, heads_ * head_dim_});
   auto x = ffn_norm(q_in + attention_out(attended));
   auto hidden = torch::relu(torch::dropout(ffn_in(x), dropout_, is_training()));
   x = x + torch::dropout(ffn_out(hidden), dropout_, is_training());
@@ -142,11 +148,21 @@ Sasrec::Sasrec(const ModelConfig& c) : config_(c) {
   last_norm_ = register_module("last_norm", sasrec_norm(c.dim));
 }
 
-torch::Tensor Sasrec::forward(const torch::Tensor& input, const SequenceBatch& batch) {
-  auto allowed = causal_valid_mask(batch.valid, torch::kFloat32).to(torch::kBool);  // [B, 1, L, L]
-  auto keep = batch.valid.unsqueeze(-1).to(input.scalar_type());
+torch::Tensor Sasrec::forward(const torch::Tensor& input, const AttentionPlan& plan, const KeyValueMemory* memory,
+                              KeyValueMemory* capture) {
+  auto keep = plan.valid.unsqueeze(-1).to(input.scalar_type());
+  if (capture != nullptr) *capture = {};
   auto x = input;
-  for (auto& block : blocks_) x = block->forward(x, allowed, keep);
+  for (std::size_t b = 0; b < blocks_.size(); ++b) {
+    torch::Tensor k, v;
+    const bool save = capture != nullptr;
+    x = blocks_[b]->forward(x, plan, keep, layer_input(memory, b, true), layer_input(memory, b, false),
+                            save ? &k : nullptr, save ? &v : nullptr);
+    if (save) {
+      capture->keys.push_back(k);
+      capture->values.push_back(v);
+    }
+  }
   return last_norm_(x);
 }
 

@@ -8,7 +8,9 @@
 namespace longrec::model {
 
 std::string ModelConfig::describe() const {
-  return fmt::format("{}-d{}-l{}-h{}", backbone, dim, blocks, heads);
+  auto name = fmt::format("{}-d{}-l{}-h{}", backbone, dim, blocks, heads);
+  if (personalization.enabled()) name += fmt::format("-pt{}", personalization.total_tokens());
+  return name;
 }
 
 void apply_size_descriptor(ModelConfig& c, const std::string& descriptor) {
@@ -55,6 +57,7 @@ void validate_model_config(const ModelConfig& c) {
   if (c.negatives != "per_position" && c.negatives != "shared") {
     throw ConfigError("model.negatives", fmt::format("got '{}', expected per_position or shared", c.negatives));
   }
+  validate_personalization_config(c.personalization, c.max_len);
 }
 
 void register_model_options(OptionRegistry& r, ModelConfig& c) {
@@ -76,6 +79,7 @@ void register_model_options(OptionRegistry& r, ModelConfig& c) {
   r.add("model", "negatives", &c.negatives, "per_position | shared", check::one_of({"per_position", "shared"}));
   r.flag("model", "in_batch_negatives", &c.in_batch_negatives, "also use the batch's other targets as negatives");
   r.add("model", "seed", &c.seed, "seed of initialisation, dropout and negative sampling");
+  register_personalization_options(r, c.personalization);
   r.constraint([&c] {
     if (!c.size.empty()) apply_size_descriptor(c, c.size);
     validate_model_config(c);

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "longrec/core/error.h"
+
 namespace longrec::model {
 
 SequentialRecommender::SequentialRecommender(const ModelConfig& config)
@@ -10,21 +12,86 @@ SequentialRecommender::SequentialRecommender(const ModelConfig& config)
   // N(0, 1/D) as the reference's learnable positional embedding.
   position_embedding = register_parameter(
       "position_embedding", torch::empty({config.max_len, config.dim}).normal_(0, std::sqrt(1.0 / config.dim)));
+  if (config.personalization.enabled()) {
+    tokens_ = register_module("personalization", std::make_shared<PersonalizationTokens>(config.personalization,
+                                                                                         config.dim));
+  }
+}
+
+torch::Tensor SequentialRecommender::encode(torch::Tensor x, const torch::Tensor& valid, const AttentionPlan& plan,
+                                            const KeyValueMemory* memory, KeyValueMemory* capture) {
+  x = torch::dropout(x, config_.dropout, is_training());
+  x = x * valid.unsqueeze(-1).to(x.scalar_type());
+  return backbone_->forward(x, plan, memory, capture);
 }
 
 torch::Tensor SequentialRecommender::forward(const torch::Tensor& item_embeddings, const SequenceBatch& batch) {
-  const auto L = item_embeddings.size(1);
-  auto x = item_embeddings * std::sqrt(static_cast<double>(config_.dim)) +
-           position_embedding.slice(0, 0, L).unsqueeze(0);
-  x = torch::dropout(x, config_.dropout, is_training());
-  x = x * batch.valid.unsqueeze(-1).to(x.scalar_type());
-  auto y = backbone_->forward(x, batch);
+  return forward(item_embeddings, batch, config_.personalization.path == "block");
+}
+
+torch::Tensor SequentialRecommender::forward(const torch::Tensor& item_embeddings, const SequenceBatch& batch,
+                                             bool block_path) {
+  const std::optional<int> buckets =
+      backbone_->uses_relative_bias() ? std::optional<int>(config_.time_buckets) : std::nullopt;
+  torch::Tensor y;
+  if (!tokens_) {
+    const auto L = item_embeddings.size(1);
+    LONGREC_CHECK(L <= config_.max_len, "sequence width {} exceeds model.max_len {}", L, config_.max_len);
+    const auto plan = causal_plan(batch.valid, config_.max_len, buckets, batch.times, batch.query_times);
+    auto x = item_embeddings * std::sqrt(static_cast<double>(config_.dim)) +
+             position_embedding.slice(0, 0, L).unsqueeze(0);
+    y = encode(x, batch.valid, plan, nullptr, nullptr);
+  } else {
+    const auto slots = build_slots(tokens_->specs(), config_.personalization.recent_window, batch);
+    const auto plan = personalization_plan(slots, block_path, config_.max_len, buckets);
+    auto out = forward_slots(item_embeddings, slots, plan);  // [B, L, D]
+    out = torch::cat({out, torch::zeros({out.size(0), 1, out.size(2)}, out.options())}, 1);
+    y = out.gather(1, slots.event_slot.unsqueeze(-1).expand({-1, -1, out.size(2)}));  // [B, N, D]
+  }
   return y / y.norm(2, -1, true).clamp_min(1e-6);
+}
+
+torch::Tensor SequentialRecommender::forward_slots(const torch::Tensor& item_embeddings, const SlotSequence& slots,
+                                                   const AttentionPlan& plan, const KeyValueMemory* memory,
+                                                   KeyValueMemory* capture) {
+  LONGREC_CHECK(tokens_ != nullptr, "forward_slots needs a model with personalization tokens");
+  LONGREC_CHECK(slots.max_position < config_.max_len,
+                "the interleaved sequence reaches position {}, model.max_len is {}", slots.max_position,
+                config_.max_len);
+  const auto D = item_embeddings.size(-1);
+  auto events = item_embeddings.reshape({-1, D}) * std::sqrt(static_cast<double>(config_.dim));
+  auto source = torch::cat({events, tokens_->table.to(events.scalar_type()), torch::zeros({1, D}, events.options())});
+  auto x = source.index_select(0, slots.source).view({slots.rows, slots.slots, D}) +
+           position_embedding.index_select(0, slots.position.reshape({-1})).view({slots.rows, slots.slots, D});
+  return encode(x, slots.valid, plan, memory, capture);
+}
+
+double attended_keys_per_slot(const ModelConfig& config, std::int64_t width) {
+  const auto& pt = config.personalization;
+  if (!pt.enabled()) return static_cast<double>(width);
+  const auto layout = make_layout(pt.group_specs(), pt.recent_window, width);
+  const double slots = static_cast<double>(layout.length());
+  if (pt.path == "dense") return slots;
+  double pairs = 0, tokens_before = 0;
+  for (const auto& g : layout.groups) {
+    const double own = static_cast<double>(g.end - g.begin + g.tokens);
+    pairs += own * (tokens_before + own);
+    tokens_before += g.tokens;
+  }
+  const double recent = static_cast<double>(width - layout.recent_begin);
+  pairs += recent * (tokens_before + recent);
+  return slots > 0 ? pairs / slots : 0.0;
 }
 
 double SequentialRecommender::forward_flops_per_token(std::int64_t width) const {
   const double scored = config_.num_negatives + 1;
-  return backbone_->flops_per_token(width) + 2.0 * config_.dim * scored;
+  double slots_per_event = 1;
+  if (tokens_ && width > 0) {
+    const auto layout = make_layout(tokens_->specs(), config_.personalization.recent_window, width);
+    slots_per_event = static_cast<double>(layout.length()) / static_cast<double>(width);
+  }
+  const auto keys = static_cast<std::int64_t>(std::llround(attended_keys_per_slot(config_, width)));
+  return backbone_->flops_per_token(keys) * slots_per_event + 2.0 * config_.dim * scored;
 }
 
 namespace {

@@ -12,10 +12,7 @@ namespace longrec::train {
 
 TrainBenchmark benchmark_training(const TrainConfig& train, const model::ModelConfig& model_config,
                                   const data::LoaderConfig& data_config, int steps, int warmup) {
-  if (data_config.max_len > model_config.max_len) {
-    throw ConfigError("data.max_len", fmt::format("{} exceeds model.max_len = {}", data_config.max_len,
-                                                  model_config.max_len));
-  }
+  model::check_model_fits_history(model_config.max_len, model_config.personalization, data_config.max_len);
   if (train.threads > 0) at::set_num_threads(train.threads);
   const auto device = pick_device(train.device);
   data::HistoryLoader loader(train.dataset, data_config, data::SplitPart::Train);

@@ -37,11 +37,7 @@ std::string format_duration(double seconds) {
 TrainResult run_training(const TrainConfig& config, const model::ModelConfig& model_config,
                          const data::LoaderConfig& data_config, const std::string& resolved_table,
                          const std::string& resolved_ini) {
-  if (data_config.max_len > model_config.max_len) {
-    throw ConfigError("data.max_len", fmt::format("{} exceeds model.max_len = {}: the model's position tables and "
-                                                  "normaliser must cover the longest window",
-                                                  data_config.max_len, model_config.max_len));
-  }
+  model::check_model_fits_history(model_config.max_len, model_config.personalization, data_config.max_len);
   if (config.threads > 0) at::set_num_threads(config.threads);
   const torch::Device device = pick_device(config.device);
   fs::create_directories(config.run_dir);

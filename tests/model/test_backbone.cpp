@@ -61,7 +61,8 @@ torch::Tensor numeric_gradient(const std::function<torch::Tensor()>& f, torch::T
 
 TEST(Hstu, TimeBucketsFollowTheReferenceFormula) {
   const auto b = small_batch();
-  const auto buckets = hstu_time_buckets(b.query_times, b.times, 16);
+  const auto plan = causal_plan(b.valid, 7, 16, b.times, b.query_times);
+  const auto buckets = plan.groups[0].time_bucket.squeeze(1);  // [B, L, L]
   for (int i = 0; i < 5; ++i) {
     for (int j = 0; j < 5; ++j) {
       const auto dt = b.query_times[0][i].item<std::int64_t>() - b.times[0][j].item<std::int64_t>();
@@ -78,11 +79,9 @@ TEST(Hstu, BatchedAttentionEqualsANaivePerPositionLoop) {
   const auto b = small_batch();
   const int H = 2, d = 4, L = 5, N = config.max_len;
   auto q = torch::randn({2, H, L, d}, torch::kFloat64), k = torch::randn({2, H, L, d}, torch::kFloat64);
-  auto positions = torch::arange(L);
-  auto position_index = N - 1 + positions.unsqueeze(0) - positions.unsqueeze(1);
-  auto buckets = hstu_time_buckets(b.query_times, b.times, 16);
-  auto mask = causal_valid_mask(b.valid, torch::kFloat64);
-  auto batched = block.attention_weights(q, k, mask, position_index, buckets);
+  const auto plan = causal_plan(b.valid, N, 16, b.times, b.query_times);
+  auto scores = torch::matmul(q, k.transpose(-1, -2)).unsqueeze(2);  // [B, H, 1, L, L]
+  auto batched = block.attention_weights(scores, plan.groups[0]).squeeze(2);
   for (int r = 0; r < 2; ++r) {
     const auto length = b.lengths[r].item<std::int64_t>();
     for (int h = 0; h < H; ++h) {
@@ -114,11 +113,8 @@ TEST(Hstu, Float64GradientCheckOfOneBlock) {
   const auto b = small_batch();
   auto x = torch::randn({2, 5, 8}, torch::kFloat64).requires_grad_(true);
   auto probe = torch::randn({2, 5, 8}, torch::kFloat64);
-  auto positions = torch::arange(5);
-  auto position_index = config.max_len - 1 + positions.unsqueeze(0) - positions.unsqueeze(1);
-  auto buckets = hstu_time_buckets(b.query_times, b.times, 16);
-  auto mask = causal_valid_mask(b.valid, torch::kFloat64);
-  const auto f = [&] { return (block.forward(x, mask, position_index, buckets) * probe).sum(); };
+  const auto plan = causal_plan(b.valid, config.max_len, 16, b.times, b.query_times);
+  const auto f = [&] { return (block.forward(x, plan) * probe).sum(); };
   auto loss = f();
   loss.backward();
   for (auto* t : {&x, &block.uvqk, &block.position_weights, &block.time_weights, &block.output->weight}) {

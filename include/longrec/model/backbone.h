@@ -4,15 +4,28 @@
 
 #include <torch/torch.h>
 
+#include "longrec/model/attention_plan.h"
 #include "longrec/model/model_config.h"
-#include "longrec/model/sequence_batch.h"
 
 namespace longrec::model {
 
+// Per-layer keys and values of slots outside the current sequence: the cached
+// personalization tokens of a serving state ([B, H, M, d] each), or what a
+// forward pass computed for its own slots ([B, H, L, d]) when asked to capture.
+struct KeyValueMemory {
+  std::vector<torch::Tensor> keys, values;
+};
+
 class Backbone : public torch::nn::Module {
  public:
-  // x: [B, L, D] input embeddings; returns [B, L, D].
-  virtual torch::Tensor forward(const torch::Tensor& x, const SequenceBatch& batch) = 0;
+  // x: [B, L, D] input slots; plan: who attends to whom (its relative
+  // features present when uses_relative_bias()); memory: cached keys/values
+  // ahead of the slots (plan.memory of them); capture: receives every layer's
+  // keys/values of the L slots. Returns [B, L, D].
+  virtual torch::Tensor forward(const torch::Tensor& x, const AttentionPlan& plan,
+                                const KeyValueMemory* memory = nullptr, KeyValueMemory* capture = nullptr) = 0;
+  // Whether plans for this backbone need position_index / time_bucket.
+  virtual bool uses_relative_bias() const = 0;
   // Forward FLOPs per position for a sequence of width L, counting the dense
   // matrix products the implementation executes (masked attention included).
   virtual double flops_per_token(std::int64_t width) const = 0;
@@ -28,13 +41,14 @@ class Backbone : public torch::nn::Module {
 class HstuBlock : public torch::nn::Module {
  public:
   HstuBlock(const ModelConfig& config);
-  // causal_mask: [B, 1, L, L] float {0, 1}; position_index: [L, L] into w_pos;
-  // time_buckets: [B, L, L] int64 into w_time.
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& causal_mask, const torch::Tensor& position_index,
-                        const torch::Tensor& time_buckets);
-  // The attention weights A [B, H, L, L] (for tests against a naive loop).
-  torch::Tensor attention_weights(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& causal_mask,
-                                  const torch::Tensor& position_index, const torch::Tensor& time_buckets);
+  // memory_k / memory_v: [B, H, M, d] cached slots or undefined; k_out / v_out
+  // (optional) receive this block's keys/values [B, H, L, d].
+  torch::Tensor forward(const torch::Tensor& x, const AttentionPlan& plan, const torch::Tensor& memory_k = {},
+                        const torch::Tensor& memory_v = {}, torch::Tensor* k_out = nullptr,
+                        torch::Tensor* v_out = nullptr);
+  // A = silu(scores + rab) / N_max on the group's allowed pairs, 0 elsewhere;
+  // scores: [B, H, G, Lq, Lk] = q k^T.
+  torch::Tensor attention_weights(const torch::Tensor& scores, const AttentionGroup& group);
 
   torch::Tensor uvqk, position_weights, time_weights;
   torch::nn::Linear output{nullptr};
@@ -47,7 +61,9 @@ class HstuBlock : public torch::nn::Module {
 class Hstu : public Backbone {
  public:
   explicit Hstu(const ModelConfig& config);
-  torch::Tensor forward(const torch::Tensor& x, const SequenceBatch& batch) override;
+  torch::Tensor forward(const torch::Tensor& x, const AttentionPlan& plan, const KeyValueMemory* memory = nullptr,
+                        KeyValueMemory* capture = nullptr) override;
+  bool uses_relative_bias() const override { return true; }
   double flops_per_token(std::int64_t width) const override;
   std::vector<std::shared_ptr<HstuBlock>> blocks;
 
@@ -55,18 +71,15 @@ class Hstu : public Backbone {
   ModelConfig config_;
 };
 
-// bucket(t_next(i) - t_j) for every (i, j): [B, L, L] int64.
-torch::Tensor hstu_time_buckets(const torch::Tensor& query_times, const torch::Tensor& key_times, int num_buckets);
-// Lower-triangular mask restricted to valid keys: [B, 1, L, L] float.
-torch::Tensor causal_valid_mask(const torch::Tensor& valid, torch::Dtype dtype);
-
 // SASRec (Kang & McAuley 2018): Q = LN(x); x = Q + MHA(Q, x, x) (causal softmax);
 // x = LN(x); x = x + FFN(x) (ReLU, dropout); padding zeroed; final LN.
 class SasrecBlock : public torch::nn::Module {
  public:
   explicit SasrecBlock(const ModelConfig& config);
-  // allowed: [B, 1, L, L] bool; keep: [B, L, 1] float.
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& allowed, const torch::Tensor& keep);
+  // keep: [B, L, 1], zero on padding slots; memory and outputs as HstuBlock.
+  torch::Tensor forward(const torch::Tensor& x, const AttentionPlan& plan, const torch::Tensor& keep,
+                        const torch::Tensor& memory_k = {}, const torch::Tensor& memory_v = {},
+                        torch::Tensor* k_out = nullptr, torch::Tensor* v_out = nullptr);
 
  private:
   int heads_, head_dim_;
@@ -79,7 +92,9 @@ class SasrecBlock : public torch::nn::Module {
 class Sasrec : public Backbone {
  public:
   explicit Sasrec(const ModelConfig& config);
-  torch::Tensor forward(const torch::Tensor& x, const SequenceBatch& batch) override;
+  torch::Tensor forward(const torch::Tensor& x, const AttentionPlan& plan, const KeyValueMemory* memory = nullptr,
+                        KeyValueMemory* capture = nullptr) override;
+  bool uses_relative_bias() const override { return false; }
   double flops_per_token(std::int64_t width) const override;
 
  private:

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <string>
 
+#include "longrec/model/personalization_layout.h"
+
 namespace longrec {
 class OptionRegistry;
 }
@@ -31,6 +33,7 @@ struct ModelConfig {
   std::string negatives = "per_position";  // per_position | shared (one pool per batch)
   bool in_batch_negatives = false;
   std::uint64_t seed = 1;
+  PersonalizationConfig personalization;  // [personalization] section; off unless a segment length or groups are set
 
   int resolved_head_dim() const { return head_dim > 0 ? head_dim : dim / heads; }
   int resolved_ffn_dim() const { return ffn_dim > 0 ? ffn_dim : dim; }

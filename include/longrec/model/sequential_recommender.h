@@ -11,6 +11,7 @@
 #include "longrec/model/backbone.h"
 #include "longrec/model/item_embedding.h"
 #include "longrec/model/model_config.h"
+#include "longrec/model/personalization.h"
 #include "longrec/model/sequence_batch.h"
 
 namespace longrec::model {
@@ -19,24 +20,47 @@ class SequentialRecommender : public torch::nn::Module {
  public:
   explicit SequentialRecommender(const ModelConfig& config);
 
-  // item_embeddings: [B, L, D] raw rows of the batch's items; returns [B, L, D]
-  // user vectors, L2-normalised.
+  // item_embeddings: [B, N, D] raw rows of the batch's items; returns [B, N, D]
+  // user vectors at the event positions, L2-normalised. With personalization
+  // tokens the backbone runs over the interleaved slots (model.personalization.path
+  // picks the dense or the block plan); token slots produce no output.
   torch::Tensor forward(const torch::Tensor& item_embeddings, const SequenceBatch& batch);
+  // The same through an explicit path (tests compare the two).
+  torch::Tensor forward(const torch::Tensor& item_embeddings, const SequenceBatch& batch, bool block_path);
+
+  // Backbone outputs [B, L, D] (not normalised) of a slot sequence: events
+  // from item_embeddings ([B, N, D] raw rows), tokens from the token table.
+  // memory / capture as Backbone::forward.
+  torch::Tensor forward_slots(const torch::Tensor& item_embeddings, const SlotSequence& slots,
+                              const AttentionPlan& plan, const KeyValueMemory* memory = nullptr,
+                              KeyValueMemory* capture = nullptr);
 
   const ModelConfig& config() const { return config_; }
   const std::shared_ptr<Backbone>& backbone() const { return backbone_; }
+  // Present when personalization tokens are configured.
+  const std::shared_ptr<PersonalizationTokens>& tokens() const { return tokens_; }
   torch::Tensor position_embedding;  // [max_len, D]
 
-  // Forward FLOPs per position at width L: backbone plus scoring the positive
-  // and the negatives of the loss.
+  // Forward FLOPs per event of a history of `width` events: backbone over the
+  // pairs the configured path computes, plus scoring the positive and the
+  // negatives of the loss.
   double forward_flops_per_token(std::int64_t width) const;
   // Training FLOPs (forward + backward = 3x forward) per position.
   double training_flops_per_token(std::int64_t width) const { return 3 * forward_flops_per_token(width); }
 
  private:
+  torch::Tensor encode(torch::Tensor x, const torch::Tensor& valid, const AttentionPlan& plan,
+                       const KeyValueMemory* memory, KeyValueMemory* capture);
+
   ModelConfig config_;
   std::shared_ptr<Backbone> backbone_;
+  std::shared_ptr<PersonalizationTokens> tokens_;
 };
+
+// Keys per query slot, averaged over the slots of one history of `width`
+// events, for the configured personalization path (width itself without
+// tokens: the causal plan computes every pair of the padded row).
+double attended_keys_per_slot(const ModelConfig& config, std::int64_t width);
 
 // The loss of one training batch and what it touched.
 struct TrainingLoss {
