@@ -30,7 +30,7 @@ void register_loader_options(OptionRegistry& r, LoaderConfig& c) {
   r.add("data", "read_users", &c.read_users, "users per chunk read from the store", check::at_least(1));
   r.add("data", "prefetch_batches", &c.prefetch_batches, "batches built ahead by the reader thread",
         check::at_least(1));
-  r.flag("data", "group_by_length", &c.group_by_length, "batch users of similar length together (less padding)");
+  r.flag("data", "group_by_length", &c.group_by_length, "batch users of similar length together (less padding, but batches are not i.i.d.)");
   r.flag("data", "drop_last", &c.drop_last, "drop the final partial batch of a training epoch");
 }
 

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "longrec/core/error.h"
+#include "longrec/model/sampled_scores.h"
 
 namespace longrec::model {
 
@@ -98,10 +99,6 @@ namespace {
 
 torch::Tensor l2_normalize(const torch::Tensor& x) { return x / x.norm(2, -1, true).clamp_min(1e-6); }
 
-// Above this many gathered values (distinct rows x D), per-position negatives
-// are scored row by row instead of against every distinct row.
-constexpr std::int64_t kDenseScoringLimit = 1 << 20;
-
 }  // namespace
 
 TrainingLoss sampled_softmax_loss(SequentialRecommender& model, ItemEmbedding& items, const SequenceBatch& batch,
@@ -142,22 +139,14 @@ TrainingLoss sampled_softmax_loss(SequentialRecommender& model, ItemEmbedding& i
   constexpr double kMasked = -5e4;  // as the reference: a negative equal to the target
   if (K > 0) {
     const auto negative_index = index.inverse.slice(0, n_inputs + P);
-    const auto U = out.rows.rows.size(0);
     torch::Tensor negative_logits, same;
     if (config.negatives == "shared") {
       auto negative_rows = l2_normalize(embed(out.rows, slice(n_inputs + P, all_ids.size(0))));  // [K, D]
       negative_logits = torch::matmul(queries, negative_rows.t()) * inv_t;  // [P, K]
       same = positives.unsqueeze(1) == negatives.unsqueeze(0);
-    } else if (U * config.dim <= kDenseScoringLimit) {
-      // Few distinct rows (small catalogues): score every position against all
-      // of them with one matrix product and pick each position's negatives;
-      // much cheaper than materialising [P, K, D] rows.
-      auto scores = torch::matmul(queries, l2_normalize(out.rows.rows).t());  // [P, U]
-      negative_logits = scores.gather(1, negative_index.view({P, K})) * inv_t;
-      same = positives.unsqueeze(1) == negatives;
     } else {
-      auto negative_rows = l2_normalize(embed(out.rows, slice(n_inputs + P, all_ids.size(0)))).view({P, K, -1});
-      negative_logits = torch::bmm(negative_rows, queries.unsqueeze(2)).squeeze(2) * inv_t;
+      // Each position against its own K rows, without a [P, K, D] gather.
+      negative_logits = sampled_scores(queries, l2_normalize(out.rows.rows), negative_index.view({P, K})) * inv_t;
       same = positives.unsqueeze(1) == negatives;
     }
     logits.push_back(negative_logits.masked_fill(same, kMasked));
