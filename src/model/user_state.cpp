@@ -1,0 +1,345 @@
+#include "longrec/model/user_state.h"
+
+#include <cstring>
+
+#include "longrec/core/checksum.h"
+#include "longrec/core/error.h"
+
+namespace longrec::model {
+
+namespace {
+
+constexpr char kMagic[8] = {'L', 'R', 'U', 'S', 'T', 'A', 'T', 'E'};
+constexpr std::uint32_t kFormatVersion = 1;
+
+class Writer {
+ public:
+  template <typename T>
+  void put(const T& value) {
+    static_assert(std::is_trivially_copyable_v<T>);
+    bytes_.append(reinterpret_cast<const char*>(&value), sizeof(T));
+  }
+  void put_bytes(const void* data, std::size_t size) { bytes_.append(static_cast<const char*>(data), size); }
+  void put_string(const std::string& s) {
+    put<std::uint64_t>(s.size());
+    put_bytes(s.data(), s.size());
+  }
+  void put_vector(const std::vector<std::int64_t>& v) {
+    put<std::uint64_t>(v.size());
+    put_bytes(v.data(), v.size() * sizeof(std::int64_t));
+  }
+  std::string finish() {
+    Crc32 crc;
+    crc.update(bytes_.data(), bytes_.size());
+    put<std::uint32_t>(crc.value());
+    return std::move(bytes_);
+  }
+
+ private:
+  std::string bytes_;
+};
+
+class Reader {
+ public:
+  explicit Reader(const std::string& bytes) : bytes_(bytes) {}
+  template <typename T>
+  T get() {
+    T value;
+    std::memcpy(&value, take(sizeof(T)), sizeof(T));
+    return value;
+  }
+  const char* take(std::size_t size) {
+    if (size > bytes_.size() - offset_) throw DataError("user state: truncated (the bytes end inside a field)");
+    const char* p = bytes_.data() + offset_;
+    offset_ += size;
+    return p;
+  }
+  std::string get_string() {
+    const auto size = get<std::uint64_t>();
+    return std::string(take(size), size);
+  }
+  std::vector<std::int64_t> get_vector() {
+    const auto size = get<std::uint64_t>();
+    if (size > (bytes_.size() - offset_) / sizeof(std::int64_t)) throw DataError("user state: truncated vector");
+    std::vector<std::int64_t> v(size);
+    std::memcpy(v.data(), take(size * sizeof(std::int64_t)), size * sizeof(std::int64_t));
+    return v;
+  }
+  std::size_t remaining() const { return bytes_.size() - offset_; }
+
+ private:
+  const std::string& bytes_;
+  std::size_t offset_ = 0;
+};
+
+bool uniform_layout(const ModelConfig& config) { return config.personalization.groups.empty(); }
+
+}  // namespace
+
+std::int64_t UserState::memory_bytes() const {
+  std::int64_t bytes = static_cast<std::int64_t>(
+      (raw_items.size() + raw_times.size() + token_positions.size() + token_times.size()) * sizeof(std::int64_t));
+  for (const auto* list : {&memory.keys, &memory.values}) {
+    for (const auto& t : *list) bytes += static_cast<std::int64_t>(t.numel() * t.element_size());
+  }
+  return bytes;
+}
+
+UserStateEncoder::UserStateEncoder(SequentialRecommender& model, torch::Tensor item_table)
+    : model_(model), item_table_(std::move(item_table)) {
+  const auto& config = model.config();
+  LONGREC_CHECK(model.tokens() != nullptr, "a user state needs a model with personalization tokens");
+  specs_ = model.tokens()->specs();
+  recent_window_ = config.personalization.recent_window;
+  if (model.backbone()->uses_relative_bias()) time_buckets_ = config.time_buckets;
+  model_.eval();
+}
+
+torch::Tensor UserStateEncoder::embed(const std::vector<std::int64_t>& items) const {
+  const auto ids = torch::tensor(items, torch::kInt64);
+  const auto catalogue = item_table_.size(0) - 1;
+  for (auto id : items) {
+    if (id < 1 || id > catalogue) {
+      throw DataError(fmt::format("item id {} is outside the catalogue (1..{})", id, catalogue));
+    }
+  }
+  return item_table_.index_select(0, ids.to(item_table_.device())).unsqueeze(0);
+}
+
+namespace {
+
+SequenceBatch one_row(const std::vector<std::int64_t>& items, const std::vector<std::int64_t>& times,
+                      std::int64_t count, std::int64_t last_query_time, torch::Device device) {
+  SequenceBatch b;
+  const auto n = count;
+  std::vector<std::int64_t> query(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) {
+    query[static_cast<std::size_t>(i)] = i + 1 < static_cast<std::int64_t>(times.size())
+                                             ? times[static_cast<std::size_t>(i + 1)]
+                                             : last_query_time;
+  }
+  const auto i64 = torch::TensorOptions().dtype(torch::kInt64);
+  b.items = torch::tensor(std::vector<std::int64_t>(items.begin(), items.begin() + n), i64).view({1, n}).to(device);
+  b.times = torch::tensor(std::vector<std::int64_t>(times.begin(), times.begin() + n), i64).view({1, n}).to(device);
+  b.query_times = torch::tensor(query, i64).view({1, n}).to(device);
+  b.lengths = torch::tensor({n}, i64).to(device);
+  b.valid = torch::ones({1, n}, torch::TensorOptions().dtype(torch::kBool).device(device));
+  return b;
+}
+
+}  // namespace
+
+void UserStateEncoder::drop_oldest_group(UserState& state) const {
+  LONGREC_CHECK(state.groups_done > 0, "no group to drop");
+  if (!uniform_layout(model_.config())) {
+    throw DataError(fmt::format("the history has {} events, more than the explicit personalization.groups cover "
+                                "(the last ends after {} events, plus a recent window of {})",
+                                state.events_seen, specs_.back().offset, recent_window_));
+  }
+  const auto K = specs_.front().tokens;
+  const auto S = specs_.front().offset;
+  for (auto* list : {&state.memory.keys, &state.memory.values}) {
+    for (auto& t : *list) t = t.slice(2, K).contiguous();
+  }
+  state.token_positions.erase(state.token_positions.begin(), state.token_positions.begin() + K);
+  state.token_times.erase(state.token_times.begin(), state.token_times.begin() + K);
+  const auto shift = S + K;
+  for (auto& p : state.token_positions) p -= shift;
+  state.next_position -= shift;
+  state.dropped_events += S;
+  state.dropped_groups += 1;
+  state.groups_done -= 1;
+}
+
+void UserStateEncoder::compress_ready_groups(UserState& state) const {
+  torch::NoGradGuard no_grad;
+  const auto G = static_cast<int>(specs_.size());
+  while (true) {
+    const auto n = state.events_seen - state.dropped_events;  // in the state's coordinates
+    const int g = state.groups_done;
+    if (g == G) {
+      if (n - recent_window_ > specs_.back().offset) {
+        drop_oldest_group(state);
+        continue;
+      }
+      return;
+    }
+    const auto begin = g == 0 ? 0 : specs_[static_cast<std::size_t>(g - 1)].offset;
+    const auto end = specs_[static_cast<std::size_t>(g)].offset;
+    // Complete in the layout, and the event after it known (its time is the
+    // query time of the segment's last event).
+    if (!(n - recent_window_ >= end && n > end)) return;
+    const auto W = end - begin;
+    const auto batch = one_row(state.raw_items, state.raw_times, W, 0, item_table_.device());
+    const auto slots = build_slots(specs_, 0, batch, {g, begin, state.next_position});
+    TokenMemory memory_slots;
+    if (state.cached_tokens() > 0) {
+      memory_slots.position = torch::tensor(state.token_positions, torch::kInt64).unsqueeze(0);
+      memory_slots.time = torch::tensor(state.token_times, torch::kInt64).unsqueeze(0);
+    }
+    const auto plan = personalization_plan(slots, true, model_.config().max_len, time_buckets_, memory_slots);
+    KeyValueMemory captured;
+    model_.forward_slots(embed(std::vector<std::int64_t>(state.raw_items.begin(), state.raw_items.begin() + W)), slots,
+                         plan, state.cached_tokens() > 0 ? &state.memory : nullptr, &captured);
+    const auto K = specs_[static_cast<std::size_t>(g)].tokens;
+    const auto first = slots.block_begin.at(0) + slots.block_events.at(0);
+    for (std::size_t layer = 0; layer < captured.keys.size(); ++layer) {
+      auto k = captured.keys[layer].slice(2, first, first + K);
+      auto v = captured.values[layer].slice(2, first, first + K);
+      if (state.memory.keys.size() <= layer) {
+        state.memory.keys.push_back(k.contiguous());
+        state.memory.values.push_back(v.contiguous());
+      } else {
+        state.memory.keys[layer] = torch::cat({state.memory.keys[layer], k}, 2);
+        state.memory.values[layer] = torch::cat({state.memory.values[layer], v}, 2);
+      }
+    }
+    const auto token_time = state.raw_times[static_cast<std::size_t>(W - 1)];
+    for (int k = 0; k < K; ++k) {
+      state.token_positions.push_back(state.next_position + W + k);
+      state.token_times.push_back(token_time);
+    }
+    state.next_position += W + K;
+    state.raw_items.erase(state.raw_items.begin(), state.raw_items.begin() + W);
+    state.raw_times.erase(state.raw_times.begin(), state.raw_times.begin() + W);
+    state.groups_done += 1;
+  }
+}
+
+UserState UserStateEncoder::compress(const std::vector<std::int64_t>& items,
+                                     const std::vector<std::int64_t>& times) const {
+  UserState state;
+  append(state, items, times);
+  return state;
+}
+
+void UserStateEncoder::append(UserState& state, const std::vector<std::int64_t>& items,
+                              const std::vector<std::int64_t>& times) const {
+  if (items.size() != times.size()) {
+    throw DataError(fmt::format("{} items but {} times: one time per event expected", items.size(), times.size()));
+  }
+  embed(items);  // validates the ids before anything changes
+  state.raw_items.insert(state.raw_items.end(), items.begin(), items.end());
+  state.raw_times.insert(state.raw_times.end(), times.begin(), times.end());
+  state.events_seen += static_cast<std::int64_t>(items.size());
+  compress_ready_groups(state);
+}
+
+torch::Tensor UserStateEncoder::score(const UserState& state, std::int64_t request_time) const {
+  torch::NoGradGuard no_grad;
+  if (state.raw_items.empty()) throw DataError("cannot score an empty history");
+  const auto n_raw = static_cast<std::int64_t>(state.raw_items.size());
+  const int g = state.groups_done;
+  const auto first_event = g == 0 ? 0 : specs_[static_cast<std::size_t>(g - 1)].offset;
+  const auto batch = one_row(state.raw_items, state.raw_times, n_raw, request_time, item_table_.device());
+  const auto slots = build_slots(specs_, recent_window_, batch, {g, first_event, state.next_position});
+  TokenMemory memory_slots;
+  if (state.cached_tokens() > 0) {
+    memory_slots.position = torch::tensor(state.token_positions, torch::kInt64).unsqueeze(0);
+    memory_slots.time = torch::tensor(state.token_times, torch::kInt64).unsqueeze(0);
+  }
+  const auto plan = personalization_plan(slots, true, model_.config().max_len, time_buckets_, memory_slots);
+  auto out = model_.forward_slots(embed(state.raw_items), slots, plan,
+                                  state.cached_tokens() > 0 ? &state.memory : nullptr);
+  auto user = out[0][slots.event_slot[0][n_raw - 1].item<std::int64_t>()];
+  return user / user.norm().clamp_min(1e-6);
+}
+
+std::string UserStateEncoder::signature() const {
+  const auto& c = model_.config();
+  const auto& p = c.personalization;
+  return fmt::format("{} dim={} blocks={} heads={} head_dim={} max_len={} tokens={} S={} K={} R={} max_groups={} "
+                     "groups={}",
+                     c.backbone, c.dim, c.blocks, c.heads, c.resolved_head_dim(), c.max_len, p.total_tokens(),
+                     p.segment_len, p.tokens_per_group, p.recent_window, p.max_groups, p.groups);
+}
+
+std::string UserStateEncoder::serialize(const UserState& state) const {
+  Writer w;
+  w.put_bytes(kMagic, sizeof(kMagic));
+  w.put<std::uint32_t>(kFormatVersion);
+  w.put_string(signature());
+  const auto dtype = model_.position_embedding.scalar_type();
+  w.put<std::uint8_t>(dtype == torch::kFloat64 ? 1 : 0);
+  w.put<std::int64_t>(state.events_seen);
+  w.put<std::int64_t>(state.dropped_events);
+  w.put<std::int32_t>(state.dropped_groups);
+  w.put<std::int32_t>(state.groups_done);
+  w.put<std::int64_t>(state.next_position);
+  w.put_vector(state.raw_items);
+  w.put_vector(state.raw_times);
+  w.put_vector(state.token_positions);
+  w.put_vector(state.token_times);
+  w.put<std::uint32_t>(static_cast<std::uint32_t>(state.memory.keys.size()));
+  for (std::size_t layer = 0; layer < state.memory.keys.size(); ++layer) {
+    for (const auto* t : {&state.memory.keys[layer], &state.memory.values[layer]}) {
+      const auto cpu = t->to(torch::kCPU, dtype).contiguous();
+      for (auto size : cpu.sizes()) w.put<std::int64_t>(size);
+      w.put_bytes(cpu.data_ptr(), static_cast<std::size_t>(cpu.numel() * cpu.element_size()));
+    }
+  }
+  return w.finish();
+}
+
+UserState UserStateEncoder::deserialize(const std::string& bytes) const {
+  if (bytes.size() < sizeof(kMagic) + 8 || std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0) {
+    throw DataError("not a longrec user state (bad magic bytes)");
+  }
+  {
+    Crc32 crc;
+    crc.update(bytes.data(), bytes.size() - sizeof(std::uint32_t));
+    std::uint32_t stored;
+    std::memcpy(&stored, bytes.data() + bytes.size() - sizeof(stored), sizeof(stored));
+    if (stored != crc.value()) throw DataError("user state: checksum mismatch (damaged bytes)");
+  }
+  Reader r(bytes);
+  r.take(sizeof(kMagic));
+  const auto version = r.get<std::uint32_t>();
+  if (version != kFormatVersion) {
+    throw DataError(fmt::format("user state format version {}, this build reads version {}", version,
+                                kFormatVersion));
+  }
+  const auto saved = r.get_string();
+  if (saved != signature()) {
+    throw DataError(fmt::format("user state belongs to another model: saved '{}', this model is '{}'", saved,
+                                signature()));
+  }
+  const auto dtype = r.get<std::uint8_t>() == 1 ? torch::kFloat64 : torch::kFloat32;
+  UserState state;
+  state.events_seen = r.get<std::int64_t>();
+  state.dropped_events = r.get<std::int64_t>();
+  state.dropped_groups = r.get<std::int32_t>();
+  state.groups_done = r.get<std::int32_t>();
+  state.next_position = r.get<std::int64_t>();
+  state.raw_items = r.get_vector();
+  state.raw_times = r.get_vector();
+  state.token_positions = r.get_vector();
+  state.token_times = r.get_vector();
+  const auto layers = r.get<std::uint32_t>();
+  const auto& c = model_.config();
+  if (layers != 0 && static_cast<int>(layers) != c.blocks) {
+    throw DataError(fmt::format("user state has {} layers, the model has {}", layers, c.blocks));
+  }
+  for (std::uint32_t layer = 0; layer < layers; ++layer) {
+    for (auto* list : {&state.memory.keys, &state.memory.values}) {
+      std::vector<std::int64_t> shape(4);
+      for (auto& s : shape) s = r.get<std::int64_t>();
+      if (shape[0] != 1 || shape[1] != c.heads || shape[2] != state.cached_tokens() ||
+          shape[3] != c.resolved_head_dim()) {
+        throw DataError(fmt::format("user state layer {}: cached tensor {}x{}x{}x{} does not fit the model", layer,
+                                    shape[0], shape[1], shape[2], shape[3]));
+      }
+      auto t = torch::empty(shape, torch::TensorOptions().dtype(dtype));
+      std::memcpy(t.data_ptr(), r.take(static_cast<std::size_t>(t.numel() * t.element_size())),
+                  static_cast<std::size_t>(t.numel() * t.element_size()));
+      list->push_back(t.to(item_table_.device(), model_.position_embedding.scalar_type()));
+    }
+  }
+  if (r.remaining() != sizeof(std::uint32_t)) throw DataError("user state: trailing bytes after the last layer");
+  if (state.raw_items.size() != state.raw_times.size() || state.token_positions.size() != state.token_times.size()) {
+    throw DataError("user state: inconsistent event or token counts");
+  }
+  return state;
+}
+
+}  // namespace longrec::model

@@ -1,0 +1,194 @@
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <random>
+
+#include "longrec/core/error.h"
+#include "longrec/model/user_state.h"
+
+namespace longrec::model {
+
+namespace {
+
+constexpr std::int64_t kItems = 40;
+
+ModelConfig state_config(const std::string& backbone, int S, int K, int R, int max_groups,
+                         const std::string& groups = "") {
+  ModelConfig c;
+  c.backbone = backbone;
+  c.dim = 8;
+  c.blocks = 2;
+  c.heads = 2;
+  c.max_len = 96;
+  c.dropout = 0.0;
+  c.time_buckets = 16;
+  c.personalization.segment_len = S;
+  c.personalization.tokens_per_group = K;
+  c.personalization.recent_window = R;
+  c.personalization.max_groups = max_groups;
+  c.personalization.groups = groups;
+  return c;
+}
+
+struct History {
+  std::vector<std::int64_t> items, times;
+};
+
+History random_history(std::int64_t n, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  History h;
+  std::int64_t t = 1'000'000;
+  for (std::int64_t i = 0; i < n; ++i) {
+    h.items.push_back(1 + static_cast<std::int64_t>(rng() % kItems));
+    h.times.push_back(t += static_cast<std::int64_t>(rng() % 100'000));
+  }
+  return h;
+}
+
+// The full forward (dense masked path) over the whole history: the user vector
+// at the newest event, predicting an event at request_time.
+torch::Tensor full_forward(SequentialRecommender& model, const torch::Tensor& table, const History& h,
+                           std::int64_t request_time) {
+  torch::NoGradGuard no_grad;
+  const auto n = static_cast<std::int64_t>(h.items.size());
+  SequenceBatch b;
+  b.items = torch::tensor(h.items, torch::kInt64).view({1, n});
+  b.times = torch::tensor(h.times, torch::kInt64).view({1, n});
+  std::vector<std::int64_t> query(h.times.begin() + 1, h.times.end());
+  query.push_back(request_time);
+  b.query_times = torch::tensor(query, torch::kInt64).view({1, n});
+  b.lengths = torch::tensor({n}, torch::kInt64);
+  b.valid = torch::ones({1, n}, torch::kBool);
+  auto rows = table.index_select(0, b.items.view({-1})).view({1, n, -1});
+  return model.forward(rows, b, false)[0][n - 1];
+}
+
+struct Fixture {
+  explicit Fixture(const ModelConfig& config, std::uint64_t seed = 1) : model((torch::manual_seed(seed), config)) {
+    model.to(torch::kFloat64);
+    table = torch::randn({kItems + 1, config.dim}, torch::kFloat64);
+    table[0].zero_();
+    encoder = std::make_unique<UserStateEncoder>(model, table);
+  }
+  SequentialRecommender model;
+  torch::Tensor table;
+  std::unique_ptr<UserStateEncoder> encoder;
+};
+
+}  // namespace
+
+TEST(UserState, ScoresEqualTheFullMaskedForwardInFloat64) {
+  const std::vector<ModelConfig> configs{
+      state_config("hstu", 4, 2, 3, 8),  state_config("sasrec", 4, 2, 3, 8),
+      state_config("hstu", 3, 1, 0, 12), state_config("hstu", 5, 3, 6, 4),
+      state_config("sasrec", 0, 1, 2, 4, "2:1,5:3,9:2"),
+  };
+  for (const auto& config : configs) {
+    Fixture f(config);
+    const auto& p = config.personalization;
+    const auto longest = longest_history(config.max_len, p);
+    for (std::int64_t n = 1; n <= longest; n += 1 + n / 6) {
+      SCOPED_TRACE(fmt::format("{} S={} K={} R={} groups='{}' n={}", config.backbone, p.segment_len,
+                               p.tokens_per_group, p.recent_window, p.groups, n));
+      const auto h = random_history(n, static_cast<std::uint64_t>(n));
+      const auto state = f.encoder->compress(h.items, h.times);
+      const auto request = h.times.back() + 12'345;
+      const auto from_state = f.encoder->score(state, request);
+      const auto full = full_forward(f.model, f.table, h, request);
+      EXPECT_TRUE(torch::allclose(from_state, full / full.norm(), 1e-9, 1e-9))
+          << (from_state - full / full.norm()).abs().max().item<double>();
+      // Raw events never exceed a segment beyond the recent window.
+      EXPECT_LE(static_cast<std::int64_t>(state.raw_items.size()), p.recent_window + 9 + 1);
+    }
+  }
+}
+
+TEST(UserState, AppendingOneEventAtATimeEqualsCompressingTheHistory) {
+  for (const std::string backbone : {"hstu", "sasrec"}) {
+    Fixture f(state_config(backbone, 4, 2, 3, 8));
+    const auto h = random_history(30, 5);
+    UserState incremental;
+    for (std::size_t i = 0; i < h.items.size(); ++i) {
+      f.encoder->append(incremental, {h.items[i]}, {h.times[i]});
+      const auto whole = f.encoder->compress(std::vector<std::int64_t>(h.items.begin(), h.items.begin() + i + 1),
+                                             std::vector<std::int64_t>(h.times.begin(), h.times.begin() + i + 1));
+      ASSERT_EQ(f.encoder->serialize(incremental), f.encoder->serialize(whole)) << backbone << " after " << i + 1;
+      EXPECT_TRUE(torch::equal(f.encoder->score(incremental, h.times[i] + 1), f.encoder->score(whole, h.times[i] + 1)));
+    }
+    EXPECT_EQ(incremental.groups_done, 6);  // 30 - 3 = 27 old events: 6 complete groups of 4
+    EXPECT_EQ(incremental.cached_tokens(), 12);
+  }
+}
+
+TEST(UserState, SerialisesAndLoadsBackBitIdentically) {
+  Fixture f(state_config("hstu", 4, 2, 3, 8));
+  const auto h = random_history(25, 8);
+  const auto state = f.encoder->compress(h.items, h.times);
+  const auto bytes = f.encoder->serialize(state);
+  const auto loaded = f.encoder->deserialize(bytes);
+  EXPECT_EQ(f.encoder->serialize(loaded), bytes);
+  ASSERT_EQ(loaded.memory.keys.size(), 2u);
+  for (std::size_t l = 0; l < 2; ++l) {
+    EXPECT_TRUE(torch::equal(loaded.memory.keys[l], state.memory.keys[l]));
+    EXPECT_TRUE(torch::equal(loaded.memory.values[l], state.memory.values[l]));
+  }
+  EXPECT_TRUE(torch::equal(f.encoder->score(loaded, 5), f.encoder->score(state, 5)));
+}
+
+TEST(UserState, AStateOfAnotherModelOrDamagedBytesIsRefused) {
+  Fixture f(state_config("hstu", 4, 2, 3, 8));
+  const auto h = random_history(20, 3);
+  const auto bytes = f.encoder->serialize(f.encoder->compress(h.items, h.times));
+  const auto refused = [&](const ModelConfig& other) {
+    Fixture g(other);
+    EXPECT_THROW(g.encoder->deserialize(bytes), DataError) << other.describe();
+  };
+  auto more_tokens = state_config("hstu", 4, 3, 3, 8);
+  refused(more_tokens);
+  auto wider = state_config("hstu", 4, 2, 3, 8);
+  wider.dim = 12;
+  refused(wider);
+  auto deeper = state_config("hstu", 4, 2, 3, 8);
+  deeper.blocks = 3;
+  refused(deeper);
+  refused(state_config("sasrec", 4, 2, 3, 8));
+  auto damaged = bytes;
+  damaged[damaged.size() / 2] ^= 0x5a;
+  EXPECT_THROW(f.encoder->deserialize(damaged), DataError);
+  EXPECT_THROW(f.encoder->deserialize(bytes.substr(0, bytes.size() - 9)), DataError);
+  EXPECT_THROW(f.encoder->deserialize("not a state"), DataError);
+}
+
+TEST(UserState, MemoryStaysBoundedAsEventsArrive) {
+  Fixture f(state_config("hstu", 4, 2, 3, 3));
+  const auto h = random_history(400, 4);
+  UserState state;
+  std::int64_t largest = 0;
+  for (std::size_t i = 0; i < h.items.size(); ++i) {
+    f.encoder->append(state, {h.items[i]}, {h.times[i]});
+    largest = std::max(largest, state.memory_bytes());
+    ASSERT_LE(state.cached_tokens(), 3 * 2);
+    ASSERT_LE(static_cast<std::int64_t>(state.raw_items.size()), 3 + 4);
+    ASSERT_LT(state.next_position + 8, f.model.config().max_len);
+  }
+  // 3 groups x 2 tokens x 2 layers x (keys + values) x 2 heads x 4 dims x 8 bytes,
+  // plus at most 7 raw events and 6 token positions/times.
+  EXPECT_LE(largest, 3 * 2 * 2 * 2 * 2 * 4 * 8 + 7 * 16 + 6 * 16);
+  EXPECT_EQ(state.events_seen, 400);
+  EXPECT_GT(state.dropped_groups, 90);
+  EXPECT_EQ(f.encoder->score(state, h.times.back() + 1).size(0), 8);
+}
+
+TEST(UserState, UnknownItemsAreRefusedAndLeaveTheStateAlone) {
+  Fixture f(state_config("hstu", 4, 2, 3, 8));
+  const auto h = random_history(10, 6);
+  auto state = f.encoder->compress(h.items, h.times);
+  const auto before = f.encoder->serialize(state);
+  EXPECT_THROW(f.encoder->append(state, {3, kItems + 1}, {1, 2}), DataError);
+  EXPECT_THROW(f.encoder->append(state, {0}, {1}), DataError);
+  EXPECT_THROW(f.encoder->append(state, {3, 4}, {1}), DataError);
+  EXPECT_EQ(f.encoder->serialize(state), before);
+  EXPECT_THROW(f.encoder->score(UserState{}, 0), DataError);
+}
+
+}  // namespace longrec::model
