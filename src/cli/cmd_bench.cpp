@@ -1,6 +1,7 @@
 // `longrec bench <name>`: benchmarks whose figures go to docs/results.md.
 //   data: events/s through prepare (raw -> store) and through the loader
 //         (read + batch, one consumer core) on ML-1M and on a synthetic store.
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -18,6 +19,7 @@
 #include "longrec/data/synth.h"
 #include "longrec/model/model_config.h"
 #include "longrec/train/benchmark.h"
+#include "longrec/train/token_benchmark.h"
 #include "longrec/train/train_config.h"
 
 namespace longrec::cli {
@@ -194,17 +196,75 @@ int bench_train(int argc, const char* const* argv) {
   return 0;
 }
 
+int bench_tokens(int argc, const char* const* argv) {
+  model::ModelConfig model;
+  model.personalization.segment_len = 128;
+  model.personalization.tokens_per_group = 4;
+  model.personalization.recent_window = 128;
+  model.dropout = 0.0;
+  train::TokenBenchmarkOptions options;
+  std::string histories = "256,512,1024,2048,4096,8192";
+  OptionRegistry r("bench tokens",
+                   "Personalization tokens vs full-sequence attention, side by side on random histories:\n"
+                   "training-step FLOPs and time (block path) per history length, and serving latency of\n"
+                   "one user from a cached UserState vs recomputing the whole history.\n"
+                   "Example: longrec bench tokens --bench.histories=1024,4096 --threads 2",
+                   "bench");
+  r.add("bench", "histories", &histories, "history lengths, comma-separated");
+  r.add("bench", "events_per_step", &options.events_per_step, "events per training step (rows = this / history)",
+        check::at_least<std::int64_t>(1));
+  r.add("bench", "items", &options.items, "catalogue size of the random histories", check::at_least<std::int64_t>(2));
+  r.add("bench", "reps", &options.reps, "timed training steps per model and length (median)", check::at_least(1));
+  r.add("bench", "requests", &options.serving_requests, "timed serving requests per length (median)",
+        check::at_least(1));
+  r.add("bench", "threads", &options.threads, "intra-op threads (0 = all cores)", check::at_least(0));
+  model::register_model_options(r, model);
+  r.constraint([&] {
+    options.histories.clear();
+    std::size_t start = 0;
+    while (start < histories.size()) {
+      const auto comma = std::min(histories.find(',', start), histories.size());
+      const auto item = histories.substr(start, comma - start);
+      std::int64_t value = 0;
+      const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), value);
+      if (ec != std::errc() || end != item.data() + item.size() || value < 2) {
+        throw ConfigError("bench.histories", fmt::format("'{}' is not a history length (an integer >= 2)", item));
+      }
+      options.histories.push_back(value);
+      start = comma + 1;
+    }
+    if (options.histories.empty()) throw ConfigError("bench.histories", "expected at least one length");
+  });
+  if (!r.parse(argc, argv)) return 0;
+  const auto b = train::benchmark_tokens(model, options);
+  fmt::print("full: {}\ntokens: {}\n\n", b.full_model, b.tokens_model);
+  fmt::print("| history | rows/step | full GFLOP/step | tokens GFLOP/step | FLOP ratio | full ms/step | tokens ms/step "
+             "| time ratio | full us/event | tokens us/event | serve full ms | serve state ms | serve ratio |\n");
+  fmt::print("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  for (const auto& row : b.rows) {
+    const double events = static_cast<double>(row.history * row.rows);
+    fmt::print("| {} | {} | {:.2f} | {:.2f} | {:.1f}x | {:.0f} | {:.0f} | {:.1f}x | {:.1f} | {:.1f} | {:.1f} | {:.2f} | "
+               "{:.1f}x |\n",
+               row.history, row.rows, row.full_gflop, row.tokens_gflop, row.full_gflop / row.tokens_gflop, row.full_ms,
+               row.tokens_ms, row.full_ms / row.tokens_ms, 1000 * row.full_ms / events, 1000 * row.tokens_ms / events,
+               row.serve_full_ms, row.serve_state_ms, row.serve_full_ms / row.serve_state_ms);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int run_bench(int argc, const char* const* argv) {
   if (argc < 2 || std::strcmp(argv[1], "--help") == 0) {
     fmt::print("Usage: longrec bench <name> [options]\n\nBenchmarks:\n  data   events/s through prepare and the loader\n"
-               "  train  training samples/s, tokens/s and MFU of a configuration\n");
+               "  train  training samples/s, tokens/s and MFU of a configuration\n"
+               "  tokens personalization tokens vs full attention: step cost and serving latency by history length\n");
     return argc < 2 ? 2 : 0;
   }
   if (std::strcmp(argv[1], "data") == 0) return bench_data(argc - 1, argv + 1);
   if (std::strcmp(argv[1], "train") == 0) return bench_train(argc - 1, argv + 1);
-  throw ConfigError("bench", fmt::format("unknown benchmark '{}', expected: data, train", argv[1]));
+  if (std::strcmp(argv[1], "tokens") == 0) return bench_tokens(argc - 1, argv + 1);
+  throw ConfigError("bench", fmt::format("unknown benchmark '{}', expected: data, train, tokens", argv[1]));
 }
 
 }  // namespace longrec::cli

@@ -23,14 +23,29 @@ int run_eval(int argc, const char* const* argv) {
   r.add("eval", "threads", &options.threads, "intra-op threads (0 = all cores)", check::at_least(0));
   r.add("eval", "device", &options.device, "auto | cpu | cuda", check::one_of({"auto", "cpu", "cuda"}));
   r.add("eval", "output", &options.output, "append the metrics to this JSONL file");
+  r.add("eval", "long_history", &options.long_history,
+        "also report users whose history is longer than this many events (0 = off)", check::at_least<std::int64_t>(0));
   data::register_loader_options(r, data);
   r.constraint([&] {
     if (options.checkpoint.empty()) throw ConfigError("eval.checkpoint", "a checkpoint is required");
   });
   if (!r.parse(argc, argv)) return 0;
   const auto result = eval::evaluate_checkpoint(options, data);
+  std::map<std::string, double> all, slice;
+  const auto prefix = fmt::format("hist>{}/", options.long_history);
+  for (const auto& [key, value] : result.metrics) {
+    if (key.rfind(prefix, 0) == 0) {
+      if (key != prefix + "users") slice[key.substr(prefix.size())] = value;
+    } else {
+      all[key] = value;
+    }
+  }
   fmt::print("checkpoint {}\n{} users, {} split, {:.1f} s\n{}\n", result.checkpoint, result.users, options.part,
-             result.seconds, eval::format_metrics(result.metrics));
+             result.seconds, eval::format_metrics(all));
+  if (options.long_history > 0) {
+    fmt::print("users with > {} events ({}):\n{}\n", options.long_history,
+               static_cast<std::int64_t>(result.metrics.at(prefix + "users")), eval::format_metrics(slice));
+  }
   return 0;
 }
 

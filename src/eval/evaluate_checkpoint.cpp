@@ -32,11 +32,11 @@ EvalResult evaluate_checkpoint(const EvalOptions& options, const data::LoaderCon
   model.to(device);
   model::LocalItemEmbedding items(manifest.num_items, manifest.model.dim, {}, 0, device);
   ckpt::load_checkpoint(checkpoint, manifest, model, nullptr, items);
-  const auto metrics = evaluate(model, items, loader, device);
+  const auto evaluation = evaluate(model, items, loader, device, options.long_history);
 
   EvalResult result;
-  result.metrics = metrics.values();
-  result.users = metrics.count();
+  result.metrics = evaluation.values();
+  result.users = evaluation.all.count();
   result.checkpoint = checkpoint.string();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!options.output.empty()) {

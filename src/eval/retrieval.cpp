@@ -1,5 +1,7 @@
 #include "longrec/eval/retrieval.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <limits>
 
@@ -65,23 +67,39 @@ std::vector<std::int64_t> target_ranks(const torch::Tensor& queries, const torch
   return std::vector<std::int64_t>(ranks_cpu.data_ptr<std::int64_t>(), ranks_cpu.data_ptr<std::int64_t>() + B);
 }
 
-RankingMetrics evaluate(model::SequentialRecommender& model, model::ItemEmbedding& items, data::HistoryLoader& loader,
-                        torch::Device device) {
+std::map<std::string, double> Evaluation::values() const {
+  auto out = all.values();
+  if (long_history > 0) {
+    const auto prefix = fmt::format("hist>{}/", long_history);
+    for (const auto& [key, value] : long_histories.values()) out[prefix + key] = value;
+    out[prefix + "users"] = static_cast<double>(long_histories.count());
+  }
+  return out;
+}
+
+Evaluation evaluate(model::SequentialRecommender& model, model::ItemEmbedding& items, data::HistoryLoader& loader,
+                    torch::Device device, std::int64_t long_history) {
   torch::NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();
-  RankingMetrics metrics;
+  Evaluation result;
+  result.long_history = long_history;
   loader.restore({0, 0});
   while (auto batch = loader.next()) {
     if (batch->rows == 0) continue;
     const auto sequence = model::to_sequence_batch(*batch, device);
     auto queries = model::last_position_vectors(model, items, sequence);
-    for (auto rank : target_ranks(queries, sequence.targets, batch->seen_offsets, batch->seen_items, items)) {
-      metrics.add(rank);
+    const auto ranks = target_ranks(queries, sequence.targets, batch->seen_offsets, batch->seen_items, items);
+    for (std::size_t r = 0; r < ranks.size(); ++r) {
+      result.all.add(ranks[r]);
+      // seen_* hold the whole history, not only the model's window.
+      if (long_history > 0 && batch->seen_offsets[r + 1] - batch->seen_offsets[r] > long_history) {
+        result.long_histories.add(ranks[r]);
+      }
     }
   }
   model.train(was_training);
-  return metrics;
+  return result;
 }
 
 }  // namespace longrec::eval

@@ -27,6 +27,9 @@ void register_train_options(OptionRegistry& r, TrainConfig& c) {
   r.add("train", "eval_every", &c.eval_every, "epochs between evaluations (0 = at the end only)", check::at_least(0));
   r.add("train", "eval_part", &c.eval_part, "split part evaluated during training: valid | test",
         check::one_of({"valid", "test"}));
+  r.add("train", "eval_long_history", &c.eval_long_history,
+        "also report metrics of users whose history is longer than this many events (0 = off)",
+        check::at_least<std::int64_t>(0));
   r.add("train", "threads", &c.threads, "intra-op threads per process (0 = all cores)", check::at_least(0));
   r.add("train", "device", &c.device, "auto | cpu | cuda", check::one_of({"auto", "cpu", "cuda"}));
   r.flag("train", "bf16", &c.bf16, "bf16 autocast on GPU");

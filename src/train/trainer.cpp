@@ -94,13 +94,19 @@ TrainResult run_training(const TrainConfig& config, const model::ModelConfig& mo
   };
   const auto run_eval = [&](std::int64_t epoch) {
     const auto start = Clock::now();
-    const auto result = eval::evaluate(model, items, eval_loader, device);
+    const auto result = eval::evaluate(model, items, eval_loader, device, config.eval_long_history);
     auto values = result.values();
-    log::info("eval {} epoch {} step {} ({} users, {:.1f} s): {}", config.eval_part, epoch, state.step, result.count(),
-              std::chrono::duration<double>(Clock::now() - start).count(), eval::format_metrics(values));
+    log::info("eval {} epoch {} step {} ({} users, {:.1f} s): {}", config.eval_part, epoch, state.step,
+              result.all.count(), std::chrono::duration<double>(Clock::now() - start).count(),
+              eval::format_metrics(result.all.values()));
+    if (config.eval_long_history > 0) {
+      log::info("eval {} epoch {} users with > {} events ({}): {}", config.eval_part, epoch,
+                config.eval_long_history, result.long_histories.count(),
+                eval::format_metrics(result.long_histories.values()));
+    }
     values["step"] = static_cast<double>(state.step);
     values["epoch"] = static_cast<double>(epoch);
-    values["users"] = static_cast<double>(result.count());
+    values["users"] = static_cast<double>(result.all.count());
     metrics.write("eval", values);
   };
 

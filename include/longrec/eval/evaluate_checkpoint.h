@@ -16,6 +16,7 @@ struct EvalOptions {
   int threads = 0;
   std::string device = "auto";
   std::string output;  // optional JSONL file the metrics are appended to
+  std::int64_t long_history = 0;  // also report users with longer histories (0 = off)
 };
 
 struct EvalResult {

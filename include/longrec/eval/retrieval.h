@@ -28,8 +28,17 @@ std::vector<std::int64_t> target_ranks(const torch::Tensor& queries, const torch
                                        const std::vector<std::int32_t>& seen_items, model::ItemEmbedding& items,
                                        std::int64_t item_chunk = 1 << 16);
 
+// Metrics of all users, and of the slice whose whole history (all events
+// before the held-out one) is longer than `long_history` events.
+struct Evaluation {
+  RankingMetrics all, long_histories;
+  std::int64_t long_history = 0;  // 0: no slice
+  // all.values(), plus "hist>N/<metric>" and "hist>N/users" for the slice.
+  std::map<std::string, double> values() const;
+};
+
 // Runs the model over every batch of an evaluation loader (one pass).
-RankingMetrics evaluate(model::SequentialRecommender& model, model::ItemEmbedding& items,
-                        data::HistoryLoader& loader, torch::Device device);
+Evaluation evaluate(model::SequentialRecommender& model, model::ItemEmbedding& items, data::HistoryLoader& loader,
+                    torch::Device device, std::int64_t long_history = 0);
 
 }  // namespace longrec::eval

@@ -31,6 +31,7 @@ struct TrainConfig {
   std::int64_t log_every = 50;
   int eval_every = 10;                // epochs; 0 = only at the end
   std::string eval_part = "test";     // valid | test
+  std::int64_t eval_long_history = 0; // also report users with longer histories than this (0 = off)
   int threads = 0;                    // intra-op threads; 0 = all cores
   std::string device = "auto";        // auto | cpu | cuda
   bool bf16 = true;                   // bf16 autocast on GPU
