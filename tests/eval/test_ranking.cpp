@@ -7,7 +7,11 @@
 
 #include "longrec/eval/ranking_metrics.h"
 #include "longrec/eval/retrieval.h"
+#include "longrec/data/loader.h"
+#include "longrec/data/prepare.h"
 #include "longrec/model/item_embedding.h"
+#include "longrec/model/sequential_recommender.h"
+#include "support/test_support.h"
 
 namespace longrec::eval {
 
@@ -53,6 +57,38 @@ TEST(Retrieval, ChunkedRanksEqualBruteForceWithHistoryExcluded) {
     }
     EXPECT_EQ(ranks[static_cast<std::size_t>(r)], expected) << "row " << r;
   }
+}
+
+}  // namespace longrec::eval
+
+namespace longrec::eval {
+
+// The long-history slice counts exactly the users whose whole history before
+// the held-out event is longer than the threshold: 366 of ML-1M's 6,040 have
+// more than 512 (from the raw file: 366 lines with more than 513 items).
+TEST(Retrieval, LongHistorySliceCountsTheRightUsersOnMl1m) {
+  const auto input = testing::shared_data() / "ml-1m" / "sequences_orig_ids.txt";
+  if (!std::filesystem::exists(input)) GTEST_SKIP() << input << " not present";
+  testing::ScratchDir dir;
+  data::PrepareOptions prepare;
+  prepare.input = input;
+  prepare.output = dir / "store";
+  data::prepare_dataset(prepare);
+  data::LoaderConfig config;
+  config.max_len = 8;  // the slice reads whole histories, not the model's window
+  config.batch_size = 512;
+  data::HistoryLoader loader(prepare.output, config, data::SplitPart::Test);
+  model::ModelConfig model_config;
+  model_config.dim = 8;
+  model_config.max_len = 8;
+  model::SequentialRecommender model(model_config);
+  model::LocalItemEmbedding items(loader.num_items(), 8, {}, 1);
+  const auto result = evaluate(model, items, loader, torch::kCPU, 512);
+  EXPECT_EQ(result.all.count(), 6040);
+  EXPECT_EQ(result.long_histories.count(), 366);
+  const auto values = result.values();
+  EXPECT_EQ(values.at("hist>512/users"), 366);
+  EXPECT_TRUE(values.contains("hist>512/ndcg@10"));
 }
 
 }  // namespace longrec::eval
