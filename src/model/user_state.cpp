@@ -127,6 +127,16 @@ SequenceBatch one_row(const std::vector<std::int64_t>& items, const std::vector<
   return b;
 }
 
+// The cached tokens as key slots ahead of a sequence.
+TokenMemory token_memory(const UserState& state) {
+  TokenMemory memory;
+  if (state.cached_tokens() > 0) {
+    memory.position = torch::tensor(state.token_positions, torch::kInt64).unsqueeze(0);
+    memory.time = torch::tensor(state.token_times, torch::kInt64).unsqueeze(0);
+  }
+  return memory;
+}
+
 }  // namespace
 
 void UserStateEncoder::drop_oldest_group(UserState& state) const {
@@ -172,12 +182,7 @@ void UserStateEncoder::compress_ready_groups(UserState& state) const {
     const auto W = end - begin;
     const auto batch = one_row(state.raw_items, state.raw_times, W, 0, item_table_.device());
     const auto slots = build_slots(specs_, 0, batch, {g, begin, state.next_position});
-    TokenMemory memory_slots;
-    if (state.cached_tokens() > 0) {
-      memory_slots.position = torch::tensor(state.token_positions, torch::kInt64).unsqueeze(0);
-      memory_slots.time = torch::tensor(state.token_times, torch::kInt64).unsqueeze(0);
-    }
-    const auto plan = personalization_plan(slots, true, model_.config().max_len, time_buckets_, memory_slots);
+    const auto plan = personalization_plan(slots, true, model_.config().max_len, time_buckets_, token_memory(state));
     KeyValueMemory captured;
     model_.forward_slots(embed(std::vector<std::int64_t>(state.raw_items.begin(), state.raw_items.begin() + W)), slots,
                          plan, state.cached_tokens() > 0 ? &state.memory : nullptr, &captured);
@@ -233,12 +238,7 @@ torch::Tensor UserStateEncoder::score(const UserState& state, std::int64_t reque
   const auto first_event = g == 0 ? 0 : specs_[static_cast<std::size_t>(g - 1)].offset;
   const auto batch = one_row(state.raw_items, state.raw_times, n_raw, request_time, item_table_.device());
   const auto slots = build_slots(specs_, recent_window_, batch, {g, first_event, state.next_position});
-  TokenMemory memory_slots;
-  if (state.cached_tokens() > 0) {
-    memory_slots.position = torch::tensor(state.token_positions, torch::kInt64).unsqueeze(0);
-    memory_slots.time = torch::tensor(state.token_times, torch::kInt64).unsqueeze(0);
-  }
-  const auto plan = personalization_plan(slots, true, model_.config().max_len, time_buckets_, memory_slots);
+  const auto plan = personalization_plan(slots, true, model_.config().max_len, time_buckets_, token_memory(state));
   auto out = model_.forward_slots(embed(state.raw_items), slots, plan,
                                   state.cached_tokens() > 0 ? &state.memory : nullptr);
   auto user = out[0][slots.event_slot[0][n_raw - 1].item<std::int64_t>()];
