@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The embedded default job, end to end on synthetic data: generate long-history
 # users into a history store, describe it, train a small HSTU and evaluate its
-# checkpoint. Later stages (multi-rank, personalization tokens, export,
-# recommend) join as they land.
+# checkpoint, then the same model with personalization tokens over a longer
+# history. Later stages (multi-rank, export, recommend) join as they land.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -19,4 +19,7 @@ echo "== 3. train a small HSTU on it (2 epochs; evaluates and checkpoints at the
 "$LONGREC" train --config configs/synth/hstu-demo.ini --dataset "$RUN/data" --run_dir "$RUN/train"
 echo "== 4. evaluate the checkpoint by exact full ranking (leave-one-out test split)"
 "$LONGREC" eval --checkpoint "$RUN/train" --part test
-echo "demo finished: dataset in $RUN/data, run in $RUN/train"
+echo "== 5. the same model with personalization tokens: 512 events, the oldest 384 compressed into 12 tokens"
+"$LONGREC" train --config configs/synth/hstu-pt-demo.ini --dataset "$RUN/data" --run_dir "$RUN/train-pt"
+"$LONGREC" eval --checkpoint "$RUN/train-pt" --part test --long_history 1000
+echo "demo finished: dataset in $RUN/data, runs in $RUN/train and $RUN/train-pt"

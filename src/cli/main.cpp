@@ -22,7 +22,8 @@ constexpr Subcommand kSubcommands[] = {
     {"eval", "evaluate a checkpoint by exact full ranking", longrec::cli::run_eval},
     {"info", "build facts (versions, threads, BLAS) and dataset statistics", longrec::cli::run_info},
 #ifdef LONGREC_WITH_BENCH
-    {"bench", "benchmarks: data (prepare and loader throughput), train (throughput and MFU)", longrec::cli::run_bench},
+    {"bench", "benchmarks: data (prepare, loader), train (throughput, MFU), tokens (token vs full cost)",
+     longrec::cli::run_bench},
 #endif
 };
 
