@@ -1,0 +1,45 @@
+// Collectives on tensors between the data-parallel ranks of one job (design
+// section 6): an MPI backend for CPU tensors and an NCCL backend for CUDA
+// tensors behind one interface, plus a single-process one (world of 1).
+// Every library call is checked; a failure throws DistError naming the call,
+// the file and line, and the library's own error text.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "longrec/dist/runtime.h"
+
+namespace longrec::dist {
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual std::string backend() const = 0;  // "single" | "mpi" | "nccl"
+  virtual const Topology& topology() const = 0;
+  int rank() const { return topology().rank; }
+  int world() const { return topology().world; }
+
+  // Element-wise sum over ranks, in place (same shape everywhere).
+  virtual void all_reduce_sum(torch::Tensor& tensor) = 0;
+  // Concatenation along dim 0 of every rank's tensor (same shape everywhere): [W * n, ...].
+  virtual torch::Tensor all_gather(const torch::Tensor& tensor) = 0;
+  // Rows [sum(send_counts), ...] split by destination rank (send_counts[r]
+  // rows to rank r, in rank order); returns the rows received, grouped by
+  // source rank, and their counts in recv_counts.
+  virtual torch::Tensor all_to_all_v(const torch::Tensor& rows, const std::vector<std::int64_t>& send_counts,
+                                     std::vector<std::int64_t>& recv_counts) = 0;
+  // root's tensor copied into every rank's (same shape and dtype), in place.
+  virtual void broadcast(torch::Tensor& tensor, int root) = 0;
+  virtual void barrier() = 0;
+};
+
+// A world of one: every collective is the identity.
+std::unique_ptr<Communicator> make_single_process_communicator();
+// MPI_COMM_WORLD (duplicated) for CPU tensors; starts the MPI runtime.
+std::unique_ptr<Communicator> make_mpi_communicator();
+
+}  // namespace longrec::dist

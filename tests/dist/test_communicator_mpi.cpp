@@ -1,0 +1,79 @@
+// Run under `mpirun -np 2` (CTest does): every rank runs every test; each
+// checks what its rank must see after the collective.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "longrec/dist/communicator.h"
+
+namespace longrec::dist {
+
+namespace {
+Communicator& comm() {
+  static auto c = make_mpi_communicator();
+  return *c;
+}
+}  // namespace
+
+TEST(MpiCommunicator, AllReduceSumsEveryRank) {
+  const auto W = comm().world(), r = comm().rank();
+  for (auto dtype : {torch::kFloat32, torch::kFloat64, torch::kInt64}) {
+    auto t = torch::arange(10, torch::TensorOptions().dtype(dtype)) * (r + 1);
+    comm().all_reduce_sum(t);
+    EXPECT_TRUE(torch::equal(t, torch::arange(10, torch::TensorOptions().dtype(dtype)) * (W * (W + 1) / 2)));
+  }
+}
+
+TEST(MpiCommunicator, AllGatherConcatenatesInRankOrder) {
+  const auto W = comm().world(), r = comm().rank();
+  auto gathered = comm().all_gather(torch::full({3, 2}, r, torch::kInt64));
+  ASSERT_EQ(gathered.size(0), 3 * W);
+  for (int k = 0; k < W; ++k) EXPECT_TRUE((gathered.slice(0, 3 * k, 3 * k + 3) == k).all().item<bool>());
+}
+
+TEST(MpiCommunicator, AllToAllVDeliversEachRowToItsDestination) {
+  const auto W = comm().world(), r = comm().rank();
+  // Rank r sends r + d + 1 rows to rank d, each row [r, d, i].
+  std::vector<std::int64_t> send_counts;
+  std::vector<torch::Tensor> rows;
+  for (int d = 0; d < W; ++d) {
+    send_counts.push_back(r + d + 1);
+    for (int i = 0; i < r + d + 1; ++i) rows.push_back(torch::tensor({r, d, i}, torch::kInt64));
+  }
+  std::vector<std::int64_t> recv_counts;
+  auto received = comm().all_to_all_v(torch::stack(rows), send_counts, recv_counts);
+  ASSERT_EQ(static_cast<int>(recv_counts.size()), W);
+  std::int64_t at = 0;
+  for (int s = 0; s < W; ++s) {
+    EXPECT_EQ(recv_counts[s], s + r + 1);
+    for (int i = 0; i < s + r + 1; ++i, ++at) {
+      EXPECT_TRUE(torch::equal(received[at], torch::tensor({s, r, i}, torch::kInt64))) << s << " " << i;
+    }
+  }
+  EXPECT_EQ(at, received.size(0));
+}
+
+TEST(MpiCommunicator, BroadcastCopiesTheRootsTensor) {
+  const auto W = comm().world(), r = comm().rank();
+  auto t = torch::full({4}, static_cast<double>(r), torch::kFloat64);
+  comm().broadcast(t, W - 1);
+  EXPECT_TRUE((t == W - 1).all().item<bool>());
+  comm().barrier();
+}
+
+TEST(MpiCommunicator, RefusesWhatMpiCannotMove) {
+  auto strided = torch::zeros({4, 4}).t();
+  EXPECT_THROW(comm().all_reduce_sum(strided), DistError);
+  auto half = torch::zeros({4}, torch::kBFloat16);
+  EXPECT_THROW(comm().all_reduce_sum(half), DistError);
+  std::vector<std::int64_t> counts(static_cast<std::size_t>(comm().world()), 0), recv;
+  counts[0] = 5;  // more rows than the tensor has
+  EXPECT_THROW(comm().all_to_all_v(torch::zeros({2, 3}), counts, recv), DistError);
+}
+
+}  // namespace longrec::dist
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  longrec::dist::MpiRuntime::start();
+  return RUN_ALL_TESTS();
+}
