@@ -41,5 +41,8 @@ class Communicator {
 std::unique_ptr<Communicator> make_single_process_communicator();
 // MPI_COMM_WORLD (duplicated) for CPU tensors; starts the MPI runtime.
 std::unique_ptr<Communicator> make_mpi_communicator();
+// NCCL for CUDA tensors (builds with LONGREC_WITH_CUDA only): the GPU is
+// local_rank % visible devices; `bootstrap` (MPI) carries the ncclUniqueId.
+std::unique_ptr<Communicator> make_nccl_communicator(Communicator& bootstrap);
 
 }  // namespace longrec::dist
