@@ -70,6 +70,38 @@ TEST(MpiCommunicator, RefusesWhatMpiCannotMove) {
   EXPECT_THROW(comm().all_to_all_v(torch::zeros({2, 3}), counts, recv), DistError);
 }
 
+// The NCCL backend, where this build has it and every rank has its own GPU
+// (NCCL refuses two ranks on one device).
+TEST(NcclCommunicator, CollectivesMatchTheMpiBackend) {
+  if (!torch::cuda::is_available() || static_cast<int>(torch::cuda::device_count()) < comm().topology().local_world) {
+    GTEST_SKIP() << "needs one GPU per local rank";
+  }
+  auto nccl = make_nccl_communicator(comm());
+  const auto W = nccl->world(), r = nccl->rank();
+  const auto device = torch::Device(torch::kCUDA, comm().topology().local_rank % torch::cuda::device_count());
+  auto t = (torch::arange(1000, torch::kFloat32) * (r + 1)).to(device);
+  nccl->all_reduce_sum(t);
+  EXPECT_TRUE(torch::equal(t.cpu(), torch::arange(1000, torch::kFloat32) * (W * (W + 1) / 2)));
+  auto gathered = nccl->all_gather(torch::full({2}, r, torch::kInt64).to(device)).cpu();
+  for (int k = 0; k < W; ++k) EXPECT_TRUE((gathered.slice(0, 2 * k, 2 * k + 2) == k).all().item<bool>());
+  std::vector<std::int64_t> send_counts, recv_counts;
+  std::vector<torch::Tensor> rows;
+  for (int d = 0; d < W; ++d) {
+    send_counts.push_back(r + d + 1);
+    for (int i = 0; i < r + d + 1; ++i) rows.push_back(torch::tensor({r, d, i}, torch::kInt64));
+  }
+  auto received = nccl->all_to_all_v(torch::stack(rows).to(device), send_counts, recv_counts).cpu();
+  std::int64_t at = 0;
+  for (int s = 0; s < W; ++s) {
+    ASSERT_EQ(recv_counts[s], s + r + 1);
+    for (int i = 0; i < s + r + 1; ++i, ++at) EXPECT_TRUE(torch::equal(received[at], torch::tensor({s, r, i}, torch::kInt64)));
+  }
+  auto b = torch::full({3}, static_cast<float>(r), torch::kFloat32).to(device);
+  nccl->broadcast(b, 0);
+  EXPECT_TRUE((b.cpu() == 0).all().item<bool>());
+  nccl->barrier();
+}
+
 }  // namespace longrec::dist
 
 int main(int argc, char** argv) {
