@@ -94,7 +94,9 @@ TEST(NcclCommunicator, CollectivesMatchTheMpiBackend) {
   std::int64_t at = 0;
   for (int s = 0; s < W; ++s) {
     ASSERT_EQ(recv_counts[s], s + r + 1);
-    for (int i = 0; i < s + r + 1; ++i, ++at) EXPECT_TRUE(torch::equal(received[at], torch::tensor({s, r, i}, torch::kInt64)));
+    for (int i = 0; i < s + r + 1; ++i, ++at) {
+      EXPECT_TRUE(torch::equal(received[at], torch::tensor({s, r, i}, torch::kInt64)));
+    }
   }
   auto b = torch::full({3}, static_cast<float>(r), torch::kFloat32).to(device);
   nccl->broadcast(b, 0);
