@@ -200,4 +200,60 @@ TEST(Training, ATinyModelOverfitsATinyDataset) {
   EXPECT_LT(losses.rbegin()->second, 0.3) << "final training loss " << losses.rbegin()->second;
 }
 
+// Personalization tokens through the whole path: loader windows of 24 events
+// -> interleaved slots -> training -> checkpoint (the token table included)
+// -> exact resume -> evaluation of the checkpoint; and a checkpoint of a
+// model with another token layout is refused.
+TEST(Training, PersonalizationTokensTrainResumeAndEvaluate) {
+  testing::ScratchDir dir;
+  const auto dataset = make_dataset(dir.path());
+  const auto with_tokens = [&](const std::filesystem::path& run_dir) {
+    auto s = small_setup(dataset, run_dir);
+    s.model.personalization.segment_len = 6;
+    s.model.personalization.tokens_per_group = 2;
+    s.model.personalization.recent_window = 6;
+    s.model.personalization.max_groups = 3;
+    s.model.max_len = 30;  // 24 events + 3 groups x 2 tokens
+    s.train.max_steps = 10;
+    return s;
+  };
+  run(with_tokens(dir / "whole"));
+  const auto reference = train_losses(dir / "whole");
+  ASSERT_EQ(reference.size(), 10u);
+  auto first = with_tokens(dir / "split");
+  first.train.max_steps = 6;
+  run(first);
+  auto second = with_tokens(dir / "split");
+  second.train.resume = "auto";
+  run(second);
+  const auto resumed = train_losses(dir / "split");
+  for (std::int64_t step = 1; step <= 10; ++step) {
+    ASSERT_TRUE(resumed.contains(step)) << "step " << step;
+    EXPECT_DOUBLE_EQ(resumed.at(step), reference.at(step)) << "step " << step;
+  }
+  const auto checkpoint = ckpt::resolve_checkpoint((dir / "whole").string(), (dir / "whole").string());
+  const auto manifest = ckpt::read_manifest(checkpoint);
+  EXPECT_EQ(manifest.model.personalization.segment_len, 6);
+  EXPECT_EQ(manifest.model.personalization.total_tokens(), 6);
+  eval::EvalOptions options;
+  options.checkpoint = (dir / "whole").string();
+  options.threads = 1;
+  options.long_history = 24;
+  const auto result = eval::evaluate_checkpoint(options, data::LoaderConfig{});
+  EXPECT_EQ(result.users, 120);
+  EXPECT_GT(result.metrics.at("hr@200"), 0.0);
+  EXPECT_TRUE(result.metrics.contains("hist>24/ndcg@10"));
+  // Resuming with another token layout names the key that differs.
+  auto other = with_tokens(dir / "whole");
+  other.model.personalization.tokens_per_group = 1;
+  other.train.resume = "auto";
+  other.train.max_steps = 12;
+  try {
+    run(other);
+    ADD_FAILURE() << "a checkpoint with another token layout was loaded";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.key(), "personalization.tokens_per_group");
+  }
+}
+
 }  // namespace longrec::train
