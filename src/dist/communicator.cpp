@@ -115,7 +115,9 @@ class MpiCommunicator final : public Communicator {
     }
     recv_counts.assign(W, 0);
     LONGREC_MPI(MPI_Alltoall(send_counts.data(), 1, MPI_INT64_T, recv_counts.data(), 1, MPI_INT64_T, comm_));
-    const std::int64_t row_size = rows.dim() > 1 ? rows.numel() / std::max<std::int64_t>(rows.size(0), 1) : 1;
+    // Elements per row from the shape (an empty [0, D] tensor still has rows of D).
+    std::int64_t row_size = 1;
+    for (std::int64_t d = 1; d < rows.dim(); ++d) row_size *= rows.size(d);
     std::vector<int> sc(W), sd(W), rc(W), rd(W);
     std::int64_t send_at = 0, recv_at = 0;
     for (std::size_t r = 0; r < W; ++r) {

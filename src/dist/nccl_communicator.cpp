@@ -125,7 +125,9 @@ class NcclCommunicator final : public Communicator {
     });
     auto host = received_counts.to(torch::kCPU);  // synchronises: the shapes are needed on the host
     recv_counts.assign(host.data_ptr<std::int64_t>(), host.data_ptr<std::int64_t>() + W);
-    const std::int64_t row_size = rows.dim() > 1 ? rows.numel() / std::max<std::int64_t>(rows.size(0), 1) : 1;
+    // Elements per row from the shape (an empty [0, D] tensor still has rows of D).
+    std::int64_t row_size = 1;
+    for (std::int64_t d = 1; d < rows.dim(); ++d) row_size *= rows.size(d);
     auto shape = rows.sizes().vec();
     shape[0] = std::accumulate(recv_counts.begin(), recv_counts.end(), std::int64_t{0});
     auto out = torch::empty(shape, rows.options());

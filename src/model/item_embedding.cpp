@@ -3,6 +3,7 @@
 #include <fmt/ranges.h>
 
 #include "longrec/core/error.h"
+#include "longrec/core/rng.h"
 
 namespace longrec::model {
 
@@ -13,12 +14,7 @@ LocalItemEmbedding::LocalItemEmbedding(std::int64_t num_items, std::int64_t dim,
     throw ConfigError("train.sparse_optimizer", fmt::format("got '{}', expected rowwise_adagrad or adam",
                                                             optimizer_.kind));
   }
-  auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
-  const auto options = torch::TensorOptions().dtype(dtype);
-  // N(0, 0.02) as the HSTU reference; row 0 is the padding item and stays zero.
-  weight_ = at::normal(0.0, 0.02, {num_items + 1, dim}, generator, options);
-  weight_[0].zero_();
-  weight_ = weight_.to(device);
+  weight_ = initial_item_rows(0, num_items + 1, dim, seed, dtype).to(device);
   if (optimizer_.kind == "rowwise_adagrad") {
     accumulator_ = torch::zeros({num_items + 1}, weight_.options());
   } else {
@@ -36,10 +32,14 @@ EmbeddingRows LocalItemEmbedding::gather(const torch::Tensor& unique_ids) {
 }
 
 void LocalItemEmbedding::apply_gradients(const EmbeddingRows& gathered, double lr) {
-  torch::NoGradGuard no_grad;
   const auto& grad = gathered.rows.grad();
   if (!grad.defined() || gathered.ids.numel() == 0) return;
-  const auto& ids = gathered.ids;
+  apply_row_gradients(gathered.ids, grad, lr);
+}
+
+void LocalItemEmbedding::apply_row_gradients(const torch::Tensor& ids, const torch::Tensor& grad, double lr) {
+  torch::NoGradGuard no_grad;
+  if (ids.numel() == 0) return;
   auto rows = weight_.index_select(0, ids);
   if (optimizer_.kind == "rowwise_adagrad") {
     auto acc = accumulator_.index_select(0, ids) + grad.pow(2).mean(1);
@@ -98,6 +98,22 @@ void LocalItemEmbedding::load_state(const std::map<std::string, torch::Tensor>& 
     }
     tensor.copy_(it->second);
   }
+}
+
+torch::Tensor initial_item_rows(std::int64_t first, std::int64_t count, std::int64_t dim, std::uint64_t seed,
+                                torch::Dtype dtype) {
+  constexpr std::int64_t kBlock = 4096;
+  const auto options = torch::TensorOptions().dtype(dtype);
+  auto out = torch::empty({count, dim}, options);
+  for (auto block = first / kBlock; block * kBlock < first + count; ++block) {
+    auto generator = at::make_generator<at::CPUGeneratorImpl>(derive_seed(seed, 0x17E3ull, block));
+    const auto values = at::normal(0.0, 0.02, {kBlock, dim}, generator, options);
+    const auto begin = std::max(first, block * kBlock), end = std::min(first + count, (block + 1) * kBlock);
+    out.slice(0, begin - first, end - first).copy_(values.slice(0, begin - block * kBlock, end - block * kBlock));
+  }
+  // Row 0 is the padding item and stays zero.
+  if (first == 0 && count > 0) out[0].zero_();
+  return out;
 }
 
 UniqueIds unique_ids(const torch::Tensor& ids) {

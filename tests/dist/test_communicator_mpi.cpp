@@ -7,11 +7,13 @@
 
 namespace longrec::dist {
 
-namespace {
-Communicator& comm() {
+Communicator& test_communicator() {
   static auto c = make_mpi_communicator();
   return *c;
 }
+
+namespace {
+Communicator& comm() { return test_communicator(); }
 }  // namespace
 
 TEST(MpiCommunicator, AllReduceSumsEveryRank) {

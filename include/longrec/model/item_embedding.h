@@ -62,6 +62,8 @@ class LocalItemEmbedding final : public ItemEmbedding {
   std::map<std::string, torch::Tensor> state() override;
   void load_state(const std::map<std::string, torch::Tensor>& state) override;
   torch::Tensor& weight() { return weight_; }  // [I+1, D], row 0 zero
+  // The sparse optimizer step on explicit rows: ids [U] unique, grad [U, D].
+  void apply_row_gradients(const torch::Tensor& ids, const torch::Tensor& grad, double lr);
 
  private:
   std::int64_t num_items_;
@@ -70,6 +72,13 @@ class LocalItemEmbedding final : public ItemEmbedding {
   torch::Tensor accumulator_;            // adagrad: [I+1]
   torch::Tensor first_moment_, second_moment_, row_steps_;  // adam: [I+1, D], [I+1, D], [I+1]
 };
+
+// The initial rows of ids [first, first + count) (global ids; id 0 gives a
+// zero row): N(0, 0.02) as the HSTU reference, drawn per block of 4,096 ids
+// from (seed, block) so that any shard of the table can draw its own rows
+// and get exactly the values the whole table has.
+torch::Tensor initial_item_rows(std::int64_t first, std::int64_t count, std::int64_t dim, std::uint64_t seed,
+                                torch::Dtype dtype = torch::kFloat32);
 
 // Unique non-padding ids of `ids` and, for every element of ids, its index in
 // them (padding maps to an extra zero row appended at the end).

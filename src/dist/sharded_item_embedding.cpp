@@ -1,0 +1,97 @@
+#include "longrec/dist/sharded_item_embedding.h"
+
+#include <fmt/format.h>
+
+namespace longrec::dist {
+
+namespace {
+
+// The communicator moves CPU tensors (MPI) or CUDA tensors (NCCL): data goes
+// through the device the backend wants.
+torch::Device transport_device(const Communicator& comm, torch::Device device) {
+  return comm.backend() == "nccl" ? device : torch::Device(torch::kCPU);
+}
+
+}  // namespace
+
+ShardedItemEmbedding::ShardedItemEmbedding(std::int64_t num_items, std::int64_t dim,
+                                           model::SparseOptimizerConfig optimizer, std::uint64_t seed,
+                                           Communicator& comm, torch::Device device, torch::Dtype dtype)
+    : num_items_(num_items), comm_(comm), device_(device) {
+  const std::int64_t W = comm.world(), r = comm.rank();
+  // Ids 0..I (0 is padding, on rank 0) with id % W == r.
+  local_rows_ = r <= num_items ? (num_items - r) / W + 1 : 0;
+  shard_ = std::make_unique<model::LocalItemEmbedding>(std::max<std::int64_t>(local_rows_ - 1, 0), dim,
+                                                       std::move(optimizer), seed, device, dtype);
+  // The rows the whole table would have for these ids, drawn block by block.
+  auto weight = torch::empty({local_rows_, dim}, torch::TensorOptions().dtype(dtype));
+  const auto ids = global_ids();
+  constexpr std::int64_t kSpan = 1 << 16;
+  for (std::int64_t first = 0; first <= num_items; first += kSpan) {
+    const auto count = std::min(kSpan, num_items + 1 - first);
+    const auto rows = model::initial_item_rows(first, count, dim, seed, dtype);
+    const auto mine = ids.masked_select((ids >= first) & (ids < first + count));
+    if (mine.numel() == 0) continue;
+    weight.index_copy_(0, mine.div(W, "floor"), rows.index_select(0, mine - first));
+  }
+  shard_->load_state({{"weight", weight}});
+}
+
+torch::Tensor ShardedItemEmbedding::global_ids() const {
+  return torch::arange(local_rows_, torch::kInt64) * comm_.world() + comm_.rank();
+}
+
+torch::Tensor ShardedItemEmbedding::fetch(const torch::Tensor& ids, Routing* routing) {
+  torch::NoGradGuard no_grad;
+  const auto W = comm_.world();
+  const auto wire = transport_device(comm_, device_);
+  auto flat = ids.reshape({-1}).to(torch::kCPU, torch::kInt64);
+  const auto owners = flat.remainder(W);
+  const auto order = owners.argsort(/*stable=*/true);
+  const auto counts = torch::bincount(owners, {}, W);
+  std::vector<std::int64_t> send_counts(counts.data_ptr<std::int64_t>(), counts.data_ptr<std::int64_t>() + W);
+  std::vector<std::int64_t> recv_counts;
+  const auto requested = comm_.all_to_all_v(flat.index_select(0, order).to(wire), send_counts, recv_counts);
+  const auto local = requested.to(device_).div(W, "floor");  // local row of each id
+  const auto rows = shard_->weight().index_select(0, local);
+  std::vector<std::int64_t> back_counts;
+  const auto answered = comm_.all_to_all_v(rows.to(wire).contiguous(), recv_counts, back_counts).to(device_);
+  auto out = torch::empty_like(answered);
+  out.index_copy_(0, order.to(device_), answered);
+  if (routing != nullptr) *routing = {order.to(device_), send_counts, recv_counts, local};
+  return out;
+}
+
+model::EmbeddingRows ShardedItemEmbedding::gather(const torch::Tensor& unique_ids) {
+  model::EmbeddingRows out;
+  out.ids = unique_ids;
+  out.rows = fetch(unique_ids, &last_).requires_grad_(true);
+  return out;
+}
+
+void ShardedItemEmbedding::apply_gradients(const model::EmbeddingRows& gathered, double lr) {
+  torch::NoGradGuard no_grad;
+  auto grad = gathered.rows.grad();
+  if (!grad.defined()) grad = torch::zeros_like(gathered.rows);  // still collective
+  const auto wire = transport_device(comm_, device_);
+  std::vector<std::int64_t> counts;
+  const auto received =
+      comm_.all_to_all_v(grad.index_select(0, last_.order).to(wire).contiguous(), last_.send_counts, counts)
+          .to(device_);
+  // Several ranks may send gradients for one id: sum them before the update.
+  const auto [rows, inverse, ignored] = at::_unique2(last_.requested_rows, true, true, false);
+  auto summed = torch::zeros({rows.size(0), received.size(1)}, received.options());
+  summed.index_add_(0, inverse, received);
+  shard_->apply_row_gradients(rows, summed, lr);
+}
+
+torch::Tensor ShardedItemEmbedding::normalized_rows(std::int64_t begin, std::int64_t end) {
+  return normalized_rows_of(torch::arange(begin, end, torch::kInt64));
+}
+
+torch::Tensor ShardedItemEmbedding::normalized_rows_of(const torch::Tensor& ids) {
+  auto rows = fetch(ids, nullptr);
+  return rows / rows.norm(2, 1, true).clamp_min(1e-6);
+}
+
+}  // namespace longrec::dist
