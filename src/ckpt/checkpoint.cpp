@@ -19,6 +19,7 @@
 #include "longrec/core/error.h"
 #include "longrec/core/fsync.h"
 #include "longrec/data/h5.h"
+#include "longrec/dist/communicator.h"
 
 namespace longrec::ckpt {
 
@@ -96,87 +97,124 @@ std::string serialize_rng() {
 
 }  // namespace
 
+namespace {
+
+// A string through the communicator (fixed width; checksums are short hex).
+std::vector<std::string> gather_strings(dist::Communicator& comm, const std::string& value, torch::Device wire) {
+  constexpr std::int64_t kWidth = 64;
+  if (static_cast<std::int64_t>(value.size()) > kWidth) throw Error(fmt::format("'{}' is too long to gather", value));
+  auto bytes = torch::zeros({kWidth}, torch::kUInt8);
+  std::memcpy(bytes.data_ptr<std::uint8_t>(), value.data(), value.size());
+  const auto all = comm.all_gather(bytes.to(wire)).to(torch::kCPU).contiguous();
+  std::vector<std::string> out;
+  for (int r = 0; r < comm.world(); ++r) {
+    const auto* first = reinterpret_cast<const char*>(all.data_ptr<std::uint8_t>()) + r * kWidth;
+    out.emplace_back(first, strnlen(first, kWidth));
+  }
+  return out;
+}
+
+}  // namespace
+
 fs::path save_checkpoint(const fs::path& run_dir, const Manifest& manifest, model::SequentialRecommender& model,
-                         torch::optim::Optimizer& optimizer, model::ItemEmbedding& items, int keep) {
+                         torch::optim::Optimizer& optimizer, model::ItemEmbedding& items, int keep,
+                         dist::Communicator& comm) {
+  const int rank = comm.rank(), world = comm.world();
+  const auto wire = comm.wire_device(model.parameters().front().device());
   const fs::path root = run_dir / "ckpt";
-  fs::create_directories(root);
   const std::string name = step_name(manifest.trainer.step);
   const fs::path final_dir = root / name;
-  const fs::path temporary = root / fmt::format(".{}.tmp-{}", name, ::getpid());
-  fs::remove_all(temporary);
-  fs::create_directories(temporary);
+  // One writer per job: the temporary directory is named by the step alone,
+  // so that every rank writes into the same one.
+  const fs::path temporary = root / fmt::format(".{}.tmp", name);
+  if (rank == 0) {
+    fs::create_directories(root);
+    fs::remove_all(temporary);
+    fs::create_directories(temporary);
+  }
+  comm.barrier();
 
   json tensors = json::object();
   {
-    auto dense = h5::File::create(temporary / kDenseFile);
-    dense.create_group("/model");
-    for (const auto& p : model.named_parameters()) {
-      dense.write<float>("/model/" + p.key(), flat_floats(p.value()));
-      tensors["model/" + p.key()] = p.value().sizes().vec();
-    }
-    dense.create_group("/state");
-    dense.write<std::uint8_t>("/state/optimizer", bytes_of(serialize_optimizer(optimizer)));
-    dense.write<std::uint8_t>("/state/rng", bytes_of(serialize_rng()));
-    dense.flush();
-  }
-  {
-    // Rows by global id, so that a checkpoint can be re-sharded by id.
-    auto file = h5::File::create(temporary / embedding_file(0, 1));
-    const auto ids = torch::arange(1, items.num_items() + 1, torch::kInt64);
-    std::vector<std::int64_t> id_values(ids.data_ptr<std::int64_t>(), ids.data_ptr<std::int64_t>() + ids.numel());
-    file.write<std::int64_t>("/ids", id_values);
+    // This rank's rows by global id, so that a checkpoint can be re-sharded by id.
+    const auto file_name = embedding_file(rank, world);
+    auto file = h5::File::create(temporary / file_name);
+    const auto ids = items.owned_ids().to(torch::kCPU).contiguous();
+    file.write<std::int64_t>("/ids", std::vector<std::int64_t>(ids.data_ptr<std::int64_t>(),
+                                                               ids.data_ptr<std::int64_t>() + ids.numel()));
     file.create_group("/rows");
-    for (const auto& [state_name, tensor] : items.state()) {
-      auto rows = tensor.index_select(0, ids.to(tensor.device()));
+    for (const auto& [state_name, rows] : items.owned_state()) {
       file.write<float>("/rows/" + state_name, flat_floats(rows));
-      tensors["emb/" + state_name] = rows.sizes().vec();
+      auto shape = rows.sizes().vec();
+      shape[0] = manifest.num_items;  // over all ranks
+      tensors["emb/" + state_name] = shape;
     }
     file.flush();
   }
+  fsync_path(temporary / embedding_file(rank, world));
+  const auto checksums = gather_strings(comm, file_checksum(temporary / embedding_file(rank, world)), wire);
 
-  json m;
-  m["format"] = kCheckpointFormat;
-  m["version"] = kCheckpointVersion;
-  m["step"] = manifest.trainer.step;
-  m["epoch"] = manifest.trainer.epoch;
-  m["loader"] = {{"epoch", manifest.trainer.loader.epoch}, {"batch", manifest.trainer.loader.batch}};
-  m["world_size"] = manifest.world_size;
-  m["num_items"] = manifest.num_items;
-  m["model"] = model_json(manifest.model);
-  m["config_ini"] = manifest.config_ini;
-  m["dataset"] = manifest.dataset;
-  m["tensors"] = tensors;
-  json files = json::object();
-  for (const auto& file : {std::string(kDenseFile), embedding_file(0, 1)}) {
-    files[file] = file_checksum(temporary / file);
-  }
-  m["files"] = files;
-  {
-    std::ofstream out(temporary / "manifest.json");
-    out << m.dump(2) << '\n';
-    if (!out) throw SystemError(fmt::format("{}: write failed", (temporary / "manifest.json").string()));
-  }
-  for (const auto& entry : fs::directory_iterator(temporary)) fsync_path(entry.path());
-  fsync_path(temporary);
-  fs::remove_all(final_dir);
-  fs::rename(temporary, final_dir);
+  if (rank == 0) {
+    // Dense parameters and their optimizer state are the same on every rank.
+    {
+      auto dense = h5::File::create(temporary / kDenseFile);
+      dense.create_group("/model");
+      for (const auto& p : model.named_parameters()) {
+        dense.write<float>("/model/" + p.key(), flat_floats(p.value()));
+        tensors["model/" + p.key()] = p.value().sizes().vec();
+      }
+      dense.create_group("/state");
+      dense.write<std::uint8_t>("/state/optimizer", bytes_of(serialize_optimizer(optimizer)));
+      dense.write<std::uint8_t>("/state/rng", bytes_of(serialize_rng()));
+      dense.flush();
+    }
+    json m;
+    m["format"] = kCheckpointFormat;
+    m["version"] = kCheckpointVersion;
+    m["step"] = manifest.trainer.step;
+    m["epoch"] = manifest.trainer.epoch;
+    m["loader"] = {{"epoch", manifest.trainer.loader.epoch}, {"batch", manifest.trainer.loader.batch}};
+    m["world_size"] = world;
+    m["num_items"] = manifest.num_items;
+    m["model"] = model_json(manifest.model);
+    m["config_ini"] = manifest.config_ini;
+    m["dataset"] = manifest.dataset;
+    m["tensors"] = tensors;
+    json files = json::object();
+    files[kDenseFile] = file_checksum(temporary / kDenseFile);
+    for (int r = 0; r < world; ++r) files[embedding_file(r, world)] = checksums[static_cast<std::size_t>(r)];
+    m["files"] = files;
+    {
+      std::ofstream out(temporary / "manifest.json");
+      out << m.dump(2) << '\n';
+      if (!out) throw SystemError(fmt::format("{}: write failed", (temporary / "manifest.json").string()));
+    }
+    fsync_path(temporary / kDenseFile);
+    fsync_path(temporary / "manifest.json");
+    fsync_path(temporary);
+    fs::remove_all(final_dir);
+    fs::rename(temporary, final_dir);
 
-  // LATEST last: it only ever names a complete checkpoint.
-  const fs::path latest_tmp = root / fmt::format(".LATEST.tmp-{}", ::getpid());
-  {
-    std::ofstream out(latest_tmp);
-    out << name << '\n';
-  }
-  fsync_path(latest_tmp);
-  fs::rename(latest_tmp, root / "LATEST");
-  fsync_path(root);
+    // LATEST last: it only ever names a complete checkpoint.
+    const fs::path latest_tmp = root / fmt::format(".LATEST.tmp-{}", ::getpid());
+    {
+      std::ofstream out(latest_tmp);
+      out << name << '\n';
+    }
+    fsync_path(latest_tmp);
+    fs::rename(latest_tmp, root / "LATEST");
+    fsync_path(root);
 
-  std::vector<fs::path> steps;
-  for (const auto& entry : fs::directory_iterator(root)) {
-    if (entry.is_directory() && entry.path().filename().string().rfind("step-", 0) == 0) steps.push_back(entry.path());
+    std::vector<fs::path> steps;
+    for (const auto& entry : fs::directory_iterator(root)) {
+      if (entry.is_directory() && entry.path().filename().string().rfind("step-", 0) == 0) {
+        steps.push_back(entry.path());
+      }
+    }
+    std::sort(steps.begin(), steps.end());
+    for (std::size_t i = 0; i + static_cast<std::size_t>(keep) < steps.size(); ++i) fs::remove_all(steps[i]);
   }
-  std::sort(steps.begin(), steps.end());
-  for (std::size_t i = 0; i + static_cast<std::size_t>(keep) < steps.size(); ++i) fs::remove_all(steps[i]);
+  comm.barrier();  // no rank goes on before the checkpoint is complete
   return final_dir;
 }
 
@@ -283,24 +321,50 @@ void load_checkpoint(const fs::path& checkpoint, const Manifest& manifest, model
     }
     assignments.emplace_back(p.value(), torch::tensor(values).reshape(p.value().sizes()));
   }
+  // The rows this process holds, gathered by id from the rank files of the
+  // saved world (any size): its own file when the world is the same, else
+  // every file, keeping the ids it owns now.
   std::map<std::string, torch::Tensor> embedding_state;
   {
-    const auto file = h5::File::open(checkpoint / embedding_file(0, manifest.world_size),
-                                     "the checkpoint is incomplete or corrupt");
-    auto ids = torch::tensor(file.read<std::int64_t>("/ids"), torch::kInt64);
-    for (auto& [state_name, tensor] : items.state()) {
-      // Evaluation needs the table only; resuming needs the optimizer state too.
-      if (optimizer == nullptr && state_name != "weight") continue;
-      auto values = torch::tensor(file.read<float>("/rows/" + state_name));
-      auto shape = tensor.sizes().vec();
-      shape[0] = ids.size(0);
-      if (values.numel() != std::accumulate(shape.begin(), shape.end(), std::int64_t{1}, std::multiplies<>())) {
-        throw DataError(fmt::format("{}: /rows/{} has {} values for {} ids", file.path().string(), state_name,
-                                    values.numel(), ids.size(0)));
+    const auto owned = items.owned_ids().to(torch::kCPU);
+    const auto N = owned.size(0);
+    auto position = torch::full({manifest.num_items + 1}, -1, torch::kInt64);  // global id -> owned row
+    position.index_put_({owned}, torch::arange(N, torch::kInt64));
+    auto filled = torch::zeros({N}, torch::kBool);
+    std::vector<int> files;
+    for (int r = 0; r < manifest.world_size; ++r) files.push_back(r);
+    const auto current = items.owned_state();
+    for (const int r : files) {
+      const auto file = h5::File::open(checkpoint / embedding_file(r, manifest.world_size),
+                                       "the checkpoint is incomplete or corrupt");
+      auto ids = torch::tensor(file.read<std::int64_t>("/ids"), torch::kInt64);
+      if (ids.numel() > 0 && (ids.min().item<std::int64_t>() < 1 || ids.max().item<std::int64_t>() > manifest.num_items)) {
+        throw DataError(fmt::format("{}: /ids outside 1..{}", file.path().string(), manifest.num_items));
       }
-      auto full = torch::zeros_like(tensor, torch::kCPU).to(torch::kFloat32);
-      full.index_copy_(0, ids, values.reshape(shape));
-      embedding_state[state_name] = full.to(tensor.device(), tensor.scalar_type());
+      const auto at = position.index_select(0, ids);
+      const auto mine = at >= 0;
+      if (!mine.any().item<bool>()) continue;
+      const auto rows_here = at.masked_select(mine);
+      filled.index_fill_(0, rows_here, true);
+      for (const auto& [state_name, tensor] : current) {
+        // Evaluation needs the table only; resuming needs the optimizer state too.
+        if (optimizer == nullptr && state_name != "weight") continue;
+        auto values = torch::tensor(file.read<float>("/rows/" + state_name));
+        auto shape = tensor.sizes().vec();
+        shape[0] = ids.size(0);
+        if (values.numel() != std::accumulate(shape.begin(), shape.end(), std::int64_t{1}, std::multiplies<>())) {
+          throw DataError(fmt::format("{}: /rows/{} has {} values for {} ids", file.path().string(), state_name,
+                                      values.numel(), ids.size(0)));
+        }
+        auto& out = embedding_state[state_name];
+        if (!out.defined()) out = torch::zeros(tensor.sizes(), torch::kFloat32);
+        out.index_copy_(0, rows_here, values.reshape(shape).index_select(0, mine.nonzero().squeeze(1)));
+      }
+    }
+    const auto missing = N - filled.sum().item<std::int64_t>();
+    if (missing > 0) {
+      throw DataError(fmt::format("{}: the rank files hold no rows for {} of this process's {} item ids",
+                                  checkpoint.string(), missing, N));
     }
   }
   std::string optimizer_bytes, rng_bytes;
@@ -311,7 +375,7 @@ void load_checkpoint(const fs::path& checkpoint, const Manifest& manifest, model
     rng_bytes.assign(rng.begin(), rng.end());
   }
   for (auto& [target, value] : assignments) target.copy_(value.to(target.device(), target.scalar_type()));
-  items.load_state(embedding_state);
+  items.load_owned_state(embedding_state);
   if (optimizer != nullptr) {
     std::istringstream in(optimizer_bytes);
     torch::serialize::InputArchive archive;

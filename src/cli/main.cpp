@@ -1,4 +1,5 @@
 // `longrec`: one executable, one subcommand per job.
+#include <cstdio>
 #include <cstring>
 #include <string>
 
@@ -6,6 +7,7 @@
 
 #include "commands.h"
 #include "longrec/core/error.h"
+#include "longrec/dist/runtime.h"
 
 namespace {
 
@@ -44,15 +46,27 @@ int main(int argc, char** argv) {
   }
   for (const auto& c : kSubcommands) {
     if (std::strcmp(argv[1], c.name) != 0) continue;
+    int code = 0;
+    std::string message;
     try {
       return c.run(argc - 1, argv + 1);
     } catch (const longrec::ConfigError& e) {
-      fmt::print(stderr, "longrec {}: error: {}\n", c.name, e.what());
-      return 2;
+      code = 2;
+      message = e.what();
     } catch (const std::exception& e) {
-      fmt::print(stderr, "longrec {}: error: {}\n", c.name, e.what());
-      return 1;
+      code = 1;
+      message = e.what();
     }
+    // Under mpirun/srun one rank's failure ends the job: its message first,
+    // then MPI_Abort, so that no other rank waits in a collective forever.
+    if (longrec::dist::MpiRuntime::started() && longrec::dist::MpiRuntime::start().topology().world > 1) {
+      const auto& topology = longrec::dist::MpiRuntime::start().topology();
+      fmt::print(stderr, "longrec {}: rank {} of {}: error: {}\n", c.name, topology.rank, topology.world, message);
+      std::fflush(stderr);
+      longrec::dist::MpiRuntime::start().abort(code);
+    }
+    fmt::print(stderr, "longrec {}: error: {}\n", c.name, message);
+    return code;
   }
   fmt::print(stderr, "longrec: unknown command '{}'\n\n", argv[1]);
   print_usage();

@@ -1,5 +1,7 @@
 #include "longrec/core/log.h"
 
+#include "longrec/core/error.h"
+
 #include <unistd.h>
 
 #include <cstdio>
@@ -20,7 +22,9 @@ int rank() { return g_rank; }
 void set_file(const std::filesystem::path& path) {
   std::lock_guard lock(g_mutex);
   g_file.close();
+  g_file.clear();
   g_file.open(path, std::ios::app);
+  if (!g_file) throw SystemError(fmt::format("{}: cannot open the log file for appending", path.string()));
 }
 
 void write(const std::string& level, const std::string& message) {

@@ -2,6 +2,7 @@
 
 #include <mpi.h>
 
+#include <algorithm>
 #include <climits>
 #include <numeric>
 
@@ -19,10 +20,7 @@ class SingleProcessCommunicator final : public Communicator {
   torch::Tensor all_gather(const torch::Tensor& tensor) override { return tensor.clone(); }
   torch::Tensor all_to_all_v(const torch::Tensor& rows, const std::vector<std::int64_t>& send_counts,
                              std::vector<std::int64_t>& recv_counts) override {
-    if (send_counts.size() != 1 || send_counts[0] != rows.size(0)) {
-      throw DistError(fmt::format("all_to_all_v: {} send counts for a world of 1 and {} rows", send_counts.size(),
-                                  rows.size(0)));
-    }
+    check_all_to_all_counts(rows, send_counts, 1);
     recv_counts = send_counts;
     return rows.clone();
   }
@@ -106,18 +104,9 @@ class MpiCommunicator final : public Communicator {
                              std::vector<std::int64_t>& recv_counts) override {
     require_cpu(rows, "all_to_all_v");
     const auto W = static_cast<std::size_t>(topology_.world);
-    if (send_counts.size() != W ||
-        std::accumulate(send_counts.begin(), send_counts.end(), std::int64_t{0}) != rows.size(0)) {
-      throw DistError(fmt::format("all_to_all_v: {} send counts summing to {} for a world of {} and {} rows",
-                                  send_counts.size(),
-                                  std::accumulate(send_counts.begin(), send_counts.end(), std::int64_t{0}), W,
-                                  rows.size(0)));
-    }
+    const auto row_size = check_all_to_all_counts(rows, send_counts, topology_.world);
     recv_counts.assign(W, 0);
     LONGREC_MPI(MPI_Alltoall(send_counts.data(), 1, MPI_INT64_T, recv_counts.data(), 1, MPI_INT64_T, comm_));
-    // Elements per row from the shape (an empty [0, D] tensor still has rows of D).
-    std::int64_t row_size = 1;
-    for (std::int64_t d = 1; d < rows.dim(); ++d) row_size *= rows.size(d);
     std::vector<int> sc(W), sd(W), rc(W), rd(W);
     std::int64_t send_at = 0, recv_at = 0;
     for (std::size_t r = 0; r < W; ++r) {
@@ -149,6 +138,46 @@ class MpiCommunicator final : public Communicator {
 };
 
 }  // namespace
+
+std::int64_t check_all_to_all_counts(const torch::Tensor& rows, const std::vector<std::int64_t>& send_counts,
+                                     int world) {
+  const auto total = std::accumulate(send_counts.begin(), send_counts.end(), std::int64_t{0});
+  if (send_counts.size() != static_cast<std::size_t>(world) || total != rows.size(0)) {
+    throw DistError(fmt::format("all_to_all_v: {} send counts summing to {} for a world of {} and {} rows",
+                                send_counts.size(), total, world, rows.size(0)));
+  }
+  std::int64_t row_size = 1;
+  for (std::int64_t d = 1; d < rows.dim(); ++d) row_size *= rows.size(d);
+  return row_size;
+}
+
+torch::Tensor all_gather_rows(Communicator& comm, const torch::Tensor& tensor, std::vector<std::int64_t>* counts) {
+  const auto wire = comm.wire_device(tensor.device());
+  const auto W = comm.world();
+  auto own = torch::full({1}, tensor.size(0), torch::TensorOptions().dtype(torch::kInt64).device(wire));
+  const auto gathered_counts = comm.all_gather(own).to(torch::kCPU);
+  std::vector<std::int64_t> rows(gathered_counts.data_ptr<std::int64_t>(),
+                                 gathered_counts.data_ptr<std::int64_t>() + W);
+  if (counts != nullptr) *counts = rows;
+  const auto longest = *std::max_element(rows.begin(), rows.end());
+  auto shape = tensor.sizes().vec();
+  shape[0] = longest;
+  auto padded = torch::zeros(shape, tensor.options().device(wire));
+  padded.slice(0, 0, tensor.size(0)).copy_(tensor);
+  const auto all = comm.all_gather(padded);
+  std::vector<torch::Tensor> parts;
+  for (int r = 0; r < W; ++r) parts.push_back(all.slice(0, r * longest, r * longest + rows[static_cast<std::size_t>(r)]));
+  return torch::cat(parts).to(tensor.device());
+}
+
+std::unique_ptr<Communicator> make_job_communicator(torch::Device device) {
+  if (!launched_by_mpi()) return make_single_process_communicator();
+  if (device.is_cuda()) {
+    auto bootstrap = make_mpi_communicator();  // carries the ncclUniqueId only
+    return make_nccl_communicator(*bootstrap);
+  }
+  return make_mpi_communicator();
+}
 
 std::unique_ptr<Communicator> make_single_process_communicator() {
   return std::make_unique<SingleProcessCommunicator>();

@@ -105,11 +105,7 @@ class NcclCommunicator final : public Communicator {
                              std::vector<std::int64_t>& recv_counts) override {
     require_cuda(rows, "all_to_all_v");
     const auto W = static_cast<std::size_t>(topology_.world);
-    const auto total = std::accumulate(send_counts.begin(), send_counts.end(), std::int64_t{0});
-    if (send_counts.size() != W || total != rows.size(0)) {
-      throw DistError(fmt::format("all_to_all_v: {} send counts summing to {} for a world of {} and {} rows",
-                                  send_counts.size(), total, W, rows.size(0)));
-    }
+    const auto row_size = check_all_to_all_counts(rows, send_counts, topology_.world);
     // Counts first (a [W] int64 exchange), then the rows, as grouped point-to-point calls.
     auto counts = torch::tensor(send_counts, torch::kInt64).to(rows.device());
     auto received_counts = torch::empty_like(counts);
@@ -125,9 +121,6 @@ class NcclCommunicator final : public Communicator {
     });
     auto host = received_counts.to(torch::kCPU);  // synchronises: the shapes are needed on the host
     recv_counts.assign(host.data_ptr<std::int64_t>(), host.data_ptr<std::int64_t>() + W);
-    // Elements per row from the shape (an empty [0, D] tensor still has rows of D).
-    std::int64_t row_size = 1;
-    for (std::int64_t d = 1; d < rows.dim(); ++d) row_size *= rows.size(d);
     auto shape = rows.sizes().vec();
     shape[0] = std::accumulate(recv_counts.begin(), recv_counts.end(), std::int64_t{0});
     auto out = torch::empty(shape, rows.options());

@@ -4,16 +4,6 @@
 
 namespace longrec::dist {
 
-namespace {
-
-// The communicator moves CPU tensors (MPI) or CUDA tensors (NCCL): data goes
-// through the device the backend wants.
-torch::Device transport_device(const Communicator& comm, torch::Device device) {
-  return comm.backend() == "nccl" ? device : torch::Device(torch::kCPU);
-}
-
-}  // namespace
-
 ShardedItemEmbedding::ShardedItemEmbedding(std::int64_t num_items, std::int64_t dim,
                                            model::SparseOptimizerConfig optimizer, std::uint64_t seed,
                                            Communicator& comm, torch::Device device, torch::Dtype dtype)
@@ -44,7 +34,7 @@ torch::Tensor ShardedItemEmbedding::global_ids() const {
 torch::Tensor ShardedItemEmbedding::fetch(const torch::Tensor& ids, Routing* routing) {
   torch::NoGradGuard no_grad;
   const auto W = comm_.world();
-  const auto wire = transport_device(comm_, device_);
+  const auto wire = comm_.wire_device(device_);
   auto flat = ids.reshape({-1}).to(torch::kCPU, torch::kInt64);
   const auto owners = flat.remainder(W);
   const auto order = owners.argsort(/*stable=*/true);
@@ -73,7 +63,7 @@ void ShardedItemEmbedding::apply_gradients(const model::EmbeddingRows& gathered,
   torch::NoGradGuard no_grad;
   auto grad = gathered.rows.grad();
   if (!grad.defined()) grad = torch::zeros_like(gathered.rows);  // still collective
-  const auto wire = transport_device(comm_, device_);
+  const auto wire = comm_.wire_device(device_);
   std::vector<std::int64_t> counts;
   const auto received =
       comm_.all_to_all_v(grad.index_select(0, last_.order).to(wire).contiguous(), last_.send_counts, counts)
@@ -85,8 +75,32 @@ void ShardedItemEmbedding::apply_gradients(const model::EmbeddingRows& gathered,
   shard_->apply_row_gradients(rows, summed, lr);
 }
 
-torch::Tensor ShardedItemEmbedding::normalized_rows(std::int64_t begin, std::int64_t end) {
-  return normalized_rows_of(torch::arange(begin, end, torch::kInt64));
+torch::Tensor ShardedItemEmbedding::owned_ids() const {
+  return global_ids().slice(0, first_owned_row()).to(device_);
+}
+
+torch::Tensor ShardedItemEmbedding::owned_normalized_rows(std::int64_t begin, std::int64_t end) {
+  torch::NoGradGuard no_grad;
+  auto rows = shard_->weight().slice(0, first_owned_row() + begin, first_owned_row() + end);
+  return rows / rows.norm(2, 1, true).clamp_min(1e-6);
+}
+
+std::map<std::string, torch::Tensor> ShardedItemEmbedding::owned_state() {
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& [name, tensor] : shard_->state()) out[name] = tensor.slice(0, first_owned_row());
+  return out;
+}
+
+void ShardedItemEmbedding::load_owned_state(const std::map<std::string, torch::Tensor>& owned) {
+  std::map<std::string, torch::Tensor> local;
+  for (const auto& [name, tensor] : shard_->state()) {
+    const auto it = owned.find(name);
+    if (it == owned.end()) continue;
+    auto value = it->second.to(tensor.device(), tensor.scalar_type());
+    // The padding row of rank 0 keeps its current value.
+    local[name] = first_owned_row() > 0 ? torch::cat({tensor.slice(0, 0, 1), value}) : value;
+  }
+  shard_->load_state(local);
 }
 
 torch::Tensor ShardedItemEmbedding::normalized_rows_of(const torch::Tensor& ids) {

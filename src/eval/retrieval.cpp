@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "longrec/data/loader.h"
+#include "longrec/dist/communicator.h"
 #include "longrec/model/sequence_batch.h"
 #include "longrec/model/sequential_recommender.h"
 
@@ -14,13 +15,19 @@ namespace longrec::eval {
 std::vector<std::int64_t> target_ranks(const torch::Tensor& queries, const torch::Tensor& targets,
                                        const std::vector<std::int64_t>& seen_offsets,
                                        const std::vector<std::int32_t>& seen_items, model::ItemEmbedding& items,
-                                       std::int64_t item_chunk) {
+                                       dist::Communicator* comm, std::int64_t item_chunk) {
   torch::NoGradGuard no_grad;
   const auto B = queries.size(0);
-  const auto I = items.num_items();
   const auto device = queries.device();
+  const auto i64 = torch::TensorOptions().dtype(torch::kInt64).device(device);
+  // The items this process scores (all of them, or its shard), and where each
+  // id sits among them (-1: held by another rank).
+  const auto owned = items.owned_ids().to(device);
+  const auto N = owned.size(0);
+  auto owned_index = torch::full({items.num_items() + 1}, -1, i64);
+  owned_index.index_put_({owned}, torch::arange(N, i64));
   const auto chunk_scores = [&](std::int64_t begin, std::int64_t end) {
-    return torch::matmul(queries, items.normalized_rows(begin, end).to(device, queries.scalar_type()).t());
+    return torch::matmul(queries, items.owned_normalized_rows(begin, end).to(device, queries.scalar_type()).t());
   };
 
   // The history of each row, de-duplicated, without the target itself: (row, id) pairs.
@@ -37,31 +44,47 @@ std::vector<std::int64_t> target_ranks(const torch::Tensor& queries, const torch
       seen_id.push_back(id);
     }
   }
-  const auto rows_t = torch::tensor(seen_row, torch::kInt64).to(device);
-  const auto ids_t = torch::tensor(seen_id, torch::kInt64).to(device);
+  // Seen items held here, as (row, owned position).
+  auto rows_t = torch::tensor(seen_row, torch::kInt64).to(device);
+  auto cols_t = owned_index.index_select(0, torch::tensor(seen_id, torch::kInt64).to(device));
+  const auto here = cols_t >= 0;
+  rows_t = rows_t.masked_select(here);
+  cols_t = cols_t.masked_select(here);
 
   // Pass 1: each target's score, taken from the same matrix product as every
-  // other item's (so that rounding never ranks a target above itself).
+  // other item's (so that rounding never ranks a target above itself), on the
+  // rank that holds the target; the others add zero.
+  const auto target_cols = owned_index.index_select(0, targets.to(device, torch::kInt64));
   auto target_scores = torch::zeros({B}, queries.options());
-  for (std::int64_t begin = 1; begin <= I; begin += item_chunk) {
-    const auto end = std::min(I + 1, begin + item_chunk);
-    auto in_chunk = (targets >= begin) & (targets < end);
+  for (std::int64_t begin = 0; begin < N; begin += item_chunk) {
+    const auto end = std::min(N, begin + item_chunk);
+    auto in_chunk = (target_cols >= begin) & (target_cols < end);
     if (!in_chunk.any().item<bool>()) continue;
     auto scores = chunk_scores(begin, end);
-    auto picked = scores.gather(1, (targets - begin).clamp(0, end - begin - 1).unsqueeze(1)).squeeze(1);
+    auto picked = scores.gather(1, (target_cols - begin).clamp(0, end - begin - 1).unsqueeze(1)).squeeze(1);
     target_scores = torch::where(in_chunk, picked, target_scores);
   }
+  if (comm != nullptr && comm->world() > 1) {
+    auto wire = target_scores.to(comm->wire_device(device));
+    comm->all_reduce_sum(wire);
+    target_scores = wire.to(device);
+  }
   // Pass 2: count the items above the target, the history masked out.
-  auto above = torch::zeros({B}, torch::TensorOptions().dtype(torch::kInt64).device(device));
-  for (std::int64_t begin = 1; begin <= I; begin += item_chunk) {
-    const auto end = std::min(I + 1, begin + item_chunk);
+  auto above = torch::zeros({B}, i64);
+  for (std::int64_t begin = 0; begin < N; begin += item_chunk) {
+    const auto end = std::min(N, begin + item_chunk);
     auto scores = chunk_scores(begin, end);
-    if (ids_t.numel() > 0) {
-      auto here = (ids_t >= begin) & (ids_t < end);
-      auto r = rows_t.masked_select(here), c = ids_t.masked_select(here) - begin;
-      scores.index_put_({r, c}, -std::numeric_limits<float>::infinity());
+    if (cols_t.numel() > 0) {
+      auto in_chunk = (cols_t >= begin) & (cols_t < end);
+      scores.index_put_({rows_t.masked_select(in_chunk), cols_t.masked_select(in_chunk) - begin},
+                        -std::numeric_limits<float>::infinity());
     }
     above += (scores > target_scores.unsqueeze(1)).sum(1);
+  }
+  if (comm != nullptr && comm->world() > 1) {
+    auto wire = above.to(comm->wire_device(device));
+    comm->all_reduce_sum(wire);
+    above = wire;
   }
   auto ranks_cpu = above.to(torch::kCPU).contiguous();
   return std::vector<std::int64_t>(ranks_cpu.data_ptr<std::int64_t>(), ranks_cpu.data_ptr<std::int64_t>() + B);
@@ -78,22 +101,40 @@ std::map<std::string, double> Evaluation::values() const {
 }
 
 Evaluation evaluate(model::SequentialRecommender& model, model::ItemEmbedding& items, data::HistoryLoader& loader,
-                    torch::Device device, std::int64_t long_history) {
+                    torch::Device device, std::int64_t long_history, dist::Communicator* comm) {
   torch::NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();
+  const bool distributed = comm != nullptr && comm->world() > 1;
   Evaluation result;
   result.long_history = long_history;
   loader.restore({0, 0});
+  // Every rank sees every global batch (some with no rows of its own) and
+  // takes part in every collective of it.
   while (auto batch = loader.next()) {
-    if (batch->rows == 0) continue;
+    if (batch->rows == 0 && !distributed) continue;
     const auto sequence = model::to_sequence_batch(*batch, device);
     auto queries = model::last_position_vectors(model, items, sequence);
-    const auto ranks = target_ranks(queries, sequence.targets, batch->seen_offsets, batch->seen_items, items);
+    auto targets = sequence.targets;
+    std::vector<std::int64_t> seen_offsets = batch->seen_offsets;
+    std::vector<std::int32_t> seen_items = batch->seen_items;
+    if (seen_offsets.empty()) seen_offsets.push_back(0);
+    if (distributed) {
+      // The whole global batch on every rank; each scores the items it holds.
+      queries = dist::all_gather_rows(*comm, queries);
+      targets = dist::all_gather_rows(*comm, targets);
+      auto lengths = torch::tensor(seen_offsets, torch::kInt64).diff();
+      lengths = dist::all_gather_rows(*comm, lengths);
+      auto all_seen = dist::all_gather_rows(*comm, torch::tensor(seen_items, torch::kInt32));
+      seen_offsets.assign(1, 0);
+      for (std::int64_t r = 0; r < lengths.size(0); ++r) seen_offsets.push_back(seen_offsets.back() + lengths[r].item<std::int64_t>());
+      seen_items.assign(all_seen.data_ptr<std::int32_t>(), all_seen.data_ptr<std::int32_t>() + all_seen.numel());
+    }
+    const auto ranks = target_ranks(queries, targets, seen_offsets, seen_items, items, comm);
     for (std::size_t r = 0; r < ranks.size(); ++r) {
       result.all.add(ranks[r]);
       // seen_* hold the whole history, not only the model's window.
-      if (long_history > 0 && batch->seen_offsets[r + 1] - batch->seen_offsets[r] > long_history) {
+      if (long_history > 0 && seen_offsets[r + 1] - seen_offsets[r] > long_history) {
         result.long_histories.add(ranks[r]);
       }
     }

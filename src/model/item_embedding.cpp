@@ -72,6 +72,31 @@ torch::Tensor LocalItemEmbedding::normalized_rows_of(const torch::Tensor& ids) {
   return rows / rows.norm(2, 1, true).clamp_min(1e-6);
 }
 
+torch::Tensor LocalItemEmbedding::owned_ids() const {
+  return torch::arange(1, num_items_ + 1, torch::TensorOptions().dtype(torch::kInt64).device(weight_.device()));
+}
+
+torch::Tensor LocalItemEmbedding::owned_normalized_rows(std::int64_t begin, std::int64_t end) {
+  return normalized_rows(begin + 1, end + 1);  // owned row k is id k + 1
+}
+
+std::map<std::string, torch::Tensor> LocalItemEmbedding::owned_state() {
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& [name, tensor] : state()) out[name] = tensor.slice(0, 1);
+  return out;
+}
+
+void LocalItemEmbedding::load_owned_state(const std::map<std::string, torch::Tensor>& owned) {
+  std::map<std::string, torch::Tensor> whole;
+  for (const auto& [name, tensor] : state()) {
+    const auto it = owned.find(name);
+    if (it == owned.end()) continue;
+    // Row 0 (padding) keeps its current value: zero for the table, untouched state.
+    whole[name] = torch::cat({tensor.slice(0, 0, 1), it->second.to(tensor.device(), tensor.scalar_type())});
+  }
+  load_state(whole);
+}
+
 std::map<std::string, torch::Tensor> LocalItemEmbedding::state() {
   std::map<std::string, torch::Tensor> s{{"weight", weight_}};
   if (accumulator_.defined()) s["rowwise_adagrad.accumulator"] = accumulator_;

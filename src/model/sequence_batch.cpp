@@ -1,5 +1,6 @@
 #include "longrec/model/sequence_batch.h"
 
+#include "longrec/core/rng.h"
 #include "longrec/data/loader.h"
 
 namespace longrec::model {
@@ -43,6 +44,12 @@ SequenceBatch to_sequence_batch(const data::Batch& b, torch::Device device) {
     auto last = (s.lengths - 1).clamp_min(0);
     next.scatter_(1, last.unsqueeze(1), target_time.unsqueeze(1));
     s.query_times = next;
+  }
+  s.sample_keys.resize(static_cast<std::size_t>(B));
+  for (std::int64_t r = 0; r < B; ++r) {
+    const auto user = r < static_cast<std::int64_t>(b.user_ids.size()) ? b.user_ids[r] : 0;
+    const auto first_time = b.width > 0 ? b.times[r * L] : 0;
+    s.sample_keys[r] = derive_seed(static_cast<std::uint64_t>(user), static_cast<std::uint64_t>(first_time));
   }
   return s;
 }

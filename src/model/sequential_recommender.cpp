@@ -1,8 +1,12 @@
 #include "longrec/model/sequential_recommender.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <algorithm>
 #include <cmath>
 
 #include "longrec/core/error.h"
+#include "longrec/core/rng.h"
 #include "longrec/model/sampled_scores.h"
 
 namespace longrec::model {
@@ -102,7 +106,7 @@ torch::Tensor l2_normalize(const torch::Tensor& x) { return x / x.norm(2, -1, tr
 }  // namespace
 
 TrainingLoss sampled_softmax_loss(SequentialRecommender& model, ItemEmbedding& items, const SequenceBatch& batch,
-                                  at::Generator& generator) {
+                                  std::uint64_t negatives_seed, std::int64_t loss_positions) {
   const auto& config = model.config();
   const auto i64 = torch::TensorOptions().dtype(torch::kInt64).device(batch.items.device());
   auto supervised = batch.targets > 0;                      // [B, L]
@@ -111,9 +115,26 @@ TrainingLoss sampled_softmax_loss(SequentialRecommender& model, ItemEmbedding& i
   const auto K = static_cast<std::int64_t>(config.num_negatives);
 
   torch::Tensor negatives;  // per_position: [P, K]; shared: [K]
-  if (K > 0) {
-    const auto shape = config.negatives == "shared" ? std::vector<std::int64_t>{K} : std::vector<std::int64_t>{P, K};
-    negatives = at::randint(1, items.num_items() + 1, shape, generator, torch::kInt64).to(i64.device());
+  if (K > 0 && config.negatives == "shared") {
+    auto generator = at::make_generator<at::CPUGeneratorImpl>(negatives_seed);
+    negatives = at::randint(1, items.num_items() + 1, {K}, generator, torch::kInt64).to(i64.device());
+  } else if (K > 0) {
+    // Row by row from (seed, sample key): the same draws whichever rank holds the row.
+    const auto per_row = supervised.sum(1).to(torch::kCPU);
+    // Batches built by hand (tests) may come without keys: the row index then.
+    const auto row_key = [&](std::int64_t r) {
+      return r < static_cast<std::int64_t>(batch.sample_keys.size()) ? batch.sample_keys[r]
+                                                                      : static_cast<std::uint64_t>(r);
+    };
+    std::vector<torch::Tensor> parts;
+    for (std::int64_t r = 0; r < batch.rows(); ++r) {
+      const auto n = per_row[r].item<std::int64_t>();
+      if (n == 0) continue;
+      auto generator = at::make_generator<at::CPUGeneratorImpl>(derive_seed(negatives_seed, row_key(r)));
+      parts.push_back(at::randint(1, items.num_items() + 1, {n, K}, generator, torch::kInt64));
+    }
+    negatives = parts.empty() ? torch::zeros({0, K}, torch::kInt64) : torch::cat(parts);
+    negatives = negatives.to(i64.device());
   } else {
     negatives = torch::zeros({0}, i64);
   }
@@ -156,11 +177,16 @@ TrainingLoss sampled_softmax_loss(SequentialRecommender& model, ItemEmbedding& i
     logits.push_back(in_batch.masked_fill(positives.unsqueeze(1) == positives.unsqueeze(0), kMasked));
   }
   auto all_logits = torch::cat(logits, 1);
-  out.loss = -torch::log_softmax(all_logits, 1).select(1, 0).mean();
+  const auto normalizer = loss_positions > 0 ? loss_positions : std::max<std::int64_t>(P, 1);
+  out.loss = -torch::log_softmax(all_logits, 1).select(1, 0).sum() / static_cast<double>(normalizer);
   return out;
 }
 
 torch::Tensor last_position_vectors(SequentialRecommender& model, ItemEmbedding& items, const SequenceBatch& batch) {
+  if (batch.rows() == 0) {  // a rank without rows in this batch still takes part in the gather
+    items.gather(torch::zeros({0}, batch.items.options()));
+    return torch::zeros({0, model.config().dim}, torch::TensorOptions().device(batch.items.device()));
+  }
   const auto index = unique_ids(batch.items);
   auto rows = items.gather(index.unique);
   rows.rows = rows.rows.detach();

@@ -121,7 +121,8 @@ TokenBenchmark benchmark_tokens(const model::ModelConfig& base, const TokenBench
     full_session.model().eval();
     const auto sequence = model::to_sequence_batch(eval_batch);
     TrainingSession token_session(train, tokens, options.items, torch::kCPU);
-    model::UserStateEncoder encoder(token_session.model(), token_session.items().state().at("weight"));
+    model::UserStateEncoder encoder(token_session.model(),
+                                   dynamic_cast<model::LocalItemEmbedding&>(token_session.items()).weight());
     std::vector<std::int64_t> items(user.items.begin(), user.items.end()), times(user.times.begin(), user.times.end());
     const auto state = encoder.compress(items, times);
     std::vector<double> full_ms, state_ms;

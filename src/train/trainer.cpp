@@ -1,5 +1,8 @@
-// The training loop: one process (the dist module plugs in the sharded table
-// and gradient sync through the same interfaces).
+// The training loop of one rank: every rank runs it in step with the others
+// (the same global batches, steps, evaluations and checkpoints); rank 0
+// alone prints and writes the metrics file, every rank keeps its own log.
+#include <unistd.h>
+
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
 
@@ -12,6 +15,8 @@
 #include "longrec/core/log.h"
 #include "longrec/core/rng.h"
 #include "longrec/data/history_store.h"
+#include "longrec/dist/communicator.h"
+#include "longrec/dist/runtime.h"
 #include "longrec/eval/retrieval.h"
 #include "longrec/model/sequential_recommender.h"
 #include "longrec/train/lr_schedule.h"
@@ -36,25 +41,38 @@ std::string format_duration(double seconds) {
 
 TrainResult run_training(const TrainConfig& config, const model::ModelConfig& model_config,
                          const data::LoaderConfig& data_config, const std::string& resolved_table,
-                         const std::string& resolved_ini) {
+                         const std::string& resolved_ini, dist::Communicator* job_comm) {
   model::check_model_fits_history(model_config.max_len, model_config.personalization, data_config.max_len);
   if (config.threads > 0) at::set_num_threads(config.threads);
-  const torch::Device device = pick_device(config.device);
+  // The node-local rank picks the GPU.
+  int local_rank = 0;
+  if (job_comm != nullptr) {
+    local_rank = job_comm->topology().local_rank;
+  } else if (dist::launched_by_mpi()) {
+    local_rank = dist::MpiRuntime::start().topology().local_rank;
+  }
+  const torch::Device device = pick_device(config.device, local_rank);
+  std::unique_ptr<dist::Communicator> own_comm;
+  if (job_comm == nullptr) own_comm = dist::make_job_communicator(device);
+  dist::Communicator& comm = job_comm != nullptr ? *job_comm : *own_comm;
+  const int rank = comm.rank(), world = comm.world();
+  log::set_rank(rank);
   fs::create_directories(config.run_dir);
-  log::set_file(fs::path(config.run_dir) / "train-rank-00000.log");
-  log::info("longrec train: {} on {}, {} intra-op threads", model_config.describe(), device.str(),
-            at::get_num_threads());
+  log::set_file(fs::path(config.run_dir) / fmt::format("train-rank-{:05d}.log", rank));
+  log::info("longrec train: {} on {}, {} intra-op threads; rank {} of {} (pid {}, {} backend)",
+            model_config.describe(), device.str(), at::get_num_threads(), rank, world, ::getpid(), comm.backend());
   log::info("resolved config:\n{}", resolved_table);
-  {
+  if (rank == 0) {
     std::ofstream ini(fs::path(config.run_dir) / "config.ini");
     ini << resolved_ini;
   }
 
-  data::HistoryLoader train_loader(config.dataset, data_config, data::SplitPart::Train);
-  data::HistoryLoader eval_loader(config.dataset, data_config, data::parse_split_part(config.eval_part));
+  // Each rank streams only its own users; the global batches are the same for any world size.
+  data::HistoryLoader train_loader(config.dataset, data_config, data::SplitPart::Train, rank, world);
+  data::HistoryLoader eval_loader(config.dataset, data_config, data::parse_split_part(config.eval_part), rank, world);
   const std::int64_t num_items = train_loader.num_items();
 
-  TrainingSession session(config, model_config, num_items, device);
+  TrainingSession session(config, model_config, num_items, device, &comm);
   auto& model = session.model();
   auto& items = session.items();
   auto& optimizer = session.optimizer();
@@ -84,17 +102,20 @@ TrainResult run_training(const TrainConfig& config, const model::ModelConfig& mo
   const std::int64_t planned = config.max_steps > 0 ? std::min<std::int64_t>(config.max_steps, per_epoch * config.epochs)
                                                     : per_epoch * config.epochs;
   const double peak = measure_matmul_peak_flops(device);
-  log::info("{} users, {} items; {} batches per epoch, {} steps planned; matmul peak {:.1f} GFLOP/s",
+  log::info("{} users on this rank, {} items; {} batches per epoch, {} steps planned; matmul peak {:.1f} GFLOP/s",
             train_loader.rank_users(), num_items, per_epoch, planned, peak / 1e9);
-  MetricsLog metrics(fs::path(config.run_dir) / "metrics-rank-00000.jsonl");
+  // Step figures are global (identical on every rank): rank 0 writes them.
+  std::unique_ptr<MetricsLog> metrics;
+  if (rank == 0) metrics = std::make_unique<MetricsLog>(fs::path(config.run_dir) / "metrics-rank-00000.jsonl");
 
   const auto save = [&] {
-    const auto path = ckpt::save_checkpoint(config.run_dir, manifest, model, optimizer, items, config.keep_ckpts);
+    const auto path =
+        ckpt::save_checkpoint(config.run_dir, manifest, model, optimizer, items, config.keep_ckpts, comm);
     log::info("checkpoint {}", path.string());
   };
   const auto run_eval = [&](std::int64_t epoch) {
     const auto start = Clock::now();
-    const auto result = eval::evaluate(model, items, eval_loader, device, config.eval_long_history);
+    const auto result = eval::evaluate(model, items, eval_loader, device, config.eval_long_history, &comm);
     auto values = result.values();
     log::info("eval {} epoch {} step {} ({} users, {:.1f} s): {}", config.eval_part, epoch, state.step,
               result.all.count(), std::chrono::duration<double>(Clock::now() - start).count(),
@@ -107,7 +128,7 @@ TrainResult run_training(const TrainConfig& config, const model::ModelConfig& mo
     values["step"] = static_cast<double>(state.step);
     values["epoch"] = static_cast<double>(epoch);
     values["users"] = static_cast<double>(result.all.count());
-    metrics.write("eval", values);
+    if (metrics) metrics->write("eval", values);
   };
 
   model.train();
@@ -115,7 +136,7 @@ TrainResult run_training(const TrainConfig& config, const model::ModelConfig& mo
   const auto start = Clock::now();
   const std::int64_t first_step = state.step;  // > 0 after a resume
   auto interval_start = Clock::now();
-  double interval_loss = 0, grad_norm = 0, interval_flops = 0;
+  double interval_loss = 0, grad_norm = 0, interval_flops = 0, interval_comm = 0;
   std::int64_t interval_steps = 0, interval_samples = 0, interval_tokens = 0;
   log::ProgressBar progress("train", planned);
   while (state.step < planned) {
@@ -126,7 +147,6 @@ TrainResult run_training(const TrainConfig& config, const model::ModelConfig& mo
       if (config.eval_every > 0 && state.epoch % config.eval_every == 0) run_eval(state.epoch);
       continue;
     }
-    if (batch->rows == 0) continue;
     const double scale = lr_scale(state.step, config.warmup_steps, planned, config.schedule, config.min_lr_ratio);
     StepStats stats;
     try {
@@ -144,6 +164,7 @@ TrainResult run_training(const TrainConfig& config, const model::ModelConfig& mo
     interval_samples += stats.samples;
     interval_tokens += stats.tokens;
     interval_flops += stats.flops;
+    interval_comm += stats.comm_seconds;
     progress.update(state.step);
     if (state.step % config.log_every == 0 || state.step == planned) {
       const double seconds = std::chrono::duration<double>(Clock::now() - interval_start).count();
@@ -152,23 +173,29 @@ TrainResult run_training(const TrainConfig& config, const model::ModelConfig& mo
                          static_cast<double>(planned - state.step);
       const double mean_loss = interval_loss / static_cast<double>(interval_steps);
       progress.finish();
-      log::info("step {:>7} epoch {:>3} loss {:.4f} lr {:.2e} grad {:.3f} | {:.0f} samples/s {} tokens/s MFU {:.1f}% | "
+      // MFU against every rank's peak (each rank measured its own; rank 0's stands for all).
+      const double mfu = interval_flops / seconds / (peak * world);
+      const double comm_ms = 1e3 * interval_comm / static_cast<double>(interval_steps);
+      log::info("step {:>7} epoch {:>3} loss {:.4f} lr {:.2e} grad {:.3f} | {:.0f} samples/s {} tokens/s MFU {:.1f}%{} | "
                 "ETA {}",
                 state.step, state.epoch, mean_loss, config.lr * scale, grad_norm,
                 static_cast<double>(interval_samples) / seconds,
-                log::human_count(static_cast<double>(interval_tokens) / seconds),
-                100.0 * interval_flops / seconds / peak, format_duration(eta));
+                log::human_count(static_cast<double>(interval_tokens) / seconds), 100.0 * mfu,
+                world > 1 ? fmt::format(" comm {:.1f} ms/step", comm_ms) : std::string(), format_duration(eta));
       progress = log::ProgressBar("train", planned);
-      metrics.write("train", {{"step", static_cast<double>(state.step)},
-                              {"epoch", static_cast<double>(state.epoch)},
-                              {"loss", mean_loss},
-                              {"lr", config.lr * scale},
-                              {"grad_norm", grad_norm},
-                              {"samples_per_s", static_cast<double>(interval_samples) / seconds},
-                              {"tokens_per_s", static_cast<double>(interval_tokens) / seconds},
-                              {"mfu", interval_flops / seconds / peak}});
+      if (metrics) {
+        metrics->write("train", {{"step", static_cast<double>(state.step)},
+                                 {"epoch", static_cast<double>(state.epoch)},
+                                 {"loss", mean_loss},
+                                 {"lr", config.lr * scale},
+                                 {"grad_norm", grad_norm},
+                                 {"samples_per_s", static_cast<double>(interval_samples) / seconds},
+                                 {"tokens_per_s", static_cast<double>(interval_tokens) / seconds},
+                                 {"mfu", mfu},
+                                 {"comm_ms_per_step", comm_ms}});
+      }
       result.final_loss = mean_loss;
-      interval_loss = interval_flops = 0;
+      interval_loss = interval_flops = interval_comm = 0;
       interval_steps = interval_samples = interval_tokens = 0;
       interval_start = Clock::now();
     }

@@ -44,7 +44,7 @@ TEST(Retrieval, ChunkedRanksEqualBruteForceWithHistoryExcluded) {
     offsets.push_back(static_cast<std::int64_t>(seen.size()));
   }
   // Small chunks so that several are needed.
-  const auto ranks = target_ranks(queries, targets, offsets, seen, items, /*item_chunk=*/97);
+  const auto ranks = target_ranks(queries, targets, offsets, seen, items, /*comm=*/nullptr, /*item_chunk=*/97);
   auto all = items.normalized_rows(0, I + 1);
   for (std::int64_t r = 0; r < B; ++r) {
     const auto target = targets[r].item<std::int64_t>();

@@ -49,8 +49,7 @@ TEST_P(LossGradient, Float64FiniteDifferencesMatchBackward) {
   LocalItemEmbedding items(8, 6, {}, 3, torch::kCPU, torch::kFloat64);
   const auto b = batch();
   const auto loss_of = [&](EmbeddingRows* rows_out) {
-    auto generator = at::make_generator<at::CPUGeneratorImpl>(42);
-    auto out = sampled_softmax_loss(model, items, b, generator);
+    auto out = sampled_softmax_loss(model, items, b, /*negatives_seed=*/42);
     if (rows_out != nullptr) *rows_out = out.rows;
     return out.loss;
   };
@@ -105,8 +104,7 @@ TEST(Loss, MatchesAHandComputedSoftmaxAndMasksTheTargetAmongNegatives) {
   model.eval();
   LocalItemEmbedding items(8, 6, {}, 3, torch::kCPU, torch::kFloat64);
   const auto b = batch();
-  auto generator = at::make_generator<at::CPUGeneratorImpl>(7);
-  auto out = sampled_softmax_loss(model, items, b, generator);
+  auto out = sampled_softmax_loss(model, items, b, /*negatives_seed=*/7);
   EXPECT_EQ(out.positions, 6);
 
   // Recompute: the same shared negatives from the same generator state.

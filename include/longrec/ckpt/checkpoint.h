@@ -1,13 +1,15 @@
-// Checkpoints (design section 7), one rank for now:
-//   run_dir/ckpt/step-000123/
+// Checkpoints (design section 7):
+//   run_dir/ckpt/step-000000123/
 //     manifest.json                 format, version, step, epoch, loader position,
 //                                   world size, model config, tensor shapes,
 //                                   files with their checksums
-//     dense.h5                      dense parameters, optimizer and RNG state
-//     emb-rank-00000-of-00001.h5    owned item rows: global ids + table + optimizer state
+//     dense.h5                      dense parameters, optimizer and RNG state (rank 0)
+//     emb-rank-RRRRR-of-WWWWW.h5    each rank's item rows: global ids + table + optimizer state
 //   run_dir/ckpt/LATEST             name of the newest complete checkpoint
-// Written into a temporary directory, fsynced, renamed; LATEST is updated
-// last; only the newest `keep` checkpoints stay.
+// Every rank writes its file into one temporary directory (a file system all
+// ranks share); rank 0 writes the rest, fsyncs, renames, updates LATEST last
+// and keeps the newest `keep` checkpoints. Loading re-shards rows by id, so a
+// checkpoint of W ranks resumes on any number of ranks.
 #pragma once
 
 #include <torch/torch.h>
@@ -19,6 +21,10 @@
 #include "longrec/model/item_embedding.h"
 #include "longrec/model/model_config.h"
 #include "longrec/model/sequential_recommender.h"
+
+namespace longrec::dist {
+class Communicator;
+}
 
 namespace longrec::ckpt {
 
@@ -40,9 +46,10 @@ struct Manifest {
   std::string dataset;
 };
 
+// Collective: every rank of `comm` calls it.
 std::filesystem::path save_checkpoint(const std::filesystem::path& run_dir, const Manifest& manifest,
                                       model::SequentialRecommender& model, torch::optim::Optimizer& optimizer,
-                                      model::ItemEmbedding& items, int keep);
+                                      model::ItemEmbedding& items, int keep, dist::Communicator& comm);
 
 // "auto": the checkpoint LATEST names under run_dir/ckpt (empty path if none);
 // otherwise the given directory (or a LATEST file / ckpt directory that names one).
@@ -57,8 +64,10 @@ Manifest read_manifest(const std::filesystem::path& checkpoint);
 void check_compatible(const Manifest& manifest, const model::ModelConfig& config, std::int64_t num_items,
                       const std::filesystem::path& checkpoint);
 
-// Loads everything; nothing is modified unless every tensor was read and
-// matched its expected shape. optimizer may be null (evaluation).
+// Loads everything this process holds (its rows of the item table, by id,
+// from whichever rank files have them); nothing is modified unless every
+// tensor was read and matched its expected shape. optimizer may be null
+// (evaluation).
 void load_checkpoint(const std::filesystem::path& checkpoint, const Manifest& manifest,
                      model::SequentialRecommender& model, torch::optim::Optimizer* optimizer,
                      model::ItemEmbedding& items);

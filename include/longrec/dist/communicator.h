@@ -35,10 +35,30 @@ class Communicator {
   // root's tensor copied into every rank's (same shape and dtype), in place.
   virtual void broadcast(torch::Tensor& tensor, int root) = 0;
   virtual void barrier() = 0;
+
+  // Where tensors must be to travel: the compute device for NCCL, the CPU for MPI.
+  torch::Device wire_device(torch::Device compute) const {
+    return backend() == "nccl" ? compute : torch::Device(torch::kCPU);
+  }
 };
+
+// Concatenation along dim 0 of every rank's tensor when the ranks hold
+// different numbers of rows (the other dims equal): counts gathered first,
+// rows padded to the longest, gathered, unpadded. Returned on the tensor's
+// device; `counts` (optional) receives the rows of each rank.
+torch::Tensor all_gather_rows(Communicator& comm, const torch::Tensor& tensor,
+                              std::vector<std::int64_t>* counts = nullptr);
+
+// Checks all_to_all_v's arguments (one count per rank, summing to the rows)
+// and returns the elements per row (an empty [0, D] tensor still has rows of D).
+std::int64_t check_all_to_all_counts(const torch::Tensor& rows, const std::vector<std::int64_t>& send_counts,
+                                     int world);
 
 // A world of one: every collective is the identity.
 std::unique_ptr<Communicator> make_single_process_communicator();
+// The communicator of this process for tensors on `device`: a world of one
+// unless started by mpirun/srun; then MPI for CPU tensors, NCCL for CUDA ones.
+std::unique_ptr<Communicator> make_job_communicator(torch::Device device);
 // MPI_COMM_WORLD (duplicated) for CPU tensors; starts the MPI runtime.
 std::unique_ptr<Communicator> make_mpi_communicator();
 // NCCL for CUDA tensors (builds with LONGREC_WITH_CUDA only): the GPU is

@@ -24,14 +24,16 @@ class ShardedItemEmbedding final : public model::ItemEmbedding {
   std::int64_t dim() const override { return shard_->dim(); }
   model::EmbeddingRows gather(const torch::Tensor& unique_ids) override;
   void apply_gradients(const model::EmbeddingRows& rows, double lr) override;
-  // Collective: rows of ids [begin, end) / of any ids, fetched from their owners.
-  torch::Tensor normalized_rows(std::int64_t begin, std::int64_t end) override;
+  // Collective: rows of any ids, fetched from their owners.
   torch::Tensor normalized_rows_of(const torch::Tensor& ids) override;
-  // This rank's rows and optimizer state, by local row; global_ids() names them.
-  std::map<std::string, torch::Tensor> state() override { return shard_->state(); }
-  void load_state(const std::map<std::string, torch::Tensor>& state) override { shard_->load_state(state); }
+  torch::Tensor owned_ids() const override;  // rank, rank + W, ... (without the padding id on rank 0)
+  torch::Tensor owned_normalized_rows(std::int64_t begin, std::int64_t end) override;
+  std::map<std::string, torch::Tensor> owned_state() override;
+  void load_owned_state(const std::map<std::string, torch::Tensor>& state) override;
+  // This rank's rows and optimizer state by local row (global_ids() names them).
+  std::map<std::string, torch::Tensor> state() { return shard_->state(); }
 
-  torch::Tensor global_ids() const;        // [local rows] int64: r, r + W, r + 2W, ...
+  torch::Tensor global_ids() const;        // [local rows] int64: r, r + W, r + 2W, ... (0 on rank 0: padding)
   std::int64_t local_rows() const { return local_rows_; }
 
  private:
@@ -43,6 +45,8 @@ class ShardedItemEmbedding final : public model::ItemEmbedding {
     torch::Tensor requested_rows;           // local rows asked for, in receive order
   };
   torch::Tensor fetch(const torch::Tensor& ids, Routing* routing);  // raw rows of any ids [N, D]
+  // Local rows before the first owned id: 1 on rank 0 (the padding row), else 0.
+  std::int64_t first_owned_row() const { return comm_.rank() == 0 ? 1 : 0; }
 
   std::int64_t num_items_, local_rows_;
   Communicator& comm_;

@@ -17,16 +17,21 @@ class HistoryLoader;
 namespace longrec::model {
 class SequentialRecommender;
 }
+namespace longrec::dist {
+class Communicator;
+}
 
 namespace longrec::eval {
 
 // queries: [B, D] L2-normalised user vectors; targets: [B] item ids. Row r's
 // history is seen_items[seen_offsets[r] .. seen_offsets[r+1]). Returns, per
 // row, #{items i in 1..I, i not in the history, i != target : score_i > score_target}.
+// With a communicator of W > 1 ranks (collective; every rank passes the same
+// queries), each rank scores the items it holds and the counts are summed.
 std::vector<std::int64_t> target_ranks(const torch::Tensor& queries, const torch::Tensor& targets,
                                        const std::vector<std::int64_t>& seen_offsets,
                                        const std::vector<std::int32_t>& seen_items, model::ItemEmbedding& items,
-                                       std::int64_t item_chunk = 1 << 16);
+                                       dist::Communicator* comm = nullptr, std::int64_t item_chunk = 1 << 16);
 
 // Metrics of all users, and of the slice whose whole history (all events
 // before the held-out one) is longer than `long_history` events.
@@ -37,8 +42,12 @@ struct Evaluation {
   std::map<std::string, double> values() const;
 };
 
-// Runs the model over every batch of an evaluation loader (one pass).
+// Runs the model over every batch of an evaluation loader (one pass). With a
+// communicator of W > 1 ranks (collective): each rank's loader holds its own
+// users; the query vectors, targets and histories of a global batch are
+// all-gathered, every rank scores its shard of the items, and the counts are
+// summed, so that every rank returns the metrics of all users.
 Evaluation evaluate(model::SequentialRecommender& model, model::ItemEmbedding& items, data::HistoryLoader& loader,
-                    torch::Device device, std::int64_t long_history = 0);
+                    torch::Device device, std::int64_t long_history = 0, dist::Communicator* comm = nullptr);
 
 }  // namespace longrec::eval

@@ -36,13 +36,21 @@ class ItemEmbedding {
   virtual EmbeddingRows gather(const torch::Tensor& unique_ids) = 0;
   // Sparse optimizer step on the rows gathered for this step, at learning rate lr.
   virtual void apply_gradients(const EmbeddingRows& rows, double lr) = 0;
-  // L2-normalised rows [end - begin, D] of ids [begin, end), for exact full ranking.
-  virtual torch::Tensor normalized_rows(std::int64_t begin, std::int64_t end) = 0;
-  // L2-normalised rows of the given ids (any ids in 1..I): [N, D].
+  // L2-normalised rows of the given ids (any ids in 1..I): [N, D]. Collective
+  // when the table is sharded.
   virtual torch::Tensor normalized_rows_of(const torch::Tensor& ids) = 0;
-  // Named tensors (table and optimizer state) for checkpoints.
-  virtual std::map<std::string, torch::Tensor> state() = 0;
-  virtual void load_state(const std::map<std::string, torch::Tensor>& state) = 0;
+
+  // The rows this process holds (all of 1..I, or one shard): for
+  // checkpoints (saved by global id, so that they can be re-sharded) and for
+  // evaluation, where each process scores the items it holds.
+  virtual torch::Tensor owned_ids() const = 0;  // [N] int64, ascending, no padding id
+  // L2-normalised rows [end - begin, D] of owned_ids()[begin, end).
+  virtual torch::Tensor owned_normalized_rows(std::int64_t begin, std::int64_t end) = 0;
+  // Table and optimizer state of the owned rows, by name: [N, ...] each, in owned_ids() order.
+  virtual std::map<std::string, torch::Tensor> owned_state() = 0;
+  // The reverse: every name of owned_state() with N rows; optimizer state may
+  // be absent (evaluation loads the table alone), the table may not.
+  virtual void load_owned_state(const std::map<std::string, torch::Tensor>& state) = 0;
 };
 
 // The whole table in this process, with its row-wise optimizer state:
@@ -57,10 +65,17 @@ class LocalItemEmbedding final : public ItemEmbedding {
   std::int64_t dim() const override { return weight_.size(1); }
   EmbeddingRows gather(const torch::Tensor& unique_ids) override;
   void apply_gradients(const EmbeddingRows& rows, double lr) override;
-  torch::Tensor normalized_rows(std::int64_t begin, std::int64_t end) override;
   torch::Tensor normalized_rows_of(const torch::Tensor& ids) override;
-  std::map<std::string, torch::Tensor> state() override;
-  void load_state(const std::map<std::string, torch::Tensor>& state) override;
+  torch::Tensor owned_ids() const override;  // 1..I
+  torch::Tensor owned_normalized_rows(std::int64_t begin, std::int64_t end) override;
+  std::map<std::string, torch::Tensor> owned_state() override;
+  void load_owned_state(const std::map<std::string, torch::Tensor>& state) override;
+
+  // L2-normalised rows of ids [begin, end).
+  torch::Tensor normalized_rows(std::int64_t begin, std::int64_t end);
+  // The whole state, row i = id i (row 0 the padding item): [I+1, ...] each.
+  std::map<std::string, torch::Tensor> state();
+  void load_state(const std::map<std::string, torch::Tensor>& state);
   torch::Tensor& weight() { return weight_; }  // [I+1, D], row 0 zero
   // The sparse optimizer step on explicit rows: ids [U] unique, grad [U, D].
   void apply_row_gradients(const torch::Tensor& ids, const torch::Tensor& grad, double lr);

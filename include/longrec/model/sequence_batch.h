@@ -3,6 +3,9 @@
 
 #include <torch/torch.h>
 
+#include <cstdint>
+#include <vector>
+
 namespace longrec::data {
 struct Batch;
 }
@@ -16,6 +19,10 @@ struct SequenceBatch {
   torch::Tensor lengths;      // [B] int64
   torch::Tensor valid;        // [B, L] bool, position < length
   torch::Tensor targets;      // train: [B, L] next item (0 = none); eval: [B]
+  // [B] one key per sample (user id and the time of its first input event),
+  // the same whichever rank and batch row holds it: seeds per-row random draws
+  // so that W ranks draw exactly what one process draws.
+  std::vector<std::uint64_t> sample_keys;
 
   std::int64_t rows() const { return items.size(0); }
   std::int64_t width() const { return items.size(1); }

@@ -64,7 +64,7 @@ double attended_keys_per_slot(const ModelConfig& config, std::int64_t width);
 
 // The loss of one training batch and what it touched.
 struct TrainingLoss {
-  torch::Tensor loss;          // scalar: mean over supervised positions
+  torch::Tensor loss;          // scalar: sum over supervised positions / loss_positions
   std::int64_t positions = 0;  // supervised positions (targets > 0)
   EmbeddingRows rows;          // gathered item rows (their grad after backward)
 };
@@ -73,9 +73,14 @@ struct TrainingLoss {
 // [cos(h, e_target), cos(h, e_neg_1..m)] / temperature, label 0; negatives are
 // uniform over 1..I, per position or one pool shared by the batch, plus
 // optionally the batch's other targets; a negative equal to the target is
-// masked out. `generator` draws the negatives.
+// masked out. Negatives are drawn from `negatives_seed` (the shared pool) or
+// from (negatives_seed, sample key) row by row (per position), so that a row
+// gets the same negatives in any batch and on any rank. The loss is the sum
+// over this batch's positions divided by `loss_positions` (0: this batch's
+// count, i.e. the mean; W ranks pass the global count, so that their summed
+// gradients are the gradient of the global batch's mean).
 TrainingLoss sampled_softmax_loss(SequentialRecommender& model, ItemEmbedding& items, const SequenceBatch& batch,
-                                  at::Generator& generator);
+                                  std::uint64_t negatives_seed, std::int64_t loss_positions = 0);
 
 // User vectors at each row's last position: [B, D] (evaluation and serving).
 torch::Tensor last_position_vectors(SequentialRecommender& model, ItemEmbedding& items, const SequenceBatch& batch);

@@ -11,6 +11,9 @@
 namespace longrec {
 class OptionRegistry;
 }
+namespace longrec::dist {
+class Communicator;
+}
 
 namespace longrec::train {
 
@@ -53,8 +56,10 @@ struct TrainResult {
 
 // Trains (and evaluates periodically), writing logs, metrics.jsonl and
 // checkpoints under run_dir. `resolved_table` / `resolved_ini` describe the
-// configuration for the log and the run directory.
+// configuration for the log and the run directory. `comm`: the ranks to train
+// with; null: the job's (a world of one, or every rank mpirun/srun started).
 TrainResult run_training(const TrainConfig& train, const model::ModelConfig& model, const data::LoaderConfig& data,
-                         const std::string& resolved_table, const std::string& resolved_ini);
+                         const std::string& resolved_table, const std::string& resolved_ini,
+                         dist::Communicator* comm = nullptr);
 
 }  // namespace longrec::train

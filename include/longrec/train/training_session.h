@@ -1,6 +1,8 @@
-// One process's training state on a device: the model, the item table with
-// its sparse optimizer, the dense optimizer; and one optimisation step. Shared
-// by the training loop and `longrec bench train`.
+// One rank's training state on a device: the model (dense parameters,
+// replicated), the item table with its sparse optimizer (whole, or this
+// rank's shard when the world has more than one rank), the dense optimizer;
+// and one optimisation step of the global batch. Shared by the training loop
+// and the benchmarks.
 #pragma once
 
 #include <torch/torch.h>
@@ -8,32 +10,43 @@
 #include <memory>
 
 #include "longrec/data/loader.h"
+#include "longrec/dist/communicator.h"
+#include "longrec/dist/gradient_sync.h"
 #include "longrec/model/item_embedding.h"
 #include "longrec/model/sequential_recommender.h"
 #include "longrec/train/train_config.h"
 
 namespace longrec::train {
 
+// Figures of the global batch (all ranks), identical on every rank.
 struct StepStats {
   double loss = 0;
   double grad_norm = 0;
   std::int64_t samples = 0;
   std::int64_t tokens = 0;  // input positions
-  double flops = 0;         // model FLOPs of the step (forward + backward)
+  double flops = 0;         // model FLOPs of the step (forward + backward), all ranks
+  double comm_seconds = 0;  // this rank's time in collectives (step figures, gradients, item rows)
 };
 
 class TrainingSession {
  public:
+  // comm: the ranks this session trains with (null: a world of one).
   TrainingSession(const TrainConfig& train, const model::ModelConfig& model, std::int64_t num_items,
-                  torch::Device device);
+                  torch::Device device, dist::Communicator* comm = nullptr);
 
-  // One step on `batch` at learning-rate multiplier `lr_scale`; `step` seeds
-  // the negatives. Throws Error (after nothing was updated) on a non-finite
+  // One step on this rank's rows of a global batch (possibly none; every rank
+  // calls it every step) at learning-rate multiplier `lr_scale`. The loss is
+  // the mean over the global batch's positions: each rank divides its sum by
+  // the global count and the dense gradients are summed over ranks, so W ranks
+  // compute what one process computes on the whole batch. `step` seeds the
+  // negatives (per sample, see sampled_softmax_loss) and dropout (per rank).
+  // Throws Error (on every rank, after nothing was updated) on a non-finite
   // loss or gradient, naming the tensor.
   StepStats step(const data::Batch& batch, std::int64_t step, double lr_scale);
 
   model::SequentialRecommender& model() { return *model_; }
-  model::LocalItemEmbedding& items() { return *items_; }
+  model::ItemEmbedding& items() { return *items_; }
+  dist::Communicator& comm() { return *comm_; }
   torch::optim::AdamW& optimizer() { return *optimizer_; }
   torch::Device device() const { return device_; }
 
@@ -41,12 +54,16 @@ class TrainingSession {
   TrainConfig train_;
   model::ModelConfig config_;
   torch::Device device_;
+  std::unique_ptr<dist::Communicator> own_comm_;  // when none was given
+  dist::Communicator* comm_;
   std::shared_ptr<model::SequentialRecommender> model_;
-  std::unique_ptr<model::LocalItemEmbedding> items_;
+  std::unique_ptr<model::ItemEmbedding> items_;
   std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::unique_ptr<dist::GradientSync> gradient_sync_;
 };
 
 // auto -> cuda when a GPU is visible, else cpu; throws ConfigError("train.device") when cuda is asked without one.
-torch::Device pick_device(const std::string& requested);
+// With several GPUs on a node, rank `local_rank` takes GPU local_rank % count.
+torch::Device pick_device(const std::string& requested, int local_rank = 0);
 
 }  // namespace longrec::train
