@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# One rank of a 2-rank `longrec train` fails, and the whole job must end
+# non-zero within seconds, never hang in a collective:
+#   1. bad input on rank 1 only (its log file cannot be opened): rank 1's
+#      message comes first, then MPI_Abort takes the job down;
+#   2. rank 1 killed (SIGKILL) while training: mpirun ends the job.
+#   tests/cli/mpi_rank_failure.sh LONGREC MPIEXEC
+set -uo pipefail
+LONGREC="$1"
+MPIEXEC="$2"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
+dir="$(mktemp -d)"
+trap 'rm -rf "$dir"' EXIT
+fail() { echo "FAIL: $*"; echo "--- output:"; cat "$dir"/out* 2>/dev/null; exit 1; }
+MPI=("$MPIEXEC" -np 2 --oversubscribe --bind-to none --mca btl self,vader)
+TRAIN=(train --dataset "$dir/data" --model.max_len=32 --data.max_len=32 --model.dim=16 --model.blocks=1
+       --data.batch_size=16 --data.read_users=8 --train.threads=1 --train.eval_every=0 --train.log_every=1)
+
+"$LONGREC" synth --out "$dir/data" --users 200 --items 300 --clusters 10 --mean_length 40 --max_length 200 \
+  > /dev/null || fail "synth"
+
+# 1. Rank 1's log path is a directory.
+mkdir -p "$dir/run1/train-rank-00001.log"
+start=$(date +%s)
+timeout 120 "${MPI[@]}" "$LONGREC" "${TRAIN[@]}" --run_dir "$dir/run1" --train.max_steps=100000 > "$dir/out1" 2>&1
+code=$?
+elapsed=$(( $(date +%s) - start ))
+[ "$code" -ne 0 ] || fail "exit code 0 although rank 1 failed"
+[ "$code" -ne 124 ] || fail "the job hung (timeout)"
+grep -q "longrec train: rank 1 of 2: error: .*train-rank-00001.log: cannot open the log file" "$dir/out1" ||
+  fail "rank 1's message is missing"
+[ "$elapsed" -lt 60 ] || fail "took ${elapsed}s to end"
+echo "bad input on rank 1: exit $code after ${elapsed}s"
+
+# 2. Rank 1 killed once training runs.
+"${MPI[@]}" "$LONGREC" "${TRAIN[@]}" --run_dir "$dir/run2" --train.max_steps=100000000 > "$dir/out2" 2>&1 &
+job=$!
+for _ in $(seq 1 600); do
+  grep -q "^\[info\] step" "$dir/run2/train-rank-00001.log" 2>/dev/null && break
+  kill -0 "$job" 2>/dev/null || fail "the job ended before training"
+  sleep 0.2
+done
+pid=$(grep -o "pid [0-9]*" "$dir/run2/train-rank-00001.log" | head -1 | cut -d' ' -f2)
+[ -n "$pid" ] || { kill -9 "$job"; fail "rank 1 never started training"; }
+start=$(date +%s)
+kill -9 "$pid"
+for _ in $(seq 1 600); do kill -0 "$job" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$job" 2>/dev/null; then
+  pkill -9 -f "$dir/run2"; fail "the job still runs 60 s after rank 1 was killed"
+fi
+wait "$job"
+code=$?
+elapsed=$(( $(date +%s) - start ))
+[ "$code" -ne 0 ] || fail "exit code 0 although rank 1 was killed"
+echo "rank 1 killed: exit $code after ${elapsed}s"
