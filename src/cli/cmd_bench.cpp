@@ -7,6 +7,9 @@
 #include <cstring>
 #include <iterator>
 #include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -17,6 +20,7 @@
 #include "longrec/data/loader.h"
 #include "longrec/data/prepare.h"
 #include "longrec/data/synth.h"
+#include "longrec/dist/comm_benchmark.h"
 #include "longrec/model/model_config.h"
 #include "longrec/train/benchmark.h"
 #include "longrec/train/token_benchmark.h"
@@ -188,11 +192,14 @@ int bench_train(int argc, const char* const* argv) {
   data::register_loader_options(r, data);
   if (!r.parse(argc, argv)) return 0;
   const auto b = train::benchmark_training(train, model, data, steps, warmup);
-  fmt::print("| model | batch | max_len | steps | samples/s | tokens/s | GFLOP/sample | achieved GFLOP/s | peak GFLOP/s | MFU |\n");
-  fmt::print("|---|---|---|---|---|---|---|---|---|---|\n");
-  fmt::print("| {} | {} | {} | {} | {:.1f} | {} | {:.3f} | {:.1f} | {:.1f} | {:.1f}% |\n", b.model, data.batch_size,
-             data.max_len, b.steps, b.samples_per_s, log::human_count(b.tokens_per_s), b.flops_per_sample / 1e9,
-             b.flops_per_s / 1e9, b.peak_flops_per_s / 1e9, 100 * b.mfu());
+  if (b.rank != 0) return 0;
+  fmt::print("| model | ranks x threads | batch | max_len | steps | samples/s | tokens/s | GFLOP/sample | achieved GFLOP/s "
+             "| peak GFLOP/s | MFU | comm ms/step |\n");
+  fmt::print("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  fmt::print("| {} | {} x {} | {} | {} | {} | {:.1f} | {} | {:.3f} | {:.1f} | {:.1f} | {:.1f}% | {:.1f} |\n", b.model,
+             b.world, train.threads, data.batch_size, data.max_len, b.steps, b.samples_per_s,
+             log::human_count(b.tokens_per_s), b.flops_per_sample / 1e9, b.flops_per_s / 1e9, b.peak_flops_per_s / 1e9,
+             100 * b.mfu(), b.comm_ms_per_step);
   return 0;
 }
 
@@ -252,19 +259,94 @@ int bench_tokens(int argc, const char* const* argv) {
   return 0;
 }
 
+// nccl-tests' short flags (-b 8 -e 128M -f 2 -n 20 -w 5 -c 1 -d float) as keys.
+std::vector<std::string> expand_nccl_tests_flags(int argc, const char* const* argv) {
+  static const std::map<std::string, std::string> kFlags{{"-b", "min_bytes"}, {"-e", "max_bytes"}, {"-f", "factor"},
+                                                         {"-n", "iters"},     {"-w", "warmup"},    {"-c", "check"},
+                                                         {"-d", "dtype"}};
+  std::vector<std::string> out{argv[0]};
+  for (int i = 1; i < argc; ++i) {
+    const auto it = kFlags.find(argv[i]);
+    if (it == kFlags.end()) {
+      out.emplace_back(argv[i]);
+      continue;
+    }
+    if (i + 1 >= argc) throw ConfigError("bench." + it->second, fmt::format("{} needs a value", argv[i]));
+    out.push_back(fmt::format("--bench.{}={}", it->second, argv[++i]));
+  }
+  return out;
+}
+
+int bench_comm(int argc, const char* const* argv) {
+  dist::CommBenchmarkOptions options;
+  std::string min_bytes = "8", max_bytes = "64M", collectives = "all_reduce,all_gather,all_to_all_v";
+  int check = 1;
+  OptionRegistry r("bench comm",
+                   "Collective bandwidth between the ranks of the job (run it under mpirun), in the form of\n"
+                   "nccl-tests: size, count, type, time, algbw, busbw, #wrong per collective and size. MPI moves\n"
+                   "CPU tensors, NCCL CUDA tensors (--bench.device=cuda, or auto with a GPU).\n"
+                   "nccl-tests flags work too: -b MIN -e MAX -f FACTOR -n ITERS -w WARMUP -c CHECK -d TYPE.\n"
+                   "Example: mpirun -np 2 longrec bench comm -b 8 -e 64M -f 4",
+                   "bench");
+  r.add("bench", "min_bytes", &min_bytes, "smallest size (-b; K, M, G suffixes)");
+  r.add("bench", "max_bytes", &max_bytes, "largest size (-e)");
+  r.add("bench", "factor", &options.factor, "size multiplier between rows (-f)");
+  r.add("bench", "iters", &options.iters, "timed iterations per size (-n)", check::at_least(1));
+  r.add("bench", "warmup", &options.warmup, "untimed iterations per size (-w)", check::at_least(0));
+  r.add("bench", "check", &check, "verify results, count wrong elements (-c 0|1)");
+  r.add("bench", "dtype", &options.dtype, "element type (-d)", check::one_of({"float", "double", "int64"}));
+  r.add("bench", "collectives", &collectives, "comma-separated: all_reduce, all_gather, all_to_all_v");
+  r.add("bench", "device", &options.device, "cpu (MPI), cuda (NCCL) or auto", check::one_of({"auto", "cpu", "cuda"}));
+  r.constraint([&] {
+    options.min_bytes = dist::parse_byte_size("bench.min_bytes", min_bytes);
+    options.max_bytes = dist::parse_byte_size("bench.max_bytes", max_bytes);
+    if (check != 0 && check != 1) throw ConfigError("bench.check", fmt::format("got {}, expected 0 or 1", check));
+    options.check = check == 1;
+    options.collectives.clear();
+    std::size_t start = 0;
+    while (start <= collectives.size()) {
+      const auto comma = std::min(collectives.find(',', start), collectives.size());
+      options.collectives.push_back(collectives.substr(start, comma - start));
+      start = comma + 1;
+    }
+  });
+  const auto args = expand_nccl_tests_flags(argc, argv);
+  std::vector<const char*> pointers;
+  for (const auto& a : args) pointers.push_back(a.c_str());
+  if (!r.parse(static_cast<int>(pointers.size()), pointers.data())) return 0;
+  const auto b = dist::benchmark_collectives(options);
+  if (b.rank != 0) return 0;
+  fmt::print("# longrec bench comm: {} ranks, {} backend, {} timed + {} warmup iterations per size\n", b.world,
+             b.backend, options.iters, options.warmup);
+  std::string current;
+  for (const auto& row : b.rows) {
+    if (row.collective != current) {
+      current = row.collective;
+      fmt::print("#\n# {}\n#{:>12} {:>12} {:>8} {:>10} {:>8} {:>8} {:>8}\n#{:>12} {:>12} {:>8} {:>10} {:>8} {:>8} {:>8}\n",
+                 current, "size", "count", "type", "time", "algbw", "busbw", "#wrong", "(B)", "(elements)", "", "(us)",
+                 "(GB/s)", "(GB/s)", "");
+    }
+    fmt::print(" {:>12} {:>12} {:>8} {:>10.1f} {:>8.3f} {:>8.3f} {:>8}\n", row.bytes, row.count, row.type, row.time_us,
+               row.algbw, row.busbw, row.wrong < 0 ? std::string("N/A") : std::to_string(row.wrong));
+  }
+  return 0;
+}
+
 }  // namespace
 
 int run_bench(int argc, const char* const* argv) {
   if (argc < 2 || std::strcmp(argv[1], "--help") == 0) {
     fmt::print("Usage: longrec bench <name> [options]\n\nBenchmarks:\n  data   events/s through prepare and the loader\n"
                "  train  training samples/s, tokens/s and MFU of a configuration\n"
-               "  tokens personalization tokens vs full attention: step cost and serving latency by history length\n");
+               "  tokens personalization tokens vs full attention: step cost and serving latency by history length\n"
+               "  comm   collective bandwidth between ranks (nccl-tests table; run under mpirun)\n");
     return argc < 2 ? 2 : 0;
   }
   if (std::strcmp(argv[1], "data") == 0) return bench_data(argc - 1, argv + 1);
   if (std::strcmp(argv[1], "train") == 0) return bench_train(argc - 1, argv + 1);
   if (std::strcmp(argv[1], "tokens") == 0) return bench_tokens(argc - 1, argv + 1);
-  throw ConfigError("bench", fmt::format("unknown benchmark '{}', expected: data, train, tokens", argv[1]));
+  if (std::strcmp(argv[1], "comm") == 0) return bench_comm(argc - 1, argv + 1);
+  throw ConfigError("bench", fmt::format("unknown benchmark '{}', expected: data, train, tokens, comm", argv[1]));
 }
 
 }  // namespace longrec::cli

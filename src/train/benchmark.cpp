@@ -5,6 +5,8 @@
 #include <chrono>
 
 #include "longrec/core/error.h"
+#include "longrec/dist/communicator.h"
+#include "longrec/dist/runtime.h"
 #include "longrec/train/peak_flops.h"
 #include "longrec/train/training_session.h"
 
@@ -14,10 +16,15 @@ TrainBenchmark benchmark_training(const TrainConfig& train, const model::ModelCo
                                   const data::LoaderConfig& data_config, int steps, int warmup) {
   model::check_model_fits_history(model_config.max_len, model_config.personalization, data_config.max_len);
   if (train.threads > 0) at::set_num_threads(train.threads);
-  const auto device = pick_device(train.device);
-  data::HistoryLoader loader(train.dataset, data_config, data::SplitPart::Train);
-  TrainingSession session(train, model_config, loader.num_items(), device);
+  const int local_rank = dist::launched_by_mpi() ? dist::MpiRuntime::start().topology().local_rank : 0;
+  const auto device = pick_device(train.device, local_rank);
+  // Under mpirun: every rank times its share of the same global batches.
+  auto comm = dist::make_job_communicator(device);
+  data::HistoryLoader loader(train.dataset, data_config, data::SplitPart::Train, comm->rank(), comm->world());
+  TrainingSession session(train, model_config, loader.num_items(), device, comm.get());
   TrainBenchmark result;
+  result.world = comm->world();
+  result.rank = comm->rank();
   result.model = model_config.describe();
   result.peak_flops_per_s = measure_matmul_peak_flops(device);
 
@@ -29,18 +36,20 @@ TrainBenchmark benchmark_training(const TrainConfig& train, const model::ModelCo
     return *batch;
   };
   for (int i = 0; i < warmup; ++i) session.step(next_batch(), step++, 1.0);
-  double flops = 0;
+  double flops = 0, comm_seconds = 0;
   std::int64_t samples = 0, tokens = 0;
   // Batches are built ahead by the loader thread; fetch them outside the timed region.
   std::vector<data::Batch> batches;
   for (int i = 0; i < steps; ++i) batches.push_back(next_batch());
   if (device.is_cuda()) torch::cuda::synchronize();
+  comm->barrier();
   const auto start = std::chrono::steady_clock::now();
   for (const auto& batch : batches) {
     const auto stats = session.step(batch, step++, 1.0);
     flops += stats.flops;
     samples += stats.samples;
     tokens += stats.tokens;
+    comm_seconds += stats.comm_seconds;
   }
   if (device.is_cuda()) torch::cuda::synchronize();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -49,6 +58,9 @@ TrainBenchmark benchmark_training(const TrainConfig& train, const model::ModelCo
   result.tokens_per_s = static_cast<double>(tokens) / result.seconds;
   result.flops_per_s = flops / result.seconds;
   result.flops_per_sample = flops / static_cast<double>(std::max<std::int64_t>(1, samples));
+  // MFU against every rank's peak; the communication time is rank 0's.
+  result.peak_flops_per_s *= result.world;
+  result.comm_ms_per_step = 1e3 * comm_seconds / steps;
   return result;
 }
 
