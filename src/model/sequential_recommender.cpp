@@ -71,12 +71,14 @@ torch::Tensor SequentialRecommender::forward_slots(const torch::Tensor& item_emb
   return encode(x, slots.valid, plan, memory, capture);
 }
 
-double attended_keys_per_slot(const ModelConfig& config, std::int64_t width) {
-  const auto& pt = config.personalization;
-  if (!pt.enabled()) return static_cast<double>(width);
-  const auto layout = make_layout(pt.group_specs(), pt.recent_window, width);
+namespace {
+
+// Keys per query slot of one history laid out as `layout` (block path: each
+// group against [tokens so far, own block], the recent window against [all
+// tokens, itself]; dense path: every slot).
+double keys_per_slot(const PersonalizationLayout& layout, const std::string& path, std::int64_t width) {
   const double slots = static_cast<double>(layout.length());
-  if (pt.path == "dense") return slots;
+  if (path == "dense") return slots;
   double pairs = 0, tokens_before = 0;
   for (const auto& g : layout.groups) {
     const double own = static_cast<double>(g.end - g.begin + g.tokens);
@@ -88,15 +90,25 @@ double attended_keys_per_slot(const ModelConfig& config, std::int64_t width) {
   return slots > 0 ? pairs / slots : 0.0;
 }
 
+}  // namespace
+
+double attended_keys_per_slot(const ModelConfig& config, std::int64_t width) {
+  const auto& pt = config.personalization;
+  if (!pt.enabled()) return static_cast<double>(width);
+  return keys_per_slot(make_layout(pt.group_specs(), pt.recent_window, width), pt.path, width);
+}
+
 double SequentialRecommender::forward_flops_per_token(std::int64_t width) const {
   const double scored = config_.num_negatives + 1;
-  double slots_per_event = 1;
+  double slots_per_event = 1, keys = static_cast<double>(width);
   if (tokens_ && width > 0) {
-    const auto layout = make_layout(tokens_->specs(), config_.personalization.recent_window, width);
+    const auto& pt = config_.personalization;
+    const auto layout = make_layout(tokens_->specs(), pt.recent_window, width);
     slots_per_event = static_cast<double>(layout.length()) / static_cast<double>(width);
+    keys = keys_per_slot(layout, pt.path, width);
   }
-  const auto keys = static_cast<std::int64_t>(std::llround(attended_keys_per_slot(config_, width)));
-  return backbone_->flops_per_token(keys) * slots_per_event + 2.0 * config_.dim * scored;
+  return backbone_->flops_per_token(static_cast<std::int64_t>(std::llround(keys))) * slots_per_event +
+         2.0 * config_.dim * scored;
 }
 
 namespace {

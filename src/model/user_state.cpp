@@ -95,14 +95,18 @@ UserStateEncoder::UserStateEncoder(SequentialRecommender& model, torch::Tensor i
   model_.eval();
 }
 
-torch::Tensor UserStateEncoder::embed(const std::vector<std::int64_t>& items) const {
-  const auto ids = torch::tensor(items, torch::kInt64);
+void UserStateEncoder::check_item_ids(const std::vector<std::int64_t>& items) const {
   const auto catalogue = item_table_.size(0) - 1;
   for (auto id : items) {
     if (id < 1 || id > catalogue) {
       throw DataError(fmt::format("item id {} is outside the catalogue (1..{})", id, catalogue));
     }
   }
+}
+
+torch::Tensor UserStateEncoder::embed(const std::vector<std::int64_t>& items) const {
+  check_item_ids(items);
+  const auto ids = torch::tensor(items, torch::kInt64);
   return item_table_.index_select(0, ids.to(item_table_.device())).unsqueeze(0);
 }
 
@@ -223,7 +227,7 @@ void UserStateEncoder::append(UserState& state, const std::vector<std::int64_t>&
   if (items.size() != times.size()) {
     throw DataError(fmt::format("{} items but {} times: one time per event expected", items.size(), times.size()));
   }
-  embed(items);  // validates the ids before anything changes
+  check_item_ids(items);  // before anything changes
   state.raw_items.insert(state.raw_items.end(), items.begin(), items.end());
   state.raw_times.insert(state.raw_times.end(), times.begin(), times.end());
   state.events_seen += static_cast<std::int64_t>(items.size());

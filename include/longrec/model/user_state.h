@@ -61,6 +61,8 @@ class UserStateEncoder {
   void compress_ready_groups(UserState& state) const;
   void drop_oldest_group(UserState& state) const;
   torch::Tensor embed(const std::vector<std::int64_t>& items) const;  // [1, n, D]
+  // Throws DataError naming the first id outside 1..I.
+  void check_item_ids(const std::vector<std::int64_t>& items) const;
   std::string signature() const;
 
   SequentialRecommender& model_;
