@@ -153,15 +153,35 @@ struct HistoryLoader::Impl {
     std::vector<std::int32_t> order(chunks.size());
     std::iota(order.begin(), order.end(), 0);
     const bool train = part == SplitPart::Train;
+    const std::size_t chunks_per_buffer =
+        std::max<std::size_t>(1, static_cast<std::size_t>(config.shuffle_users / config.read_users));
     if (!train) {
-      for (auto c : order) for_each_sample(c, [&](const SampleRef& s) { plan.samples.push_back(s); });
-      for (std::size_t i = b; i < plan.samples.size(); i += b) plan.batch_begin.push_back(static_cast<std::int64_t>(i));
-      if (!plan.samples.empty()) plan.batch_begin.push_back(static_cast<std::int64_t>(plan.samples.size()));
+      // The metrics do not depend on the order: users of similar length share
+      // a batch (a batch is as wide as its longest history), sorted within
+      // buffers of shuffle_users users so that the chunks held stay bounded.
+      std::vector<SampleRef> carried;
+      for (std::size_t first = 0; first < order.size(); first += chunks_per_buffer) {
+        const std::size_t old_size = carried.size();
+        for (std::size_t i = first; i < std::min(order.size(), first + chunks_per_buffer); ++i) {
+          for_each_sample(order[i], [&](const SampleRef& s) { carried.push_back(s); });
+        }
+        std::stable_sort(carried.begin() + static_cast<std::ptrdiff_t>(old_size), carried.end(),
+                         [](const SampleRef& x, const SampleRef& y) { return x.end - x.begin < y.end - y.begin; });
+        std::size_t i = 0;
+        for (; i + b <= carried.size(); i += b) {
+          plan.samples.insert(plan.samples.end(), carried.begin() + static_cast<std::ptrdiff_t>(i),
+                              carried.begin() + static_cast<std::ptrdiff_t>(i + b));
+          plan.batch_begin.push_back(static_cast<std::int64_t>(plan.samples.size()));
+        }
+        carried.erase(carried.begin(), carried.begin() + static_cast<std::ptrdiff_t>(i));
+      }
+      if (!carried.empty()) {
+        plan.samples.insert(plan.samples.end(), carried.begin(), carried.end());
+        plan.batch_begin.push_back(static_cast<std::int64_t>(plan.samples.size()));
+      }
     } else {
       Rng rng(derive_seed(config.seed, 0x10ADE5ull, epoch));
       rng.shuffle(std::span(order));
-      const std::size_t chunks_per_buffer =
-          std::max<std::size_t>(1, static_cast<std::size_t>(config.shuffle_users / config.read_users));
       std::vector<SampleRef> carried, fresh;
       std::vector<std::vector<SampleRef>> batches;
       for (std::size_t first = 0; first < order.size(); first += chunks_per_buffer) {

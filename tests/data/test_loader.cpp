@@ -241,6 +241,41 @@ TEST(Loader, EvaluationTargetsInputsAndSeenItems) {
   EXPECT_EQ(b->targets, (std::vector<std::int32_t>{4}));
 }
 
+TEST(Loader, EvaluationBatchesUsersOfSimilarLengthAndCoversEveryUserOnceOnAnyWorld) {
+  testing::ScratchDir dir;
+  const auto store = make_store(dir / "s");
+  auto c = small_config();
+  c.max_len = 30;
+  c.shuffle_users = 120;  // one buffer (chunks are per part: 21 of them): every user sorted by length
+  HistoryLoader one(store, c, SplitPart::Test);
+  std::multiset<std::int64_t> users;
+  int previous_width = 0;
+  for (const auto& b : epoch(one)) {
+    for (int r = 0; r < b.rows; ++r) users.insert(b.user_ids[r]);
+    EXPECT_GE(b.width, previous_width);  // ascending: short users share batches
+    previous_width = b.width;
+  }
+  // Users with one event have no test target; everyone else once.
+  std::multiset<std::int64_t> expected;
+  for (std::int64_t u = 1; u <= 60; ++u) {
+    if ((u * 7) % 23 + 1 >= 2) expected.insert(u);
+  }
+  EXPECT_EQ(users, expected);
+
+  // Two ranks: each batch's rows split between them, the union the same.
+  HistoryLoader r0(store, c, SplitPart::Test, 0, 2), r1(store, c, SplitPart::Test, 1, 2);
+  HistoryLoader again(store, c, SplitPart::Test);
+  const auto whole = epoch(again), a = epoch(r0), b = epoch(r1);
+  ASSERT_EQ(a.size(), whole.size());
+  ASSERT_EQ(b.size(), whole.size());
+  for (std::size_t k = 0; k < whole.size(); ++k) {
+    std::multiset<std::int64_t> split, together(whole[k].user_ids.begin(), whole[k].user_ids.end());
+    split.insert(a[k].user_ids.begin(), a[k].user_ids.end());
+    split.insert(b[k].user_ids.begin(), b[k].user_ids.end());
+    EXPECT_EQ(split, together) << "batch " << k;
+  }
+}
+
 TEST(Loader, CorruptDataInTheBackgroundReaderReachesTheConsumer) {
   testing::ScratchDir dir;
   const auto store = make_store(dir / "s", /*bad_item=*/kItems + 5);
