@@ -104,9 +104,9 @@ TrainResult run_training(const TrainConfig& config, const model::ModelConfig& mo
   const double peak = measure_matmul_peak_flops(device);
   log::info("{} users on this rank, {} items; {} batches per epoch, {} steps planned; matmul peak {:.1f} GFLOP/s",
             train_loader.rank_users(), num_items, per_epoch, planned, peak / 1e9);
-  // Step figures are global (identical on every rank): rank 0 writes them.
-  std::unique_ptr<MetricsLog> metrics;
-  if (rank == 0) metrics = std::make_unique<MetricsLog>(fs::path(config.run_dir) / "metrics-rank-00000.jsonl");
+  // Every rank's stream: the step figures are the global batch's (the same on
+  // every rank), the communication time is the rank's own.
+  auto metrics = std::make_unique<MetricsLog>(fs::path(config.run_dir) / fmt::format("metrics-rank-{:05d}.jsonl", rank));
 
   const auto save = [&] {
     const auto path =
