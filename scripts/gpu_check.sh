@@ -63,10 +63,10 @@ build_s=$(( $(date +%s) - start ))
 
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 start=$(date +%s)
-(cd "$BUILD" && ctest -j "$(nproc)" --timeout 900 > ../gpu-check-ctest.log 2>&1) && tests="all passed" ||
+(cd "$BUILD" && ctest -j "$(nproc)" --timeout 900 > "$ROOT/gpu-check-ctest.log" 2>&1) && tests="all passed" ||
   tests="FAILED: $(grep -c 'Failed\|Not Run' gpu-check-ctest.log) (gpu-check-ctest.log)"
 tests_s=$(( $(date +%s) - start ))
-summary=$(grep "tests passed" gpu-check-ctest.log || true)
+summary=$(grep "tests passed" "$ROOT/gpu-check-ctest.log" || true)
 
 LONGREC="$BUILD/src/cli/longrec"
 RUN=$(mktemp -d)
@@ -76,8 +76,8 @@ start=$(date +%s)
   --train.device=cuda --train.max_steps="$STEPS" --train.log_every=50 > gpu-check-train.log 2>&1 ||
   { tail -20 gpu-check-train.log; exit 1; }
 train_s=$(( $(date +%s) - start ))
-last_step=$(grep "^step" gpu-check-train.log | tail -1)
-eval_line=$(grep "eval test" gpu-check-train.log | tail -1)
+last_step=$(grep "^step" gpu-check-train.log | tail -1 || true)
+eval_line=$(grep "eval test" gpu-check-train.log | tail -1 || true)
 
 "$LONGREC" bench comm --bench.device=cuda -b 8 -e 256M -f 4 > gpu-check-comm.log 2>&1 || true
 GPUS=$(nvidia-smi -L | wc -l)

@@ -133,6 +133,8 @@ fs::path save_checkpoint(const fs::path& run_dir, const Manifest& manifest, mode
     fs::create_directories(temporary);
   }
   comm.barrier();
+  // Harmless where it exists; makes it visible on file systems that cache lookups.
+  fs::create_directories(temporary);
 
   json tensors = json::object();
   {
@@ -192,7 +194,12 @@ fs::path save_checkpoint(const fs::path& run_dir, const Manifest& manifest, mode
     fsync_path(temporary / kDenseFile);
     fsync_path(temporary / "manifest.json");
     fsync_path(temporary);
-    fs::remove_all(final_dir);
+    // The same step saved again (e.g. a failure right after a checkpoint):
+    // the old directory moves aside first, so that LATEST never names a
+    // missing directory.
+    const fs::path previous = root / fmt::format(".{}.old", name);
+    fs::remove_all(previous);
+    if (fs::exists(final_dir)) fs::rename(final_dir, previous);
     fs::rename(temporary, final_dir);
 
     // LATEST last: it only ever names a complete checkpoint.
@@ -204,6 +211,7 @@ fs::path save_checkpoint(const fs::path& run_dir, const Manifest& manifest, mode
     fsync_path(latest_tmp);
     fs::rename(latest_tmp, root / "LATEST");
     fsync_path(root);
+    fs::remove_all(previous);
 
     std::vector<fs::path> steps;
     for (const auto& entry : fs::directory_iterator(root)) {

@@ -261,6 +261,7 @@ struct HistoryLoader::Impl {
     batch.times.assign(B * L, 0);
     batch.lengths.resize(B);
     batch.user_ids.resize(B);
+    batch.window_starts.resize(B);
     batch.targets.assign(batch.training ? B * L : B, 0);
     batch.target_times.assign(batch.targets.size(), 0);
     if (!batch.training) batch.seen_offsets.push_back(0);
@@ -275,6 +276,7 @@ struct HistoryLoader::Impl {
       std::copy_n(times, length, batch.times.data() + r * L);
       batch.lengths[r] = static_cast<std::int32_t>(length);
       batch.user_ids[r] = data.user_ids[static_cast<std::size_t>(ref.user)];
+      batch.window_starts[r] = ref.begin;
       if (batch.training) {
         std::copy_n(items + 1, length, batch.targets.data() + r * L);
         std::copy_n(times + 1, length, batch.target_times.data() + r * L);

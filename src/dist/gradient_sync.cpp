@@ -26,8 +26,10 @@ int GradientSync::all_reduce(const std::vector<torch::Tensor>& parameters) {
     }
     std::vector<torch::Tensor> flat;
     for (auto i = first; i < last; ++i) flat.push_back(grads[i].reshape({-1}));
-    auto bucket = torch::cat(flat);
+    // Through the device the backend moves (the CPU for MPI), back to the gradients'.
+    auto bucket = torch::cat(flat).to(comm_.wire_device(grads[first].device()));
     comm_.all_reduce_sum(bucket);
+    bucket = bucket.to(grads[first].device());
     std::int64_t at = 0;
     for (auto i = first; i < last; ++i) {
       const auto n = grads[i].numel();

@@ -8,6 +8,7 @@
 #include <nccl.h>
 
 #include <cstring>
+#include <exception>
 #include <numeric>
 
 #include <fmt/format.h>
@@ -72,10 +73,16 @@ class NcclCommunicator final : public Communicator {
     LONGREC_CUDA_CHECK(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming));
   }
   ~NcclCommunicator() override {
+    // Unwinding from a failure: other ranks may sit in a collective forever,
+    // and ncclCommDestroy would wait for them; abort the communicator instead.
+    if (std::uncaught_exceptions() > 0) {
+      ncclCommAbort(comm_);
+    } else {
+      ncclCommDestroy(comm_);
+    }
     cudaEventDestroy(ready_);
     cudaEventDestroy(done_);
     cudaStreamDestroy(stream_);
-    ncclCommDestroy(comm_);
   }
   std::string backend() const override { return "nccl"; }
   const Topology& topology() const override { return topology_; }

@@ -48,8 +48,8 @@ SequenceBatch to_sequence_batch(const data::Batch& b, torch::Device device) {
   s.sample_keys.resize(static_cast<std::size_t>(B));
   for (std::int64_t r = 0; r < B; ++r) {
     const auto user = r < static_cast<std::int64_t>(b.user_ids.size()) ? b.user_ids[r] : 0;
-    const auto first_time = b.width > 0 ? b.times[r * L] : 0;
-    s.sample_keys[r] = derive_seed(static_cast<std::uint64_t>(user), static_cast<std::uint64_t>(first_time));
+    const auto start = r < static_cast<std::int64_t>(b.window_starts.size()) ? b.window_starts[r] : 0;
+    s.sample_keys[r] = derive_seed(static_cast<std::uint64_t>(user), static_cast<std::uint64_t>(start));
   }
   return s;
 }

@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <csignal>
 #include <cmath>
 #include <filesystem>
 
@@ -31,6 +32,29 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 namespace {
+
+// SIGUSR1 (Slurm's warning before the time limit) or SIGTERM: finish the step,
+// checkpoint, stop. Set by the handler, read by the loop.
+volatile std::sig_atomic_t g_stop_signal = 0;
+extern "C" void request_stop(int signal) { g_stop_signal = signal; }
+
+// Installs the handlers for one training run and puts the old ones back after.
+class StopSignals {
+ public:
+  StopSignals() {
+    g_stop_signal = 0;
+    previous_usr1_ = std::signal(SIGUSR1, request_stop);
+    previous_term_ = std::signal(SIGTERM, request_stop);
+  }
+  ~StopSignals() {
+    std::signal(SIGUSR1, previous_usr1_);
+    std::signal(SIGTERM, previous_term_);
+  }
+
+ private:
+  void (*previous_usr1_)(int);
+  void (*previous_term_)(int);
+};
 
 std::string format_duration(double seconds) {
   const auto s = static_cast<std::int64_t>(seconds);
@@ -139,6 +163,16 @@ TrainResult run_training(const TrainConfig& config, const model::ModelConfig& mo
   double interval_loss = 0, grad_norm = 0, interval_flops = 0, interval_comm = 0;
   std::int64_t interval_steps = 0, interval_samples = 0, interval_tokens = 0;
   log::ProgressBar progress("train", planned);
+  const StopSignals stop_signals;
+  // The ranks agree on stopping (one may have got the signal before the others).
+  const auto stop_requested = [&] {
+    auto flag = torch::tensor({static_cast<std::int64_t>(g_stop_signal)}, torch::kInt64);
+    if (world > 1) {
+      flag = flag.to(comm.wire_device(device));
+      comm.all_reduce_sum(flag);
+    }
+    return flag.to(torch::kCPU).item<std::int64_t>() != 0;
+  };
   while (state.step < planned) {
     auto batch = train_loader.next();
     if (!batch) {  // end of an epoch
@@ -151,8 +185,8 @@ TrainResult run_training(const TrainConfig& config, const model::ModelConfig& mo
     StepStats stats;
     try {
       stats = session.step(*batch, state.step, scale);
-    } catch (const Error&) {
-      save();  // the state before the failed step, for inspection
+    } catch (const NonFiniteError&) {
+      save();  // every rank is here: the state before the failed step, for inspection
       throw;
     }
     grad_norm = stats.grad_norm;
@@ -200,6 +234,18 @@ TrainResult run_training(const TrainConfig& config, const model::ModelConfig& mo
       interval_start = Clock::now();
     }
     if (config.ckpt_every > 0 && state.step % config.ckpt_every == 0) save();
+    if (stop_requested()) {
+      progress.finish();
+      state.epoch = state.loader.epoch;
+      save();
+      result.steps = state.step;
+      result.epochs = static_cast<int>(state.epoch);
+      result.stopped_by_signal = g_stop_signal != 0 ? static_cast<int>(g_stop_signal) : SIGTERM;
+      result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+      log::info("stopped by a signal at step {} of {}; checkpoint saved: resume with --train.resume=auto", state.step,
+                planned);
+      return result;
+    }
   }
   progress.finish();
   // A run that stops exactly at an epoch's last batch has completed that epoch.

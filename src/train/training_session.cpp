@@ -41,6 +41,12 @@ TrainingSession::TrainingSession(const TrainConfig& train, const model::ModelCon
     : train_(train), config_(config), device_(device) {
   if (comm == nullptr) own_comm_ = dist::make_single_process_communicator();
   comm_ = comm != nullptr ? comm : own_comm_.get();
+  if (comm_->world() > 1 && config.in_batch_negatives) {
+    // A rank sees only its rows' targets: W ranks would not train what one process trains.
+    throw ConfigError("model.in_batch_negatives", fmt::format("not supported on {} ranks (a rank holds only its "
+                                                              "own rows of the batch); use sampled negatives",
+                                                              comm_->world()));
+  }
   // Every rank draws the same initial dense parameters from the seed.
   torch::manual_seed(config.seed);
   model_ = std::make_shared<model::SequentialRecommender>(config);
@@ -70,18 +76,23 @@ StepStats TrainingSession::step(const data::Batch& batch, std::int64_t step, dou
   StepStats stats;
   const auto wire = comm_->wire_device(device_);
 
-  // The global batch's supervised positions (the loss normaliser) and inputs.
+  // The global batch's supervised positions (the loss normaliser), inputs and
+  // model FLOPs (each rank's at its own batch width).
   std::int64_t tokens = 0;
   for (auto len : batch.lengths) tokens += len;
-  auto counts = torch::tensor({batch.rows > 0 ? (sequence.targets > 0).sum().item<std::int64_t>() : 0, tokens},
-                              torch::kInt64)
-                    .to(wire);
+  const auto flops = static_cast<std::int64_t>(model_->training_flops_per_token(batch.width) *
+                                               static_cast<double>(tokens));
+  auto counts =
+      torch::tensor({batch.rows > 0 ? (sequence.targets > 0).sum().item<std::int64_t>() : 0, tokens, flops},
+                    torch::kInt64)
+          .to(wire);
   auto t = Clock::now();
   comm_->all_reduce_sum(counts);
   stats.comm_seconds += seconds_since(t);
   counts = counts.to(torch::kCPU);
   const auto global_positions = counts[0].item<std::int64_t>();
   stats.tokens = counts[1].item<std::int64_t>();
+  stats.flops = static_cast<double>(counts[2].item<std::int64_t>());
   stats.samples = comm_->world() > 1 ? batch.global_rows : batch.rows;
 
   optimizer_->zero_grad();
@@ -115,7 +126,7 @@ StepStats TrainingSession::step(const data::Batch& batch, std::int64_t step, dou
   stats.grad_norm = torch::nn::utils::clip_grad_norm_(model_->parameters(), max_norm);
   if (!std::isfinite(stats.loss) || !std::isfinite(stats.grad_norm)) {
     const std::string where = !std::isfinite(stats.loss) ? std::string("loss") : first_non_finite(*model_);
-    throw Error(fmt::format("non-finite {} at step {} (loss {}, gradient norm {}); nothing was updated",
+    throw NonFiniteError(fmt::format("non-finite {} at step {} (loss {}, gradient norm {}); nothing was updated",
                             where.empty() ? "value" : where, step, stats.loss, stats.grad_norm));
   }
   if (global_positions > 0) optimizer_->step();
@@ -123,7 +134,6 @@ StepStats TrainingSession::step(const data::Batch& batch, std::int64_t step, dou
   items_->apply_gradients(loss.rows, train_.sparse_lr * lr_scale);
   stats.comm_seconds += comm_->world() > 1 ? seconds_since(t) : 0.0;
 
-  stats.flops = model_->training_flops_per_token(batch.width) * static_cast<double>(stats.tokens);
   return stats;
 }
 

@@ -3,7 +3,9 @@
 # non-zero within seconds, never hang in a collective:
 #   1. bad input on rank 1 only (its log file cannot be opened): rank 1's
 #      message comes first, then MPI_Abort takes the job down;
-#   2. rank 1 killed (SIGKILL) while training: mpirun ends the job.
+#   2. rank 1 killed (SIGKILL) while training: mpirun ends the job;
+# and a SIGUSR1 (Slurm's warning before the time limit) to mpirun, which
+# forwards it to the ranks: they checkpoint together and exit 75.
 #   tests/cli/mpi_rank_failure.sh LONGREC MPIEXEC
 set -uo pipefail
 LONGREC="$1"
@@ -33,7 +35,7 @@ grep -q "longrec train: rank 1 of 2: error: .*train-rank-00001.log: cannot open 
 echo "bad input on rank 1: exit $code after ${elapsed}s"
 
 # 2. Rank 1 killed once training runs.
-"${MPI[@]}" "$LONGREC" "${TRAIN[@]}" --run_dir "$dir/run2" --train.max_steps=100000000 > "$dir/out2" 2>&1 &
+"${MPI[@]}" "$LONGREC" "${TRAIN[@]}" --run_dir "$dir/run2" --train.epochs=1000000 > "$dir/out2" 2>&1 &
 job=$!
 for _ in $(seq 1 600); do
   grep -q "^\[info\] step" "$dir/run2/train-rank-00001.log" 2>/dev/null && break
@@ -53,3 +55,21 @@ code=$?
 elapsed=$(( $(date +%s) - start ))
 [ "$code" -ne 0 ] || fail "exit code 0 although rank 1 was killed"
 echo "rank 1 killed: exit $code after ${elapsed}s"
+
+# 3. SIGUSR1: checkpoint, exit 75 (launch/slurm.sbatch requeues on it).
+"${MPI[@]}" "$LONGREC" "${TRAIN[@]}" --run_dir "$dir/run3" --train.epochs=1000000 > "$dir/out3" 2>&1 &
+job=$!
+for _ in $(seq 1 600); do
+  grep -q "^\[info\] step" "$dir/run3/train-rank-00001.log" 2>/dev/null && break
+  kill -0 "$job" 2>/dev/null || fail "the job ended before training"
+  sleep 0.2
+done
+kill -USR1 "$job"
+for _ in $(seq 1 600); do kill -0 "$job" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$job" 2>/dev/null && { kill -9 "$job"; fail "the job still runs 60 s after SIGUSR1"; }
+wait "$job"
+code=$?
+[ "$code" -eq 75 ] || fail "SIGUSR1: exit code $code, expected 75"
+[ -f "$dir/run3/ckpt/LATEST" ] || fail "SIGUSR1: no checkpoint"
+grep -q "stopped by a signal at step" "$dir/out3" || fail "SIGUSR1: no message"
+echo "SIGUSR1: exit 75 with checkpoint $(cat "$dir/run3/ckpt/LATEST")"

@@ -171,17 +171,20 @@ TEST_P(TwoRanks, TrainLikeOneProcessAndCheckpointsReshard) {
   if (world_comm().rank() == 0) {
     const auto last = fs::path(one.train.run_dir) / "ckpt" / "step-000000020";
     const auto last_two = fs::path(two.train.run_dir) / "ckpt" / "step-000000020";
-    ASSERT_TRUE(fs::exists(last_two / "emb-rank-00001-of-00002.h5"));
+    // EXPECT, not ASSERT: rank 0 returning early would leave rank 1 waiting in the next run.
+    EXPECT_TRUE(fs::exists(last_two / "emb-rank-00001-of-00002.h5"));
     const auto a = checkpoint_rows(last, 300, 16), b = checkpoint_rows(last_two, 300, 16);
     EXPECT_FALSE(torch::isnan(b).any().item<bool>()) << "an id is missing from the rank files";
     EXPECT_TRUE(torch::allclose(a, b, 1e-5, 1e-6)) << (a - b).abs().max().item<double>();
     const auto eval_one = metrics(tag + "-one", "eval"), eval_two = metrics(tag + "-two", "eval");
-    ASSERT_EQ(eval_one.size(), 1u);
-    ASSERT_EQ(eval_two.size(), 1u);
-    EXPECT_EQ(eval_one[0].at("users"), eval_two[0].at("users"));
-    for (const auto& [key, value] : eval_one[0].items()) {
-      if (!value.is_number() || key == "time") continue;  // the wall clock of the line
-      EXPECT_NEAR(value.get<double>(), eval_two[0].at(key).get<double>(), 1e-9) << key;
+    EXPECT_EQ(eval_one.size(), 1u);
+    EXPECT_EQ(eval_two.size(), 1u);
+    if (eval_one.size() == 1 && eval_two.size() == 1) {
+      EXPECT_EQ(eval_one[0].at("users"), eval_two[0].at("users"));
+      for (const auto& [key, value] : eval_one[0].items()) {
+        if (!value.is_number() || key == "time") continue;  // the wall clock of the line
+        EXPECT_NEAR(value.get<double>(), eval_two[0].at(key).get<double>(), 1e-9) << key;
+      }
     }
   }
 

@@ -63,6 +63,7 @@ struct Batch {
   std::vector<std::int32_t> targets;       // train: [B, L] next item (0 = none); eval: [B] held-out item
   std::vector<std::int64_t> target_times;  // same shape as targets
   std::vector<std::int64_t> user_ids;      // [B] raw user ids
+  std::vector<std::int64_t> window_starts; // [B] index of each row's first input event in its user's history
   // Evaluation only: each row's whole history before its target (CSR), so that
   // ranking can exclude items the user has seen.
   std::vector<std::int64_t> seen_offsets;  // [B+1]

@@ -19,7 +19,7 @@ struct SequenceBatch {
   torch::Tensor lengths;      // [B] int64
   torch::Tensor valid;        // [B, L] bool, position < length
   torch::Tensor targets;      // train: [B, L] next item (0 = none); eval: [B]
-  // [B] one key per sample (user id and the time of its first input event),
+  // [B] one key per sample (user id and where its window starts in the history),
   // the same whichever rank and batch row holds it: seeds per-row random draws
   // so that W ranks draw exactly what one process draws.
   std::vector<std::uint64_t> sample_keys;

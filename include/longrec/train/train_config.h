@@ -52,6 +52,8 @@ struct TrainResult {
   int epochs = 0;
   double final_loss = 0;
   double seconds = 0;
+  // Non-zero: SIGUSR1 or SIGTERM arrived; the run checkpointed and stopped early.
+  int stopped_by_signal = 0;
 };
 
 // Trains (and evaluates periodically), writing logs, metrics.jsonl and

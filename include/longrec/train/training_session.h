@@ -9,6 +9,7 @@
 
 #include <memory>
 
+#include "longrec/core/error.h"
 #include "longrec/data/loader.h"
 #include "longrec/dist/communicator.h"
 #include "longrec/dist/gradient_sync.h"
@@ -17,6 +18,13 @@
 #include "longrec/train/train_config.h"
 
 namespace longrec::train {
+
+// A non-finite loss or gradient: thrown by every rank of the step alike (the
+// values are global), so that the trainer may checkpoint collectively first.
+class NonFiniteError : public Error {
+ public:
+  using Error::Error;
+};
 
 // Figures of the global batch (all ranks), identical on every rank.
 struct StepStats {
@@ -40,8 +48,8 @@ class TrainingSession {
   // the global count and the dense gradients are summed over ranks, so W ranks
   // compute what one process computes on the whole batch. `step` seeds the
   // negatives (per sample, see sampled_softmax_loss) and dropout (per rank).
-  // Throws Error (on every rank, after nothing was updated) on a non-finite
-  // loss or gradient, naming the tensor.
+  // Throws NonFiniteError (on every rank, after nothing was updated) on a
+  // non-finite loss or gradient, naming the tensor.
   StepStats step(const data::Batch& batch, std::int64_t step, double lr_scale);
 
   model::SequentialRecommender& model() { return *model_; }
