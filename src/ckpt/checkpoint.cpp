@@ -116,6 +116,16 @@ std::vector<std::string> gather_strings(dist::Communicator& comm, const std::str
 
 }  // namespace
 
+std::string model_config_to_json(const model::ModelConfig& config) { return model_json(config).dump(); }
+
+model::ModelConfig model_config_from_json(const std::string& text) {
+  try {
+    return model_from_json(json::parse(text));
+  } catch (const json::exception& e) {
+    throw DataError(fmt::format("malformed model configuration ({})", e.what()));
+  }
+}
+
 fs::path save_checkpoint(const fs::path& run_dir, const Manifest& manifest, model::SequentialRecommender& model,
                          torch::optim::Optimizer& optimizer, model::ItemEmbedding& items, int keep,
                          dist::Communicator& comm) {

@@ -57,6 +57,7 @@ template <> hid_t native_type<std::int64_t>() { return H5T_NATIVE_INT64; }
 template <> hid_t native_type<float>() { return H5T_NATIVE_FLOAT; }
 template <> hid_t native_type<double>() { return H5T_NATIVE_DOUBLE; }
 template <> hid_t native_type<std::uint8_t>() { return H5T_NATIVE_UINT8; }
+template <> hid_t native_type<std::uint16_t>() { return H5T_NATIVE_UINT16; }
 
 File File::open(const std::filesystem::path& path, const std::string& hint) {
   std::lock_guard lock(library_mutex());
@@ -346,6 +347,7 @@ LONGREC_H5_INSTANTIATE(std::int64_t)
 LONGREC_H5_INSTANTIATE(float)
 LONGREC_H5_INSTANTIATE(double)
 LONGREC_H5_INSTANTIATE(std::uint8_t)
+LONGREC_H5_INSTANTIATE(std::uint16_t)
 #undef LONGREC_H5_INSTANTIATE
 
 }  // namespace longrec::h5

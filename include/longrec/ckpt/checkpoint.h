@@ -46,6 +46,11 @@ struct Manifest {
   std::string dataset;
 };
 
+// The model configuration as manifests (and serving bundles) store it: JSON
+// text, and back (throws DataError on malformed text).
+std::string model_config_to_json(const model::ModelConfig& config);
+model::ModelConfig model_config_from_json(const std::string& text);
+
 // Collective: every rank of `comm` calls it.
 std::filesystem::path save_checkpoint(const std::filesystem::path& run_dir, const Manifest& manifest,
                                       model::SequentialRecommender& model, torch::optim::Optimizer& optimizer,

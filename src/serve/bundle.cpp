@@ -1,0 +1,171 @@
+#include "longrec/serve/bundle.h"
+
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "longrec/ckpt/checkpoint.h"
+#include "longrec/core/checksum.h"
+#include "longrec/core/error.h"
+#include "longrec/core/fsync.h"
+#include "longrec/data/h5.h"
+#include "longrec/data/history_store.h"
+#include "longrec/model/item_embedding.h"
+#include "longrec/model/sequential_recommender.h"
+
+namespace longrec::serve {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+// Writes datasets and keeps the CRC-32 of their bytes, in the order written.
+class BundleWriter {
+ public:
+  BundleWriter(h5::File& file, std::string dtype) : file_(file), dtype_(std::move(dtype)) {}
+
+  // A float tensor in the bundle's dtype (flat; its shape goes to /config/tensors).
+  void tensor(const std::string& name, const torch::Tensor& value) {
+    auto cpu = value.detach().to(torch::kCPU, torch::kFloat32).contiguous().reshape({-1});
+    shapes_[name] = value.sizes().vec();
+    if (dtype_ == "bf16") {
+      // Round to nearest even, as torch does, then keep the upper 16 bits.
+      auto bits = cpu.to(torch::kBFloat16).view(torch::kInt16).to(torch::kInt32).bitwise_and(0xFFFF);
+      std::vector<std::uint16_t> values(static_cast<std::size_t>(bits.numel()));
+      const auto* src = bits.data_ptr<std::int32_t>();
+      for (std::size_t i = 0; i < values.size(); ++i) values[i] = static_cast<std::uint16_t>(src[i]);
+      write<std::uint16_t>(name, values);
+    } else {
+      write<float>(name, std::vector<float>(cpu.data_ptr<float>(), cpu.data_ptr<float>() + cpu.numel()));
+    }
+  }
+
+  template <typename T>
+  void write(const std::string& name, const std::vector<T>& values) {
+    file_.write<T>(name, std::span<const T>(values));
+    checksum_.update(name.data(), name.size());
+    checksum_.update(values.data(), values.size() * sizeof(T));
+    names_.push_back(name);
+  }
+
+  void strings(const std::string& name, const std::vector<std::string>& values) {
+    file_.write_strings(name, values);
+    checksum_.update(name.data(), name.size());
+    for (const auto& v : values) checksum_.update(v.data(), v.size() + 1);  // with the terminating zero
+    names_.push_back(name);
+  }
+
+  const std::vector<std::string>& names() const { return names_; }
+  json shapes() const { return shapes_; }
+  std::string checksum() const { return checksum_.hex(); }
+
+ private:
+  h5::File& file_;
+  std::string dtype_;
+  Crc32 checksum_;
+  std::vector<std::string> names_;
+  json shapes_ = json::object();
+};
+
+}  // namespace
+
+ExportSummary export_bundle(const ExportOptions& options) {
+  if (options.dtype != "fp32" && options.dtype != "bf16") {
+    throw ConfigError("export.dtype", fmt::format("got '{}', expected fp32 or bf16", options.dtype));
+  }
+  const fs::path out(options.out);
+  if (out.empty()) throw ConfigError("export.out", "an output path is required");
+  if (fs::exists(out) && !options.overwrite) {
+    throw ConfigError("export.out", fmt::format("{} exists; pass --overwrite to replace it", out.string()));
+  }
+  const auto checkpoint = ckpt::resolve_checkpoint(options.checkpoint, options.checkpoint);
+  if (checkpoint.empty()) throw DataError(fmt::format("{}: no complete checkpoint found", options.checkpoint));
+  // Verifies every file the manifest lists (each rank's rows included).
+  const auto manifest = ckpt::read_manifest(checkpoint);
+  const std::string dataset = options.dataset.empty() ? manifest.dataset : options.dataset;
+  if (dataset.empty()) {
+    throw ConfigError("export.dataset", fmt::format("{} names no dataset: the history store is needed for the raw "
+                                                    "item ids", checkpoint.string()));
+  }
+  const data::HistoryStoreReader store(dataset);
+  const auto raw_ids = store.item_raw_ids();
+  if (static_cast<std::int64_t>(raw_ids.size()) != manifest.num_items) {
+    throw ConfigError("export.dataset", fmt::format("{} has {} items, the checkpoint {}: not its catalogue", dataset,
+                                                    raw_ids.size(), manifest.num_items));
+  }
+  const auto text = store.item_text();
+
+  torch::NoGradGuard no_grad;
+  model::SequentialRecommender model(manifest.model);
+  // The whole table in this process: load_checkpoint gathers every rank's rows by id.
+  model::LocalItemEmbedding items(manifest.num_items, manifest.model.dim, {}, 0);
+  ckpt::load_checkpoint(checkpoint, manifest, model, nullptr, items);
+
+  ExportSummary summary;
+  summary.items = manifest.num_items;
+  summary.dim = manifest.model.dim;
+  summary.step = manifest.trainer.step;
+  summary.world_size = manifest.world_size;
+  summary.has_text = !text.empty();
+  const fs::path temporary = out.parent_path() / fmt::format(".{}.tmp-{}", out.filename().string(), ::getpid());
+  try {
+    if (!out.parent_path().empty()) fs::create_directories(out.parent_path());
+    auto file = h5::File::create(temporary);
+    BundleWriter writer(file, options.dtype);
+    file.create_group("/config");
+    file.create_group("/items");
+    writer.strings("/config/model", {ckpt::model_config_to_json(manifest.model)});
+    writer.strings("/config/train_ini", {manifest.config_ini});
+    writer.strings("/config/source", {json{{"checkpoint", fs::absolute(checkpoint).string()},
+                                           {"step", manifest.trainer.step},
+                                           {"epoch", manifest.trainer.epoch},
+                                           {"world_size", manifest.world_size},
+                                           {"dataset", dataset}}
+                                          .dump()});
+    if (!options.items_only) {
+      file.create_group("/model");
+      for (const auto& p : model.named_parameters()) {
+        writer.tensor("/model/" + p.key(), p.value());
+        summary.parameters += p.value().numel();
+      }
+    }
+    writer.write<std::int64_t>("/items/ids", raw_ids);
+    const auto table = items.weight().slice(0, 1);  // [I, D], without the padding row
+    if (options.items_only) {
+      writer.tensor("/items/vectors", items.normalized_rows(1, manifest.num_items + 1));
+    } else {
+      writer.tensor("/items/table", table);
+    }
+    if (!text.empty()) writer.strings("/items/text", text);
+    writer.strings("/config/tensors", {writer.shapes().dump()});
+    // The list of checksummed datasets is itself not in the checksum.
+    std::vector<std::string> names = writer.names();
+    file.write_strings("/config/datasets", names);
+    file.write_attr("format", std::string(kBundleFormat));
+    file.write_attr("version", static_cast<std::int64_t>(kBundleVersion));
+    file.write_attr("dtype", options.dtype);
+    file.write_attr("content", std::string(options.items_only ? "items_only" : "full"));
+    file.write_attr("checksum", writer.checksum());
+    file.flush();
+    file.close();
+    summary.checksum = writer.checksum();
+    fsync_path(temporary);
+    fs::rename(temporary, out);
+    if (!out.parent_path().empty()) fsync_path(out.parent_path());
+  } catch (...) {
+    std::error_code ignored;
+    fs::remove(temporary, ignored);  // nothing half-written stays behind
+    throw;
+  }
+  summary.path = out;
+  summary.bytes = static_cast<std::int64_t>(fs::file_size(out));
+  return summary;
+}
+
+}  // namespace longrec::serve

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# A bundle is readable without longrec: scripts/inspect_bundle.py (h5py + numpy
+# from the project's .venv) lists it and verifies its checksum, the same
+# CRC-32 longrec wrote; a modified bundle is refused.
+#   tests/serve/inspect_bundle.sh LONGREC PYTHON ROOT
+set -uo pipefail
+LONGREC="$1"; PYTHON="$2"; ROOT="$3"
+dir="$(mktemp -d)"
+trap 'rm -rf "$dir"' EXIT
+fail() { echo "FAIL: $*"; cat "$dir"/out* 2>/dev/null; exit 1; }
+"$LONGREC" synth --out "$dir/data" --users 60 --items 90 --clusters 6 --mean_length 30 > /dev/null || fail synth
+"$LONGREC" train --dataset "$dir/data" --run_dir "$dir/run" --model.dim=8 --model.blocks=1 --model.max_len=32 \
+  --data.max_len=32 --train.max_steps=3 --train.threads=1 --train.eval_every=0 > /dev/null || fail train
+"$LONGREC" export --checkpoint "$dir/run" --out "$dir/model.h5" --dtype bf16 > "$dir/out.export" || fail export
+"$PYTHON" "$ROOT/scripts/inspect_bundle.py" "$dir/model.h5" > "$dir/out.inspect" 2>&1 || fail "inspect"
+grep -q "longrec-bundle v1, full, bf16, crc32:[0-9a-f]\{8\} (verified)" "$dir/out.inspect" || fail "not verified"
+grep -q "items: 90" "$dir/out.inspect" || fail "item count"
+"$PYTHON" - "$dir/model.h5" <<'PY'
+import sys, h5py
+with h5py.File(sys.argv[1], "r+") as f:
+    ids = f["/items/ids"]
+    ids[0] = ids[0] + 1
+PY
+if "$PYTHON" "$ROOT/scripts/inspect_bundle.py" "$dir/model.h5" > "$dir/out.corrupt" 2>&1; then fail "a modified bundle passed"; fi
+grep -q "does not match the stored" "$dir/out.corrupt" || fail "no checksum message"
+echo "inspect_bundle.py verified the bundle and refused a modified one"
