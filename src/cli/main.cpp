@@ -23,6 +23,7 @@ constexpr Subcommand kSubcommands[] = {
     {"train", "train HSTU or SASRec on a history store (periodic eval, checkpoints)", longrec::cli::run_train},
     {"eval", "evaluate a checkpoint by exact full ranking", longrec::cli::run_eval},
     {"export", "checkpoint (any number of ranks) -> self-contained HDF5 serving bundle", longrec::cli::run_export},
+    {"recommend", "top-K items for histories from a serving bundle", longrec::cli::run_recommend},
     {"info", "build facts (versions, threads, BLAS) and dataset statistics", longrec::cli::run_info},
 #ifdef LONGREC_WITH_BENCH
     {"bench", "benchmarks: data (prepare, loader), train (throughput, MFU), tokens (token vs full cost)",

@@ -168,4 +168,65 @@ ExportSummary export_bundle(const ExportOptions& options) {
   return summary;
 }
 
+BundleContent read_bundle(const fs::path& path) {
+  const auto file = h5::File::open(path, "expected a longrec serving bundle (longrec export)");
+  const auto refuse = [&](const std::string& why) { return DataError(fmt::format("{}: {}", path.string(), why)); };
+  if (!file.has_attr("format") || file.read_attr_string("format") != kBundleFormat) {
+    throw refuse("not a longrec serving bundle (no format attribute 'longrec-bundle')");
+  }
+  const auto version = file.read_attr_int("version");
+  if (version > kBundleVersion) {
+    throw refuse(fmt::format("bundle version {} is newer than this build reads ({}); use a newer longrec", version,
+                             kBundleVersion));
+  }
+  BundleContent out;
+  out.dtype = file.read_attr_string("dtype");
+  out.content = file.read_attr_string("content");
+  out.checksum = file.read_attr_string("checksum");
+  const auto one_string = [&](const std::string& name) {
+    const auto values = file.read_strings(name);
+    if (values.size() != 1) throw refuse(fmt::format("{} holds {} strings, expected 1", name, values.size()));
+    return values[0];
+  };
+  const auto shapes = json::parse(one_string("/config/tensors"), nullptr, false);
+  if (shapes.is_discarded()) throw refuse("/config/tensors is not JSON");
+  // The checksum over every listed dataset, in order, exactly as written.
+  Crc32 crc;
+  for (const auto& name : file.read_strings("/config/datasets")) {
+    crc.update(name.data(), name.size());
+    if (name.rfind("/config/", 0) == 0 || name == "/items/text") {
+      const auto values = file.read_strings(name);
+      for (const auto& v : values) crc.update(v.data(), v.size() + 1);
+      if (name == "/config/model") out.model_json = values.at(0);
+      if (name == "/config/train_ini") out.train_ini = values.at(0);
+      if (name == "/config/source") out.source_json = values.at(0);
+      if (name == "/items/text") out.item_text = values;
+    } else if (name == "/items/ids") {
+      out.item_ids = file.read<std::int64_t>(name);
+      crc.update(out.item_ids.data(), out.item_ids.size() * sizeof(std::int64_t));
+    } else {
+      std::vector<float> values;
+      if (out.dtype == "bf16") {
+        const auto raw = file.read<std::uint16_t>(name);
+        crc.update(raw.data(), raw.size() * sizeof(std::uint16_t));
+        values.resize(raw.size());
+        for (std::size_t i = 0; i < raw.size(); ++i) {
+          const std::uint32_t word = static_cast<std::uint32_t>(raw[i]) << 16;
+          std::memcpy(&values[i], &word, sizeof(float));
+        }
+      } else {
+        values = file.read<float>(name);
+        crc.update(values.data(), values.size() * sizeof(float));
+      }
+      if (!shapes.contains(name)) throw refuse(fmt::format("{} has no shape in /config/tensors", name));
+      out.shapes[name] = shapes.at(name).get<std::vector<std::int64_t>>();
+      out.tensors[name] = std::move(values);
+    }
+  }
+  if (crc.hex() != out.checksum) {
+    throw refuse(fmt::format("checksum {} does not match the stored {}; the file is corrupt", crc.hex(), out.checksum));
+  }
+  return out;
+}
+
 }  // namespace longrec::serve

@@ -15,6 +15,28 @@ fail() { echo "FAIL: $*"; cat "$dir"/out* 2>/dev/null; exit 1; }
 "$PYTHON" "$ROOT/scripts/inspect_bundle.py" "$dir/model.h5" > "$dir/out.inspect" 2>&1 || fail "inspect"
 grep -q "longrec-bundle v1, full, bf16, crc32:[0-9a-f]\{8\} (verified)" "$dir/out.inspect" || fail "not verified"
 grep -q "items: 90" "$dir/out.inspect" || fail "item count"
+# The script's top-10 for longrec's user vector equals `longrec recommend`'s.
+history=$("$PYTHON" -c "import h5py,sys; f=h5py.File(sys.argv[1]); print(','.join(map(str, f['/items/ids'][:12])))" \
+  "$dir/model.h5")
+"$LONGREC" recommend --model "$dir/model.h5" --history "$history" --k 10 --user-vector-out "$dir/user.json" \
+  > "$dir/out.recommend" || fail "recommend"
+"$PYTHON" "$ROOT/scripts/inspect_bundle.py" "$dir/model.h5" --user-vector "$dir/user.json" --history "$history" \
+  --k 10 > "$dir/out.script" || fail "script top-10"
+ours=$(awk 'NR > 1 {print $2}' "$dir/out.recommend" | tr '\n' ' ')
+theirs=$(tail -n 10 "$dir/out.script" | awk '{print $2}' | tr '\n' ' ')
+[ -n "$ours" ] && [ "$ours" = "$theirs" ] || fail "top-10 differ: longrec [$ours] script [$theirs]"
+
+# Batch requests: one answer per line, a bad line reported with its number, the rest answered.
+printf '{"history": [%s], "k": 3}\nnot json\n{"history": [999999]}\n{"history": [%s], "k": 2}\n' \
+  "$history" "${history%%,*}" > "$dir/requests.jsonl"
+"$LONGREC" recommend --model "$dir/model.h5" --input "$dir/requests.jsonl" --output "$dir/results.jsonl" \
+  > "$dir/out.batch" 2>&1 && fail "a batch with bad lines exited 0"
+[ "$(wc -l < "$dir/results.jsonl")" -eq 4 ] || fail "expected 4 result lines"
+grep -q '"error":".*requests.jsonl:2: .*"line":2}' "$dir/results.jsonl" || fail "line 2's error"
+grep -q '"error":".*requests.jsonl:3: item 999999 is not in the model.*"line":3}' "$dir/results.jsonl" ||
+  fail "line 3's error"
+[ "$(grep -c '"items"' "$dir/results.jsonl")" -eq 2 ] || fail "lines 1 and 4 unanswered"
+
 "$PYTHON" - "$dir/model.h5" <<'PY'
 import sys, h5py
 with h5py.File(sys.argv[1], "r+") as f:
@@ -23,4 +45,4 @@ with h5py.File(sys.argv[1], "r+") as f:
 PY
 if "$PYTHON" "$ROOT/scripts/inspect_bundle.py" "$dir/model.h5" > "$dir/out.corrupt" 2>&1; then fail "a modified bundle passed"; fi
 grep -q "does not match the stored" "$dir/out.corrupt" || fail "no checksum message"
-echo "inspect_bundle.py verified the bundle and refused a modified one"
+echo "inspect_bundle.py verified the bundle, agreed with longrec recommend's top-10, refused a modified bundle"

@@ -16,54 +16,13 @@
 #include "longrec/serve/bundle.h"
 #include "longrec/train/train_config.h"
 #include "support/test_support.h"
+#include "trained_fixture.h"
 
 namespace longrec::serve {
 
 namespace fs = std::filesystem;
 
 namespace {
-
-// One tiny trained checkpoint (with personalization tokens) for every test.
-struct Trained {
-  testing::ScratchDir dir;
-  fs::path dataset, run;
-  Trained() {
-    data::SynthConfig c;
-    c.out = (dir / "synth").string();
-    c.users = 80;
-    c.items = 120;
-    c.clusters = 8;
-    c.mean_length = 40;
-    c.max_length = 200;
-    data::generate_synthetic(c);
-    dataset = c.out;
-    run = dir / "run";
-    train::TrainConfig t;
-    t.dataset = dataset.string();
-    t.run_dir = run.string();
-    t.max_steps = 6;
-    t.eval_every = 0;
-    t.threads = 1;
-    model::ModelConfig m;
-    m.dim = 16;
-    m.blocks = 1;
-    m.heads = 2;
-    m.max_len = 48;
-    m.num_negatives = 8;
-    m.personalization.segment_len = 16;
-    m.personalization.tokens_per_group = 2;
-    m.personalization.recent_window = 16;
-    data::LoaderConfig d;
-    d.batch_size = 16;
-    d.max_len = 40;
-    train::run_training(t, m, d, "", "");
-  }
-};
-
-Trained& trained() {
-  static Trained t;
-  return t;
-}
 
 torch::Tensor read_floats(const h5::File& file, const std::string& name) {
   return torch::tensor(file.read<float>(name));

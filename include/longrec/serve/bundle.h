@@ -20,7 +20,9 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <string>
+#include <vector>
 
 namespace longrec::serve {
 
@@ -49,5 +51,17 @@ struct ExportSummary {
 // an incomplete or corrupt checkpoint (every rank file is verified) and a
 // dataset whose catalogue differs from the checkpoint's.
 ExportSummary export_bundle(const ExportOptions& options);
+
+// A bundle read back and verified (format, version <= kBundleVersion, checksum):
+// every dataset as float32 (bf16 widened) or as stored. Throws DataError
+// naming the file on any mismatch.
+struct BundleContent {
+  std::string model_json, train_ini, source_json, dtype, content, checksum;
+  std::map<std::string, std::vector<float>> tensors;              // /model/*, /items/table or /items/vectors
+  std::map<std::string, std::vector<std::int64_t>> shapes;
+  std::vector<std::int64_t> item_ids;                             // raw id of internal id k + 1
+  std::vector<std::string> item_text;                             // empty when none
+};
+BundleContent read_bundle(const std::filesystem::path& path);
 
 }  // namespace longrec::serve

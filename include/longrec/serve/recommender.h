@@ -1,0 +1,52 @@
+// The serving library (design section 7): a model loaded from a bundle that
+// answers top-K for a history of raw item ids. Torch-free interface (the
+// implementation holds the model); safe to call from many threads at once
+// (inference only, no state mutated).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace longrec::serve {
+
+struct Recommendation {
+  std::int64_t item = 0;  // raw item id
+  double score = 0;       // cosine similarity with the user vector
+  std::string title;      // empty when the bundle has no titles
+};
+
+class Recommender {
+ public:
+  // Loads and verifies a full bundle (refuses an items-only one); `threads`:
+  // intra-op threads of this process (0 = leave as is).
+  static std::unique_ptr<Recommender> load(const std::filesystem::path& bundle, int threads = 0);
+  ~Recommender();
+
+  std::int64_t num_items() const;
+  std::int64_t dim() const;
+  std::string describe() const;  // model descriptor and source checkpoint
+
+  // history: raw item ids, oldest first; times: one per event (empty: 0, 1,
+  // 2, ... as the ordinal-time datasets); request_time: the time of the event
+  // to predict (-1: the last time + 1 for ordinal times, else the last time).
+  // Throws DataError naming an unknown item or an empty history, and
+  // ConfigError("k") unless 1 <= k <= the catalogue.
+  std::vector<Recommendation> recommend(const std::vector<std::int64_t>& history, int k, bool exclude_seen = true,
+                                        const std::vector<std::int64_t>& times = {},
+                                        std::int64_t request_time = -1) const;
+  std::vector<std::vector<Recommendation>> recommend_batch(const std::vector<std::vector<std::int64_t>>& histories,
+                                                           int k, bool exclude_seen = true) const;
+  // The L2-normalised user vector [D] the recommendations are scored with.
+  std::vector<float> user_vector(const std::vector<std::int64_t>& history, const std::vector<std::int64_t>& times = {},
+                                 std::int64_t request_time = -1) const;
+
+ private:
+  Recommender();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace longrec::serve

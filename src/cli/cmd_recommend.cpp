@@ -1,0 +1,121 @@
+// `longrec recommend`: top-K items for histories, from a serving bundle.
+#include <charconv>
+#include <fstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "longrec/core/config.h"
+#include "longrec/core/error.h"
+#include "longrec/serve/recommender.h"
+
+namespace longrec::cli {
+
+namespace {
+
+std::vector<std::int64_t> parse_ids(const std::string& key, const std::string& text) {
+  std::vector<std::int64_t> out;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    const auto comma = std::min(text.find(',', start), text.size());
+    const auto item = text.substr(start, comma - start);
+    std::int64_t value = 0;
+    const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), value);
+    if (ec != std::errc() || end != item.data() + item.size()) {
+      throw ConfigError(key, fmt::format("'{}' is not an integer (expected comma-separated ids)", item));
+    }
+    out.push_back(value);
+    start = comma + 1;
+  }
+  return out;
+}
+
+nlohmann::json to_json(const std::vector<serve::Recommendation>& recs) {
+  auto items = nlohmann::json::array();
+  for (const auto& r : recs) {
+    nlohmann::json j{{"item", r.item}, {"score", r.score}};
+    if (!r.title.empty()) j["title"] = r.title;
+    items.push_back(j);
+  }
+  return items;
+}
+
+}  // namespace
+
+int run_recommend(int argc, const char* const* argv) {
+  std::string bundle, history, times, input, output, vector_out;
+  int k = 10, threads = 0;
+  bool include_seen = false;
+  OptionRegistry r("recommend",
+                   "Top-K items for a history of raw item ids, from a serving bundle (longrec export); one\n"
+                   "history on the command line, or a JSONL file of requests {\"history\": [...], \"k\": 10}.\n"
+                   "Example: longrec recommend --model model.h5 --history 1193,661,914 --k 10",
+                   "recommend");
+  r.add("recommend", "model", &bundle, "serving bundle (.h5)");
+  r.add("recommend", "history", &history, "raw item ids, oldest first, comma-separated");
+  r.add("recommend", "times", &times, "event times for --history (default: 0, 1, 2, ...)");
+  r.add("recommend", "k", &k, "items to return", check::at_least(1));
+  r.flag("recommend", "include_seen", &include_seen, "also recommend items of the history");
+  r.add("recommend", "input", &input, "JSONL requests: {\"history\": [...], \"k\": N, \"times\": [...]} per line");
+  r.add("recommend", "output", &output, "JSONL results for --input (one line per request, errors included)");
+  r.add("recommend", "user_vector_out", &vector_out, "write the user vector of --history as a JSON list");
+  r.add("recommend", "threads", &threads, "intra-op threads (0 = all cores)", check::at_least(0));
+  r.constraint([&] {
+    if (bundle.empty()) throw ConfigError("recommend.model", "a bundle is required");
+    if (history.empty() == input.empty()) {
+      throw ConfigError("recommend.history", "give either --history or --input (a JSONL file of requests)");
+    }
+    if (!input.empty() && output.empty()) throw ConfigError("recommend.output", "--input needs --output");
+  });
+  if (!r.parse(argc, argv)) return 0;
+  // The request is checked before the bundle is read.
+  const auto ids = history.empty() ? std::vector<std::int64_t>{} : parse_ids("recommend.history", history);
+  const auto event_times = times.empty() ? std::vector<std::int64_t>{} : parse_ids("recommend.times", times);
+  const auto recommender = serve::Recommender::load(bundle, threads);
+
+  if (!history.empty()) {
+    const auto recs = recommender->recommend(ids, k, !include_seen, event_times);
+    fmt::print("{:>4}  {:>12}  {:>9}  {}\n", "rank", "item", "score", "title");
+    for (std::size_t i = 0; i < recs.size(); ++i) {
+      fmt::print("{:>4}  {:>12}  {:>9.6f}  {}\n", i + 1, recs[i].item, recs[i].score, recs[i].title);
+    }
+    if (!vector_out.empty()) {
+      std::ofstream out(vector_out);
+      out << nlohmann::json(recommender->user_vector(ids, event_times)).dump() << '\n';
+      if (!out) throw SystemError(fmt::format("{}: write failed", vector_out));
+    }
+    return 0;
+  }
+
+  std::ifstream in(input);
+  if (!in) throw ConfigError("recommend.input", fmt::format("{}: cannot open for reading", input));
+  std::ofstream out(output);
+  if (!out) throw ConfigError("recommend.output", fmt::format("{}: cannot open for writing", output));
+  std::string line;
+  std::int64_t number = 0, failed = 0, answered = 0;
+  while (std::getline(in, line)) {
+    ++number;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    nlohmann::json result{{"line", number}};
+    try {
+      const auto request = nlohmann::json::parse(line);
+      if (!request.is_object() || !request.contains("history") || !request.at("history").is_array()) {
+        throw DataError("expected an object with a \"history\" array");
+      }
+      const auto ids = request.at("history").get<std::vector<std::int64_t>>();
+      const auto request_times = request.value("times", std::vector<std::int64_t>{});
+      result["items"] = to_json(recommender->recommend(ids, request.value("k", k), !include_seen, request_times));
+      ++answered;
+    } catch (const std::exception& e) {
+      result["error"] = fmt::format("{}:{}: {}", input, number, e.what());
+      ++failed;
+    }
+    out << result.dump() << '\n';
+  }
+  if (!out) throw SystemError(fmt::format("{}: write failed", output));
+  fmt::print("{} requests answered, {} refused ({}: errors in place)\n", answered, failed, output);
+  return failed > 0 ? 1 : 0;
+}
+
+}  // namespace longrec::cli

@@ -1,0 +1,188 @@
+#include "longrec/serve/recommender.h"
+
+#include <ATen/Parallel.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <limits>
+#include <unordered_map>
+
+#include <fmt/format.h>
+
+#include "longrec/ckpt/checkpoint.h"
+#include "longrec/core/error.h"
+#include "longrec/data/loader.h"
+#include "longrec/model/item_embedding.h"
+#include "longrec/model/sequence_batch.h"
+#include "longrec/model/sequential_recommender.h"
+#include "longrec/serve/bundle.h"
+
+namespace longrec::serve {
+
+struct Recommender::Impl {
+  model::ModelConfig config;
+  std::string source;
+  std::unique_ptr<model::SequentialRecommender> model;
+  std::unique_ptr<model::LocalItemEmbedding> items;
+  torch::Tensor normalized;  // [I, D]: row k is internal id k + 1
+  std::vector<std::int64_t> raw_ids;
+  std::unordered_map<std::int64_t, std::int64_t> internal;  // raw id -> internal id
+  std::vector<std::string> titles;
+  std::int64_t window = 0;  // events the model sees
+
+  // Internal ids of a history of raw ids; DataError naming an unknown one.
+  std::vector<std::int32_t> to_internal(const std::vector<std::int64_t>& history) const {
+    if (history.empty()) throw DataError("empty history: at least one event is needed");
+    std::vector<std::int32_t> out;
+    out.reserve(history.size());
+    for (auto raw : history) {
+      const auto it = internal.find(raw);
+      if (it == internal.end()) throw DataError(fmt::format("item {} is not in the model's catalogue", raw));
+      out.push_back(static_cast<std::int32_t>(it->second));
+    }
+    return out;
+  }
+
+  // User vectors [B, D] of histories (each truncated to its newest `window` events).
+  torch::Tensor user_vectors(const std::vector<std::vector<std::int64_t>>& histories,
+                             const std::vector<std::vector<std::int64_t>>& times,
+                             const std::vector<std::int64_t>& request_times) const {
+    torch::NoGradGuard no_grad;
+    data::Batch batch;
+    batch.training = false;
+    batch.rows = static_cast<int>(histories.size());
+    std::int64_t width = 1;
+    for (const auto& h : histories) width = std::max<std::int64_t>(width, std::min<std::int64_t>(h.size(), window));
+    batch.width = static_cast<int>(width);
+    batch.items.assign(static_cast<std::size_t>(batch.rows * width), 0);
+    batch.times.assign(batch.items.size(), 0);
+    for (int r = 0; r < batch.rows; ++r) {
+      const auto ids = to_internal(histories[static_cast<std::size_t>(r)]);
+      const auto& t = times[static_cast<std::size_t>(r)];
+      if (!t.empty() && t.size() != ids.size()) {
+        throw DataError(fmt::format("{} events but {} times: one time per event expected", ids.size(), t.size()));
+      }
+      const auto n = static_cast<std::int64_t>(ids.size());
+      const auto first = n - std::min(n, window);
+      for (std::int64_t e = first; e < n; ++e) {
+        batch.items[static_cast<std::size_t>(r * width + e - first)] = ids[static_cast<std::size_t>(e)];
+        batch.times[static_cast<std::size_t>(r * width + e - first)] = t.empty() ? e : t[static_cast<std::size_t>(e)];
+      }
+      batch.lengths.push_back(static_cast<std::int32_t>(n - first));
+      batch.targets.push_back(0);
+      const auto last_time = t.empty() ? n - 1 : t.back();
+      batch.target_times.push_back(request_times[static_cast<std::size_t>(r)] >= 0
+                                       ? request_times[static_cast<std::size_t>(r)]
+                                       : (t.empty() ? last_time + 1 : last_time));
+      batch.user_ids.push_back(0);
+    }
+    const auto sequence = model::to_sequence_batch(batch);
+    auto vectors = model::last_position_vectors(*model, *items, sequence);
+    return vectors / vectors.norm(2, 1, true).clamp_min(1e-6);
+  }
+
+  std::vector<Recommendation> top_k(const torch::Tensor& user, const std::vector<std::int64_t>& history, int k,
+                                    bool exclude_seen) const {
+    const auto I = static_cast<std::int64_t>(raw_ids.size());
+    if (k < 1 || k > I) throw ConfigError("k", fmt::format("got {}, expected 1..{} (the catalogue)", k, I));
+    auto scores = torch::mv(normalized, user);  // [I]
+    if (exclude_seen) {
+      std::vector<std::int64_t> seen;
+      for (auto raw : history) seen.push_back(internal.at(raw) - 1);
+      scores.index_fill_(0, torch::tensor(seen, torch::kInt64), -std::numeric_limits<float>::infinity());
+    }
+    const auto [values, index] = scores.topk(k);
+    std::vector<Recommendation> out;
+    for (std::int64_t j = 0; j < k; ++j) {
+      const auto score = values[j].item<double>();
+      if (!std::isfinite(score)) break;  // fewer candidates than k once the history is excluded
+      const auto row = index[j].item<std::int64_t>();
+      out.push_back({raw_ids[static_cast<std::size_t>(row)], score,
+                     titles.empty() ? std::string() : titles[static_cast<std::size_t>(row)]});
+    }
+    return out;
+  }
+};
+
+Recommender::Recommender() : impl_(std::make_unique<Impl>()) {}
+Recommender::~Recommender() = default;
+
+std::unique_ptr<Recommender> Recommender::load(const std::filesystem::path& path, int threads) {
+  if (threads > 0) at::set_num_threads(threads);
+  auto content = read_bundle(path);
+  if (content.content != "full") {
+    throw DataError(fmt::format("{}: an items-only bundle has no model weights; export it without --items-only",
+                                path.string()));
+  }
+  std::unique_ptr<Recommender> out(new Recommender());
+  auto& impl = *out->impl_;
+  impl.config = ckpt::model_config_from_json(content.model_json);
+  impl.source = content.source_json;
+  impl.model = std::make_unique<model::SequentialRecommender>(impl.config);
+  torch::NoGradGuard no_grad;
+  for (auto& p : impl.model->named_parameters()) {
+    const auto name = "/model/" + p.key();
+    const auto it = content.tensors.find(name);
+    if (it == content.tensors.end() ||
+        static_cast<std::int64_t>(it->second.size()) != p.value().numel()) {
+      throw DataError(fmt::format("{}: {} missing or of another shape; the bundle does not match its model "
+                                  "configuration",
+                                  path.string(), name));
+    }
+    p.value().copy_(torch::tensor(it->second).view(p.value().sizes()));
+  }
+  impl.model->eval();
+  const auto I = static_cast<std::int64_t>(content.item_ids.size());
+  const auto D = static_cast<std::int64_t>(impl.config.dim);
+  const auto& table = content.tensors.at("/items/table");
+  if (static_cast<std::int64_t>(table.size()) != I * D) {
+    throw DataError(fmt::format("{}: /items/table holds {} values for {} items x {}", path.string(), table.size(), I, D));
+  }
+  impl.items = std::make_unique<model::LocalItemEmbedding>(I, D, model::SparseOptimizerConfig{}, 0);
+  auto rows = torch::tensor(table).view({I, D});
+  impl.items->load_owned_state({{"weight", rows}});
+  impl.normalized = impl.items->normalized_rows(1, I + 1).contiguous();
+  impl.raw_ids = std::move(content.item_ids);
+  for (std::int64_t k = 0; k < I; ++k) impl.internal[impl.raw_ids[static_cast<std::size_t>(k)]] = k + 1;
+  impl.titles = std::move(content.item_text);
+  impl.window = model::longest_history(impl.config.max_len, impl.config.personalization);
+  return out;
+}
+
+std::int64_t Recommender::num_items() const { return static_cast<std::int64_t>(impl_->raw_ids.size()); }
+std::int64_t Recommender::dim() const { return impl_->config.dim; }
+
+std::string Recommender::describe() const {
+  const auto source = nlohmann::json::parse(impl_->source, nullptr, false);
+  return fmt::format("{} over {} items{}", impl_->config.describe(), num_items(),
+                     source.is_discarded() ? std::string()
+                                           : fmt::format(" (step {} of {})", source.value("step", 0),
+                                                         source.value("checkpoint", std::string("?"))));
+}
+
+std::vector<Recommendation> Recommender::recommend(const std::vector<std::int64_t>& history, int k, bool exclude_seen,
+                                                   const std::vector<std::int64_t>& times,
+                                                   std::int64_t request_time) const {
+  const auto user = impl_->user_vectors({history}, {times}, {request_time})[0];
+  return impl_->top_k(user, history, k, exclude_seen);
+}
+
+std::vector<std::vector<Recommendation>> Recommender::recommend_batch(
+    const std::vector<std::vector<std::int64_t>>& histories, int k, bool exclude_seen) const {
+  std::vector<std::vector<Recommendation>> out;
+  if (histories.empty()) return out;
+  const auto users = impl_->user_vectors(histories, std::vector<std::vector<std::int64_t>>(histories.size()),
+                                         std::vector<std::int64_t>(histories.size(), -1));
+  for (std::size_t r = 0; r < histories.size(); ++r) {
+    out.push_back(impl_->top_k(users[static_cast<std::int64_t>(r)], histories[r], k, exclude_seen));
+  }
+  return out;
+}
+
+std::vector<float> Recommender::user_vector(const std::vector<std::int64_t>& history,
+                                            const std::vector<std::int64_t>& times, std::int64_t request_time) const {
+  const auto user = impl_->user_vectors({history}, {times}, {request_time})[0].contiguous();
+  return std::vector<float>(user.data_ptr<float>(), user.data_ptr<float>() + user.numel());
+}
+
+}  // namespace longrec::serve
