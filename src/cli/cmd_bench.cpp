@@ -16,6 +16,7 @@
 #include "commands.h"
 #include "longrec/core/config.h"
 #include "longrec/core/error.h"
+#include "longrec/core/lists.h"
 #include "longrec/core/log.h"
 #include "longrec/data/loader.h"
 #include "longrec/data/prepare.h"
@@ -228,17 +229,9 @@ int bench_tokens(int argc, const char* const* argv) {
   model::register_model_options(r, model);
   r.constraint([&] {
     options.histories.clear();
-    std::size_t start = 0;
-    while (start < histories.size()) {
-      const auto comma = std::min(histories.find(',', start), histories.size());
-      const auto item = histories.substr(start, comma - start);
-      std::int64_t value = 0;
-      const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), value);
-      if (ec != std::errc() || end != item.data() + item.size() || value < 2) {
-        throw ConfigError("bench.histories", fmt::format("'{}' is not a history length (an integer >= 2)", item));
-      }
+    for (const auto value : parse_int_list("bench.histories", histories)) {
+      if (value < 2) throw ConfigError("bench.histories", fmt::format("'{}' is not a history length (>= 2)", value));
       options.histories.push_back(value);
-      start = comma + 1;
     }
     if (options.histories.empty()) throw ConfigError("bench.histories", "expected at least one length");
   });
@@ -302,13 +295,7 @@ int bench_comm(int argc, const char* const* argv) {
     options.max_bytes = dist::parse_byte_size("bench.max_bytes", max_bytes);
     if (check != 0 && check != 1) throw ConfigError("bench.check", fmt::format("got {}, expected 0 or 1", check));
     options.check = check == 1;
-    options.collectives.clear();
-    std::size_t start = 0;
-    while (start <= collectives.size()) {
-      const auto comma = std::min(collectives.find(',', start), collectives.size());
-      options.collectives.push_back(collectives.substr(start, comma - start));
-      start = comma + 1;
-    }
+    options.collectives = split_list(collectives);
   });
   const auto args = expand_nccl_tests_flags(argc, argv);
   std::vector<const char*> pointers;

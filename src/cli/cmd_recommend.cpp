@@ -1,5 +1,4 @@
 // `longrec recommend`: top-K items for histories, from a serving bundle.
-#include <charconv>
 #include <fstream>
 
 #include <fmt/format.h>
@@ -8,28 +7,12 @@
 #include "commands.h"
 #include "longrec/core/config.h"
 #include "longrec/core/error.h"
+#include "longrec/core/lists.h"
 #include "longrec/serve/recommender.h"
 
 namespace longrec::cli {
 
 namespace {
-
-std::vector<std::int64_t> parse_ids(const std::string& key, const std::string& text) {
-  std::vector<std::int64_t> out;
-  std::size_t start = 0;
-  while (start < text.size()) {
-    const auto comma = std::min(text.find(',', start), text.size());
-    const auto item = text.substr(start, comma - start);
-    std::int64_t value = 0;
-    const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), value);
-    if (ec != std::errc() || end != item.data() + item.size()) {
-      throw ConfigError(key, fmt::format("'{}' is not an integer (expected comma-separated ids)", item));
-    }
-    out.push_back(value);
-    start = comma + 1;
-  }
-  return out;
-}
 
 nlohmann::json to_json(const std::vector<serve::Recommendation>& recs) {
   auto items = nlohmann::json::array();
@@ -70,8 +53,8 @@ int run_recommend(int argc, const char* const* argv) {
   });
   if (!r.parse(argc, argv)) return 0;
   // The request is checked before the bundle is read.
-  const auto ids = history.empty() ? std::vector<std::int64_t>{} : parse_ids("recommend.history", history);
-  const auto event_times = times.empty() ? std::vector<std::int64_t>{} : parse_ids("recommend.times", times);
+  const auto ids = history.empty() ? std::vector<std::int64_t>{} : parse_int_list("recommend.history", history);
+  const auto event_times = times.empty() ? std::vector<std::int64_t>{} : parse_int_list("recommend.times", times);
   const auto recommender = serve::Recommender::load(bundle, threads);
 
   if (!history.empty()) {

@@ -14,6 +14,22 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS
 dir="$(mktemp -d)"
 trap 'rm -rf "$dir"' EXIT
 fail() { echo "FAIL: $*"; echo "--- output:"; cat "$dir"/out* 2>/dev/null; exit 1; }
+# Waits (up to 2 min) until rank 1 of the job logged a training step in RUN.
+wait_for_training() {
+  local job="$1" run="$2"
+  for _ in $(seq 1 600); do
+    grep -q "^\[info\] step" "$run/train-rank-00001.log" 2>/dev/null && return 0
+    kill -0 "$job" 2>/dev/null || fail "the job ended before training"
+    sleep 0.2
+  done
+  kill -9 "$job"; fail "rank 1 never started training"
+}
+# Waits (up to 60 s) for the job to end; fails naming WHAT otherwise.
+wait_for_exit() {
+  local job="$1" what="$2"
+  for _ in $(seq 1 600); do kill -0 "$job" 2>/dev/null || return 0; sleep 0.1; done
+  kill -9 "$job"; fail "the job still runs 60 s after $what"
+}
 MPI=("$MPIEXEC" -np 2 --oversubscribe --bind-to none --mca btl self,vader)
 TRAIN=(train --dataset "$dir/data" --model.max_len=32 --data.max_len=32 --model.dim=16 --model.blocks=1
        --data.batch_size=16 --data.read_users=8 --train.threads=1 --train.eval_every=0 --train.log_every=1)
@@ -37,19 +53,11 @@ echo "bad input on rank 1: exit $code after ${elapsed}s"
 # 2. Rank 1 killed once training runs.
 "${MPI[@]}" "$LONGREC" "${TRAIN[@]}" --run_dir "$dir/run2" --train.epochs=1000000 > "$dir/out2" 2>&1 &
 job=$!
-for _ in $(seq 1 600); do
-  grep -q "^\[info\] step" "$dir/run2/train-rank-00001.log" 2>/dev/null && break
-  kill -0 "$job" 2>/dev/null || fail "the job ended before training"
-  sleep 0.2
-done
+wait_for_training "$job" "$dir/run2"
 pid=$(grep -o "pid [0-9]*" "$dir/run2/train-rank-00001.log" | head -1 | cut -d' ' -f2)
-[ -n "$pid" ] || { kill -9 "$job"; fail "rank 1 never started training"; }
 start=$(date +%s)
 kill -9 "$pid"
-for _ in $(seq 1 600); do kill -0 "$job" 2>/dev/null || break; sleep 0.1; done
-if kill -0 "$job" 2>/dev/null; then
-  pkill -9 -f "$dir/run2"; fail "the job still runs 60 s after rank 1 was killed"
-fi
+wait_for_exit "$job" "rank 1 was killed"
 wait "$job"
 code=$?
 elapsed=$(( $(date +%s) - start ))
@@ -59,14 +67,9 @@ echo "rank 1 killed: exit $code after ${elapsed}s"
 # 3. SIGUSR1: checkpoint, exit 75 (launch/slurm.sbatch requeues on it).
 "${MPI[@]}" "$LONGREC" "${TRAIN[@]}" --run_dir "$dir/run3" --train.epochs=1000000 > "$dir/out3" 2>&1 &
 job=$!
-for _ in $(seq 1 600); do
-  grep -q "^\[info\] step" "$dir/run3/train-rank-00001.log" 2>/dev/null && break
-  kill -0 "$job" 2>/dev/null || fail "the job ended before training"
-  sleep 0.2
-done
+wait_for_training "$job" "$dir/run3"
 kill -USR1 "$job"
-for _ in $(seq 1 600); do kill -0 "$job" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$job" 2>/dev/null && { kill -9 "$job"; fail "the job still runs 60 s after SIGUSR1"; }
+wait_for_exit "$job" "SIGUSR1"
 wait "$job"
 code=$?
 [ "$code" -eq 75 ] || fail "SIGUSR1: exit code $code, expected 75"

@@ -137,14 +137,8 @@ TEST(Bundle, RefusesAnIncompleteCheckpointAnExistingFileAndAForeignDatasetLeavin
   }
 
   // Another catalogue: refused, no temporary file left.
-  data::SynthConfig other;
-  other.out = (t.dir / "other").string();
-  other.users = 20;
-  other.items = 50;
-  other.clusters = 4;
-  data::generate_synthetic(other);
   o.out = (t.dir / "foreign.h5").string();
-  o.dataset = other.out;
+  o.dataset = testing::make_synthetic_store(t.dir / "other", 20, 50, 4, 30).string();
   EXPECT_THROW(export_bundle(o), ConfigError);
   for (const auto& entry : fs::directory_iterator(t.dir.path())) {
     EXPECT_EQ(entry.path().filename().string().find(".tmp-"), std::string::npos) << entry.path();

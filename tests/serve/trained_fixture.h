@@ -4,8 +4,8 @@
 
 #include <filesystem>
 
-#include "longrec/data/synth.h"
 #include "longrec/train/train_config.h"
+#include "support/synthetic_store.h"
 #include "support/test_support.h"
 
 namespace longrec::serve {
@@ -15,15 +15,7 @@ struct Trained {
   testing::ScratchDir dir;
   std::filesystem::path dataset, run;
   Trained() {
-    data::SynthConfig c;
-    c.out = (dir / "synth").string();
-    c.users = 80;
-    c.items = 120;
-    c.clusters = 8;
-    c.mean_length = 40;
-    c.max_length = 200;
-    data::generate_synthetic(c);
-    dataset = c.out;
+    dataset = testing::make_synthetic_store(dir / "synth", 80, 120, 8, 40);
     run = dir / "run";
     train::TrainConfig t;
     t.dataset = dataset.string();

@@ -15,7 +15,7 @@
 
 #include "longrec/core/error.h"
 #include "longrec/data/h5.h"
-#include "longrec/data/synth.h"
+#include "support/synthetic_store.h"
 #include "longrec/dist/communicator.h"
 #include "longrec/dist/runtime.h"
 #include "longrec/train/train_config.h"
@@ -58,16 +58,7 @@ struct Setup {
 fs::path dataset() {
   static fs::path path = [] {
     const auto out = job_scratch() / "synth";
-    if (world_comm().rank() == 0) {
-      data::SynthConfig c;
-      c.out = out.string();
-      c.users = 160;
-      c.items = 300;
-      c.clusters = 10;
-      c.mean_length = 30;
-      c.max_length = 200;
-      data::generate_synthetic(c);
-    }
+    if (world_comm().rank() == 0) testing::make_synthetic_store(out, 160, 300, 10, 30);
     world_comm().barrier();
     return out;
   }();

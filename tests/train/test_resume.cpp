@@ -9,6 +9,7 @@
 #include "longrec/data/synth.h"
 #include "longrec/eval/evaluate_checkpoint.h"
 #include "longrec/train/train_config.h"
+#include "support/synthetic_store.h"
 #include "support/test_support.h"
 
 namespace longrec::train {
@@ -45,15 +46,7 @@ Setup small_setup(const std::filesystem::path& dataset, const std::filesystem::p
 }
 
 std::filesystem::path make_dataset(const std::filesystem::path& dir) {
-  data::SynthConfig c;
-  c.out = (dir / "synth").string();
-  c.users = 120;
-  c.items = 200;
-  c.clusters = 10;
-  c.mean_length = 30;
-  c.max_length = 200;
-  data::generate_synthetic(c);
-  return c.out;
+  return testing::make_synthetic_store(dir / "synth", 120, 200, 10, 30);
 }
 
 std::map<std::int64_t, double> train_losses(const std::filesystem::path& run_dir) {
