@@ -187,6 +187,7 @@ fs::path save_checkpoint(const fs::path& run_dir, const Manifest& manifest, mode
     m["epoch"] = manifest.trainer.epoch;
     m["loader"] = {{"epoch", manifest.trainer.loader.epoch}, {"batch", manifest.trainer.loader.batch}};
     m["world_size"] = world;
+    m["history_window"] = manifest.history_window;
     m["num_items"] = manifest.num_items;
     m["model"] = model_json(manifest.model);
     m["config_ini"] = manifest.config_ini;
@@ -282,6 +283,7 @@ Manifest read_manifest(const fs::path& checkpoint) {
     out.trainer.loader.epoch = m.at("loader").at("epoch");
     out.trainer.loader.batch = m.at("loader").at("batch");
     out.world_size = m.at("world_size");
+    out.history_window = m.value("history_window", 0);
     out.num_items = m.at("num_items");
     out.model = model_from_json(m.at("model"));
     out.config_ini = m.value("config_ini", "");

@@ -30,6 +30,10 @@ int run_eval(int argc, const char* const* argv) {
     if (options.checkpoint.empty()) throw ConfigError("eval.checkpoint", "a checkpoint is required");
   });
   if (!r.parse(argc, argv)) return 0;
+  for (const auto& row : r.resolved()) {
+    // Unless given, the history window the checkpoint was trained with.
+    if (row.key == "data.max_len" && row.source == "default") options.window_from_checkpoint = true;
+  }
   const auto result = eval::evaluate_checkpoint(options, data);
   std::map<std::string, double> all, slice;
   const auto prefix = fmt::format("hist>{}/", options.long_history);

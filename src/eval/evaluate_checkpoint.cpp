@@ -3,6 +3,8 @@
 #include <ATen/Parallel.h>
 
 #include <chrono>
+#include <sstream>
+#include <string>
 
 #include "longrec/ckpt/checkpoint.h"
 #include "longrec/core/error.h"
@@ -12,6 +14,34 @@
 
 namespace longrec::eval {
 
+namespace {
+
+// The value of `key` in `[section]` of INI text ("" when absent).
+std::string ini_value(const std::string& ini, const std::string& section, const std::string& key) {
+  std::istringstream in(ini);
+  std::string line, current;
+  while (std::getline(in, line)) {
+    const auto first = line.find_first_not_of(" \t");
+    if (first == std::string::npos || line[first] == '#' || line[first] == ';') continue;
+    if (line[first] == '[') {
+      current = line.substr(first + 1, line.find(']') - first - 1);
+      continue;
+    }
+    const auto eq = line.find('=');
+    if (current != section || eq == std::string::npos) continue;
+    auto name = line.substr(first, eq - first);
+    name.erase(name.find_last_not_of(" \t") + 1);
+    if (name != key) continue;
+    auto value = line.substr(eq + 1);
+    value.erase(0, value.find_first_not_of(" \t"));
+    value.erase(value.find_last_not_of(" \t\r") + 1);
+    return value;
+  }
+  return "";
+}
+
+}  // namespace
+
 EvalResult evaluate_checkpoint(const EvalOptions& options, const data::LoaderConfig& data_config) {
   const auto start = std::chrono::steady_clock::now();
   if (options.threads > 0) at::set_num_threads(options.threads);
@@ -20,6 +50,15 @@ EvalResult evaluate_checkpoint(const EvalOptions& options, const data::LoaderCon
   const auto manifest = ckpt::read_manifest(checkpoint);
   const std::string dataset = options.dataset.empty() ? manifest.dataset : options.dataset;
   auto loader_config = data_config;
+  if (options.window_from_checkpoint) {
+    // Recorded in the manifest; older checkpoints have it in their config text only.
+    const auto from_ini = ini_value(manifest.config_ini, "data", "max_len");
+    if (manifest.history_window > 0) {
+      loader_config.max_len = manifest.history_window;
+    } else if (!from_ini.empty()) {
+      loader_config.max_len = std::stoi(from_ini);
+    }
+  }
   loader_config.max_len = static_cast<int>(std::min<std::int64_t>(
       loader_config.max_len, model::longest_history(manifest.model.max_len, manifest.model.personalization)));
   data::HistoryLoader loader(dataset, loader_config, data::parse_split_part(options.part));

@@ -104,6 +104,7 @@ TrainResult run_training(const TrainConfig& config, const model::ModelConfig& mo
   ckpt::Manifest manifest;
   manifest.model = model_config;
   manifest.num_items = num_items;
+  manifest.history_window = data_config.max_len;
   manifest.config_ini = resolved_ini;
   manifest.dataset = config.dataset;
   ckpt::TrainerState& state = manifest.trainer;

@@ -206,7 +206,8 @@ TEST(Training, PersonalizationTokensTrainResumeAndEvaluate) {
     s.model.personalization.tokens_per_group = 2;
     s.model.personalization.recent_window = 6;
     s.model.personalization.max_groups = 3;
-    s.model.max_len = 30;  // 24 events + 3 groups x 2 tokens
+    s.model.max_len = 30;  // up to 24 events + 3 groups x 2 tokens
+    s.data.max_len = 18;   // trained on fewer: eval must use 18 too, not the model's 24
     s.train.max_steps = 10;
     return s;
   };
@@ -236,6 +237,20 @@ TEST(Training, PersonalizationTokensTrainResumeAndEvaluate) {
   EXPECT_EQ(result.users, 120);
   EXPECT_GT(result.metrics.at("hr@200"), 0.0);
   EXPECT_TRUE(result.metrics.contains("hist>24/ndcg@10"));
+  // With the window the checkpoint was trained with (what `longrec eval` does
+  // unless --data.max_len is given), the metrics of training's final eval.
+  options.window_from_checkpoint = true;
+  const auto same_window = eval::evaluate_checkpoint(options, data::LoaderConfig{});
+  std::ifstream metrics(dir / "whole" / "metrics-rank-00000.jsonl");
+  std::string line, last_eval;
+  while (std::getline(metrics, line)) {
+    if (line.find("\"kind\":\"eval\"") != std::string::npos) last_eval = line;
+  }
+  ASSERT_FALSE(last_eval.empty());
+  const auto trained = nlohmann::json::parse(last_eval);
+  for (const auto* key : {"hr@10", "ndcg@10", "mrr"}) {
+    EXPECT_DOUBLE_EQ(same_window.metrics.at(key), trained.at(key).get<double>()) << key;
+  }
   // Resuming with another token layout names the key that differs.
   auto other = with_tokens(dir / "whole");
   other.model.personalization.tokens_per_group = 1;

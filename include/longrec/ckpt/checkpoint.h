@@ -42,6 +42,7 @@ struct Manifest {
   model::ModelConfig model;
   std::int64_t num_items = 0;
   int world_size = 1;
+  int history_window = 0;  // data.max_len trained with (0: not recorded, older checkpoints)
   std::string config_ini;
   std::string dataset;
 };
