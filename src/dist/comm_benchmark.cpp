@@ -30,10 +30,8 @@ torch::Tensor pattern(std::int64_t count, std::int64_t base, torch::TensorOption
 }
 
 std::int64_t count_wrong(Communicator& comm, const torch::Tensor& got, const torch::Tensor& want) {
-  auto wrong = (got.to(torch::kCPU) != want.to(torch::kCPU)).sum().reshape({1}).to(torch::kInt64);
-  auto wire = wrong.to(comm.wire_device(got.device()));
-  comm.all_reduce_sum(wire);
-  return wire.to(torch::kCPU).item<std::int64_t>();
+  const auto wrong = (got.to(torch::kCPU) != want.to(torch::kCPU)).sum().reshape({1}).to(torch::kInt64);
+  return sum_over_ranks(comm, wrong).item<std::int64_t>();
 }
 
 double slowest(Communicator& comm, double seconds, torch::Device device) {

@@ -151,6 +151,14 @@ std::int64_t check_all_to_all_counts(const torch::Tensor& rows, const std::vecto
   return row_size;
 }
 
+torch::Tensor sum_over_ranks(Communicator& comm, const torch::Tensor& tensor) {
+  if (comm.world() == 1) return tensor;
+  auto wire = tensor.to(comm.wire_device(tensor.device())).contiguous();
+  if (wire.data_ptr() == tensor.data_ptr()) wire = wire.clone();  // never sum into the caller's tensor
+  comm.all_reduce_sum(wire);
+  return wire.to(tensor.device());
+}
+
 torch::Tensor all_gather_rows(Communicator& comm, const torch::Tensor& tensor, std::vector<std::int64_t>* counts) {
   const auto wire = comm.wire_device(tensor.device());
   const auto W = comm.world();

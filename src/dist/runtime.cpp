@@ -16,6 +16,8 @@ bool launched_by_mpi() {
   return false;
 }
 
+int job_local_rank() { return launched_by_mpi() ? MpiRuntime::start().topology().local_rank : 0; }
+
 void check_mpi(int code, const char* call, const char* file, int line) {
   if (code == MPI_SUCCESS) return;
   char text[MPI_MAX_ERROR_STRING];

@@ -64,11 +64,7 @@ std::vector<std::int64_t> target_ranks(const torch::Tensor& queries, const torch
     auto picked = scores.gather(1, (target_cols - begin).clamp(0, end - begin - 1).unsqueeze(1)).squeeze(1);
     target_scores = torch::where(in_chunk, picked, target_scores);
   }
-  if (comm != nullptr && comm->world() > 1) {
-    auto wire = target_scores.to(comm->wire_device(device));
-    comm->all_reduce_sum(wire);
-    target_scores = wire.to(device);
-  }
+  if (comm != nullptr) target_scores = dist::sum_over_ranks(*comm, target_scores);
   // Pass 2: count the items above the target, the history masked out.
   auto above = torch::zeros({B}, i64);
   for (std::int64_t begin = 0; begin < N; begin += item_chunk) {
@@ -81,11 +77,7 @@ std::vector<std::int64_t> target_ranks(const torch::Tensor& queries, const torch
     }
     above += (scores > target_scores.unsqueeze(1)).sum(1);
   }
-  if (comm != nullptr && comm->world() > 1) {
-    auto wire = above.to(comm->wire_device(device));
-    comm->all_reduce_sum(wire);
-    above = wire;
-  }
+  if (comm != nullptr) above = dist::sum_over_ranks(*comm, above);
   auto ranks_cpu = above.to(torch::kCPU).contiguous();
   return std::vector<std::int64_t>(ranks_cpu.data_ptr<std::int64_t>(), ranks_cpu.data_ptr<std::int64_t>() + B);
 }
@@ -123,11 +115,11 @@ Evaluation evaluate(model::SequentialRecommender& model, model::ItemEmbedding& i
       // The whole global batch on every rank; each scores the items it holds.
       queries = dist::all_gather_rows(*comm, queries);
       targets = dist::all_gather_rows(*comm, targets);
-      auto lengths = torch::tensor(seen_offsets, torch::kInt64).diff();
-      lengths = dist::all_gather_rows(*comm, lengths);
+      const auto lengths = dist::all_gather_rows(*comm, torch::tensor(seen_offsets, torch::kInt64).diff());
       auto all_seen = dist::all_gather_rows(*comm, torch::tensor(seen_items, torch::kInt32));
+      const auto ends = lengths.cumsum(0).contiguous();
       seen_offsets.assign(1, 0);
-      for (std::int64_t r = 0; r < lengths.size(0); ++r) seen_offsets.push_back(seen_offsets.back() + lengths[r].item<std::int64_t>());
+      seen_offsets.insert(seen_offsets.end(), ends.data_ptr<std::int64_t>(), ends.data_ptr<std::int64_t>() + ends.numel());
       seen_items.assign(all_seen.data_ptr<std::int32_t>(), all_seen.data_ptr<std::int32_t>() + all_seen.numel());
     }
     const auto ranks = target_ranks(queries, targets, seen_offsets, seen_items, items, comm);

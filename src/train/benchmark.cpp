@@ -16,8 +16,7 @@ TrainBenchmark benchmark_training(const TrainConfig& train, const model::ModelCo
                                   const data::LoaderConfig& data_config, int steps, int warmup) {
   model::check_model_fits_history(model_config.max_len, model_config.personalization, data_config.max_len);
   if (train.threads > 0) at::set_num_threads(train.threads);
-  const int local_rank = dist::launched_by_mpi() ? dist::MpiRuntime::start().topology().local_rank : 0;
-  const auto device = pick_device(train.device, local_rank);
+  const auto device = pick_device(train.device, dist::job_local_rank());
   // Under mpirun: every rank times its share of the same global batches.
   auto comm = dist::make_job_communicator(device);
   data::HistoryLoader loader(train.dataset, data_config, data::SplitPart::Train, comm->rank(), comm->world());

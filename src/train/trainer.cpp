@@ -1,6 +1,6 @@
 // The training loop of one rank: every rank runs it in step with the others
 // (the same global batches, steps, evaluations and checkpoints); rank 0
-// alone prints and writes the metrics file, every rank keeps its own log.
+// alone prints, every rank keeps its own log and metrics stream.
 #include <unistd.h>
 
 #include <ATen/Parallel.h>
@@ -69,12 +69,7 @@ TrainResult run_training(const TrainConfig& config, const model::ModelConfig& mo
   model::check_model_fits_history(model_config.max_len, model_config.personalization, data_config.max_len);
   if (config.threads > 0) at::set_num_threads(config.threads);
   // The node-local rank picks the GPU.
-  int local_rank = 0;
-  if (job_comm != nullptr) {
-    local_rank = job_comm->topology().local_rank;
-  } else if (dist::launched_by_mpi()) {
-    local_rank = dist::MpiRuntime::start().topology().local_rank;
-  }
+  const int local_rank = job_comm != nullptr ? job_comm->topology().local_rank : dist::job_local_rank();
   const torch::Device device = pick_device(config.device, local_rank);
   std::unique_ptr<dist::Communicator> own_comm;
   if (job_comm == nullptr) own_comm = dist::make_job_communicator(device);
@@ -131,7 +126,7 @@ TrainResult run_training(const TrainConfig& config, const model::ModelConfig& mo
             train_loader.rank_users(), num_items, per_epoch, planned, peak / 1e9);
   // Every rank's stream: the step figures are the global batch's (the same on
   // every rank), the communication time is the rank's own.
-  auto metrics = std::make_unique<MetricsLog>(fs::path(config.run_dir) / fmt::format("metrics-rank-{:05d}.jsonl", rank));
+  MetricsLog metrics(fs::path(config.run_dir) / fmt::format("metrics-rank-{:05d}.jsonl", rank));
 
   const auto save = [&] {
     const auto path =
@@ -153,7 +148,7 @@ TrainResult run_training(const TrainConfig& config, const model::ModelConfig& mo
     values["step"] = static_cast<double>(state.step);
     values["epoch"] = static_cast<double>(epoch);
     values["users"] = static_cast<double>(result.all.count());
-    if (metrics) metrics->write("eval", values);
+    metrics.write("eval", values);
   };
 
   model.train();
@@ -167,12 +162,8 @@ TrainResult run_training(const TrainConfig& config, const model::ModelConfig& mo
   const StopSignals stop_signals;
   // The ranks agree on stopping (one may have got the signal before the others).
   const auto stop_requested = [&] {
-    auto flag = torch::tensor({static_cast<std::int64_t>(g_stop_signal)}, torch::kInt64);
-    if (world > 1) {
-      flag = flag.to(comm.wire_device(device));
-      comm.all_reduce_sum(flag);
-    }
-    return flag.to(torch::kCPU).item<std::int64_t>() != 0;
+    return dist::sum_over_ranks(comm, torch::tensor({static_cast<std::int64_t>(g_stop_signal)}, torch::kInt64))
+               .item<std::int64_t>() != 0;
   };
   while (state.step < planned) {
     auto batch = train_loader.next();
@@ -218,17 +209,15 @@ TrainResult run_training(const TrainConfig& config, const model::ModelConfig& mo
                 log::human_count(static_cast<double>(interval_tokens) / seconds), 100.0 * mfu,
                 world > 1 ? fmt::format(" comm {:.1f} ms/step", comm_ms) : std::string(), format_duration(eta));
       progress = log::ProgressBar("train", planned);
-      if (metrics) {
-        metrics->write("train", {{"step", static_cast<double>(state.step)},
-                                 {"epoch", static_cast<double>(state.epoch)},
-                                 {"loss", mean_loss},
-                                 {"lr", config.lr * scale},
-                                 {"grad_norm", grad_norm},
-                                 {"samples_per_s", static_cast<double>(interval_samples) / seconds},
-                                 {"tokens_per_s", static_cast<double>(interval_tokens) / seconds},
-                                 {"mfu", mfu},
-                                 {"comm_ms_per_step", comm_ms}});
-      }
+      metrics.write("train", {{"step", static_cast<double>(state.step)},
+                              {"epoch", static_cast<double>(state.epoch)},
+                              {"loss", mean_loss},
+                              {"lr", config.lr * scale},
+                              {"grad_norm", grad_norm},
+                              {"samples_per_s", static_cast<double>(interval_samples) / seconds},
+                              {"tokens_per_s", static_cast<double>(interval_tokens) / seconds},
+                              {"mfu", mfu},
+                              {"comm_ms_per_step", comm_ms}});
       result.final_loss = mean_loss;
       interval_loss = interval_flops = interval_comm = 0;
       interval_steps = interval_samples = interval_tokens = 0;

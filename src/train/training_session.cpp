@@ -74,7 +74,6 @@ StepStats TrainingSession::step(const data::Batch& batch, std::int64_t step, dou
   torch::manual_seed(derive_seed(config_.seed, 0xD50ull, step, comm_->rank()));
   const auto sequence = model::to_sequence_batch(batch, device_);
   StepStats stats;
-  const auto wire = comm_->wire_device(device_);
 
   // The global batch's supervised positions (the loss normaliser), inputs and
   // model FLOPs (each rank's at its own batch width).
@@ -82,14 +81,11 @@ StepStats TrainingSession::step(const data::Batch& batch, std::int64_t step, dou
   for (auto len : batch.lengths) tokens += len;
   const auto flops = static_cast<std::int64_t>(model_->training_flops_per_token(batch.width) *
                                                static_cast<double>(tokens));
-  auto counts =
-      torch::tensor({batch.rows > 0 ? (sequence.targets > 0).sum().item<std::int64_t>() : 0, tokens, flops},
-                    torch::kInt64)
-          .to(wire);
   auto t = Clock::now();
-  comm_->all_reduce_sum(counts);
+  const auto counts = dist::sum_over_ranks(
+      *comm_, torch::tensor({batch.rows > 0 ? (sequence.targets > 0).sum().item<std::int64_t>() : 0, tokens, flops},
+                            torch::kInt64));
   stats.comm_seconds += seconds_since(t);
-  counts = counts.to(torch::kCPU);
   const auto global_positions = counts[0].item<std::int64_t>();
   stats.tokens = counts[1].item<std::int64_t>();
   stats.flops = static_cast<double>(counts[2].item<std::int64_t>());
@@ -117,10 +113,10 @@ StepStats TrainingSession::step(const data::Batch& batch, std::int64_t step, dou
   }
   t = Clock::now();
   gradient_sync_->all_reduce(model_->parameters());
-  auto loss_sum = torch::tensor({loss.loss.defined() ? loss.loss.item<double>() : 0.0}, torch::kFloat64).to(wire);
-  comm_->all_reduce_sum(loss_sum);
+  stats.loss = dist::sum_over_ranks(
+                   *comm_, torch::tensor({loss.loss.defined() ? loss.loss.item<double>() : 0.0}, torch::kFloat64))
+                   .item<double>();
   stats.comm_seconds += seconds_since(t);
-  stats.loss = loss_sum.to(torch::kCPU).item<double>();
 
   const double max_norm = train_.clip_grad_norm > 0 ? train_.clip_grad_norm : std::numeric_limits<double>::infinity();
   stats.grad_norm = torch::nn::utils::clip_grad_norm_(model_->parameters(), max_norm);

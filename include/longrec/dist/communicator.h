@@ -42,6 +42,11 @@ class Communicator {
   }
 };
 
+// The element-wise sum over ranks of `tensor`, moved through the backend's
+// wire device and returned on the tensor's own device (a world of one: the
+// tensor itself). Collective.
+torch::Tensor sum_over_ranks(Communicator& comm, const torch::Tensor& tensor);
+
 // Concatenation along dim 0 of every rank's tensor when the ranks hold
 // different numbers of rows (the other dims equal): counts gathered first,
 // rows padded to the longest, gathered, unpadded. Returned on the tensor's

@@ -25,6 +25,9 @@ struct Topology {
 // environment variables are present); a plain `longrec train` then runs as a
 // world of one without touching MPI.
 bool launched_by_mpi();
+// This process's rank on its node (selects the GPU): from MPI when launched
+// by mpirun/srun (starting the runtime), else 0.
+int job_local_rank();
 
 class MpiRuntime {
  public:
