@@ -88,9 +88,12 @@ std::int64_t UserState::memory_bytes() const {
 UserStateEncoder::UserStateEncoder(SequentialRecommender& model, torch::Tensor item_table)
     : model_(model), item_table_(std::move(item_table)) {
   const auto& config = model.config();
-  LONGREC_CHECK(model.tokens() != nullptr, "a user state needs a model with personalization tokens");
-  specs_ = model.tokens()->specs();
-  recent_window_ = config.personalization.recent_window;
+  if (model.tokens() != nullptr) {
+    specs_ = model.tokens()->specs();
+    recent_window_ = config.personalization.recent_window;
+  } else {
+    recent_window_ = config.max_len;  // no tokens: the state is the newest max_len events, recomputed per request
+  }
   if (model.backbone()->uses_relative_bias()) time_buckets_ = config.time_buckets;
   model_.eval();
 }
@@ -167,6 +170,15 @@ void UserStateEncoder::drop_oldest_group(UserState& state) const {
 
 void UserStateEncoder::compress_ready_groups(UserState& state) const {
   torch::NoGradGuard no_grad;
+  if (specs_.empty()) {  // a model without tokens: keep the window it reads, drop what falls out of it
+    const auto excess = static_cast<std::int64_t>(state.raw_items.size()) - recent_window_;
+    if (excess > 0) {
+      state.raw_items.erase(state.raw_items.begin(), state.raw_items.begin() + excess);
+      state.raw_times.erase(state.raw_times.begin(), state.raw_times.begin() + excess);
+      state.dropped_events += excess;
+    }
+    return;
+  }
   const auto G = static_cast<int>(specs_.size());
   while (true) {
     const auto n = state.events_seen - state.dropped_events;  // in the state's coordinates
@@ -238,6 +250,11 @@ torch::Tensor UserStateEncoder::score(const UserState& state, std::int64_t reque
   torch::NoGradGuard no_grad;
   if (state.raw_items.empty()) throw DataError("cannot score an empty history");
   const auto n_raw = static_cast<std::int64_t>(state.raw_items.size());
+  if (specs_.empty()) {
+    const auto batch = one_row(state.raw_items, state.raw_times, n_raw, request_time, item_table_.device());
+    auto user = model_.forward(embed(state.raw_items), batch)[0][n_raw - 1];
+    return user / user.norm().clamp_min(1e-6);
+  }
   const int g = state.groups_done;
   const auto first_event = g == 0 ? 0 : specs_[static_cast<std::size_t>(g - 1)].offset;
   const auto batch = one_row(state.raw_items, state.raw_times, n_raw, request_time, item_table_.device());

@@ -15,9 +15,24 @@
 #include "longrec/model/item_embedding.h"
 #include "longrec/model/sequence_batch.h"
 #include "longrec/model/sequential_recommender.h"
+#include "longrec/model/user_state.h"
 #include "longrec/serve/bundle.h"
 
 namespace longrec::serve {
+
+struct UserState::Impl {
+  model::UserState state;
+  bool ordinal_times = true;  // appended without times: event e has time e (as recommend(history) assumes)
+};
+
+UserState::UserState() : impl_(std::make_unique<Impl>()) {}
+UserState::~UserState() = default;
+UserState::UserState(UserState&&) noexcept = default;
+UserState& UserState::operator=(UserState&&) noexcept = default;
+std::int64_t UserState::events() const { return impl_->state.events_seen; }
+std::int64_t UserState::held_events() const { return static_cast<std::int64_t>(impl_->state.raw_items.size()); }
+std::int64_t UserState::cached_tokens() const { return impl_->state.cached_tokens(); }
+std::int64_t UserState::memory_bytes() const { return impl_->state.memory_bytes(); }
 
 struct Recommender::Impl {
   model::ModelConfig config;
@@ -29,6 +44,7 @@ struct Recommender::Impl {
   std::unordered_map<std::int64_t, std::int64_t> internal;  // raw id -> internal id
   std::vector<std::string> titles;
   std::int64_t window = 0;  // events the model sees
+  std::unique_ptr<model::UserStateEncoder> states;
 
   // Internal ids of a history of raw ids; DataError naming an unknown one.
   std::vector<std::int32_t> to_internal(const std::vector<std::int64_t>& history) const {
@@ -81,15 +97,14 @@ struct Recommender::Impl {
     return vectors / vectors.norm(2, 1, true).clamp_min(1e-6);
   }
 
-  std::vector<Recommendation> top_k(const torch::Tensor& user, const std::vector<std::int64_t>& history, int k,
+  // seen: internal ids to exclude.
+  std::vector<Recommendation> top_k(const torch::Tensor& user, const std::vector<std::int64_t>& seen, int k,
                                     bool exclude_seen) const {
     const auto I = static_cast<std::int64_t>(raw_ids.size());
     if (k < 1 || k > I) throw ConfigError("k", fmt::format("got {}, expected 1..{} (the catalogue)", k, I));
     auto scores = torch::mv(normalized, user);  // [I]
-    if (exclude_seen) {
-      std::vector<std::int64_t> seen;
-      for (auto raw : history) seen.push_back(internal.at(raw) - 1);
-      scores.index_fill_(0, torch::tensor(seen, torch::kInt64), -std::numeric_limits<float>::infinity());
+    if (exclude_seen && !seen.empty()) {
+      scores.index_fill_(0, torch::tensor(seen, torch::kInt64) - 1, -std::numeric_limits<float>::infinity());
     }
     const auto [values, index] = scores.topk(k);
     std::vector<Recommendation> out;
@@ -101,6 +116,18 @@ struct Recommender::Impl {
                      titles.empty() ? std::string() : titles[static_cast<std::size_t>(row)]});
     }
     return out;
+  }
+
+  std::vector<std::int64_t> internal_ids(const std::vector<std::int64_t>& history) const {
+    const auto ids = to_internal(history);
+    return {ids.begin(), ids.end()};
+  }
+
+  torch::Tensor state_vector(const UserState& state, std::int64_t request_time) const {
+    const auto& s = state.impl_->state;
+    if (s.raw_items.empty()) throw DataError("empty history: the state has no events yet");
+    const auto last = s.raw_times.back();
+    return states->score(s, request_time >= 0 ? request_time : (state.impl_->ordinal_times ? last + 1 : last));
   }
 };
 
@@ -146,6 +173,7 @@ std::unique_ptr<Recommender> Recommender::load(const std::filesystem::path& path
   for (std::int64_t k = 0; k < I; ++k) impl.internal[impl.raw_ids[static_cast<std::size_t>(k)]] = k + 1;
   impl.titles = std::move(content.item_text);
   impl.window = model::longest_history(impl.config.max_len, impl.config.personalization);
+  impl.states = std::make_unique<model::UserStateEncoder>(*impl.model, impl.items->weight());
   return out;
 }
 
@@ -164,7 +192,7 @@ std::vector<Recommendation> Recommender::recommend(const std::vector<std::int64_
                                                    const std::vector<std::int64_t>& times,
                                                    std::int64_t request_time) const {
   const auto user = impl_->user_vectors({history}, {times}, {request_time})[0];
-  return impl_->top_k(user, history, k, exclude_seen);
+  return impl_->top_k(user, impl_->internal_ids(history), k, exclude_seen);
 }
 
 std::vector<std::vector<Recommendation>> Recommender::recommend_batch(
@@ -174,7 +202,7 @@ std::vector<std::vector<Recommendation>> Recommender::recommend_batch(
   const auto users = impl_->user_vectors(histories, std::vector<std::vector<std::int64_t>>(histories.size()),
                                          std::vector<std::int64_t>(histories.size(), -1));
   for (std::size_t r = 0; r < histories.size(); ++r) {
-    out.push_back(impl_->top_k(users[static_cast<std::int64_t>(r)], histories[r], k, exclude_seen));
+    out.push_back(impl_->top_k(users[static_cast<std::int64_t>(r)], impl_->internal_ids(histories[r]), k, exclude_seen));
   }
   return out;
 }
@@ -183,6 +211,70 @@ std::vector<float> Recommender::user_vector(const std::vector<std::int64_t>& his
                                             const std::vector<std::int64_t>& times, std::int64_t request_time) const {
   const auto user = impl_->user_vectors({history}, {times}, {request_time})[0].contiguous();
   return std::vector<float>(user.data_ptr<float>(), user.data_ptr<float>() + user.numel());
+}
+
+UserState Recommender::create_state(const std::vector<std::int64_t>& history,
+                                     const std::vector<std::int64_t>& times) const {
+  if (history.empty()) throw DataError("empty history: at least one event is needed");
+  UserState state;
+  append(state, history, times);
+  return state;
+}
+
+void Recommender::append(UserState& state, const std::vector<std::int64_t>& items,
+                         const std::vector<std::int64_t>& times) const {
+  if (items.empty()) throw DataError("no events to append");
+  auto& s = *state.impl_;
+  if (!times.empty() && times.size() != items.size()) {
+    throw DataError(fmt::format("{} events but {} times: one time per event expected", items.size(), times.size()));
+  }
+  if (s.state.events_seen > 0 && s.ordinal_times != times.empty()) {
+    throw DataError(s.ordinal_times ? "this state was built without times (ordinal 0, 1, 2, ...); append without times"
+                                    : "this state was built with event times; give one time per appended event");
+  }
+  const auto ids = impl_->internal_ids(items);  // throws before the state changes
+  std::vector<std::int64_t> event_times = times;
+  if (times.empty()) {
+    for (std::size_t e = 0; e < items.size(); ++e) event_times.push_back(s.state.events_seen + static_cast<std::int64_t>(e));
+  } else if (!s.state.raw_times.empty() && times.front() < s.state.raw_times.back()) {
+    throw DataError(fmt::format("event time {} is before the state's newest event ({}): events arrive in time order",
+                                times.front(), s.state.raw_times.back()));
+  }
+  s.ordinal_times = times.empty();
+  impl_->states->append(s.state, ids, event_times);
+}
+
+std::vector<Recommendation> Recommender::recommend(const UserState& state, int k, bool exclude_seen,
+                                                   std::int64_t request_time) const {
+  const auto user = impl_->state_vector(state, request_time);
+  return impl_->top_k(user, state.impl_->state.raw_items, k, exclude_seen);
+}
+
+std::vector<std::vector<Recommendation>> Recommender::recommend_batch(const std::vector<const UserState*>& states,
+                                                                      int k, bool exclude_seen) const {
+  std::vector<std::vector<Recommendation>> out;
+  for (const auto* state : states) out.push_back(recommend(*state, k, exclude_seen));
+  return out;
+}
+
+std::vector<float> Recommender::user_vector(const UserState& state, std::int64_t request_time) const {
+  const auto user = impl_->state_vector(state, request_time).contiguous();
+  return std::vector<float>(user.data_ptr<float>(), user.data_ptr<float>() + user.numel());
+}
+
+std::string Recommender::serialize(const UserState& state) const {
+  // One leading byte for the time convention, then the model's state format (versioned, checksummed).
+  return std::string(1, state.impl_->ordinal_times ? 'O' : 'T') + impl_->states->serialize(state.impl_->state);
+}
+
+UserState Recommender::deserialize(const std::string& bytes) const {
+  if (bytes.empty() || (bytes[0] != 'O' && bytes[0] != 'T')) {
+    throw DataError("not a longrec serving state (expected a leading 'O' or 'T' byte)");
+  }
+  UserState state;
+  state.impl_->ordinal_times = bytes[0] == 'O';
+  state.impl_->state = impl_->states->deserialize(bytes.substr(1));
+  return state;
 }
 
 }  // namespace longrec::serve

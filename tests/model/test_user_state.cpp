@@ -103,6 +103,30 @@ TEST(UserState, ScoresEqualTheFullMaskedForwardInFloat64) {
   }
 }
 
+TEST(UserState, WithoutTokensTheStateIsTheNewestMaxLenEventsRecomputed) {
+  for (const std::string backbone : {"hstu", "sasrec"}) {
+    auto config = state_config(backbone, 0, 1, 0, 8);
+    config.max_len = 12;
+    Fixture f(config);
+    const auto h = random_history(30, 3);
+    UserState state;
+    for (std::size_t i = 0; i < h.items.size(); ++i) {
+      f.encoder->append(state, {h.items[i]}, {h.times[i]});
+      const auto n = static_cast<std::int64_t>(i + 1);
+      const auto first = static_cast<std::ptrdiff_t>(std::max<std::int64_t>(0, n - 12));
+      const History newest{{h.items.begin() + first, h.items.begin() + n}, {h.times.begin() + first, h.times.begin() + n}};
+      ASSERT_EQ(state.raw_items, newest.items);
+      EXPECT_EQ(state.events_seen, n);
+      EXPECT_EQ(state.dropped_events, first);
+      const auto full = full_forward(f.model, f.table, newest, h.times[i] + 7);
+      EXPECT_TRUE(torch::allclose(f.encoder->score(state, h.times[i] + 7), full / full.norm(), 1e-12, 1e-12));
+    }
+    EXPECT_EQ(state.cached_tokens(), 0);
+    const auto bytes = f.encoder->serialize(state);
+    EXPECT_EQ(f.encoder->serialize(f.encoder->deserialize(bytes)), bytes);
+  }
+}
+
 TEST(UserState, AppendingOneEventAtATimeEqualsCompressingTheHistory) {
   for (const std::string backbone : {"hstu", "sasrec"}) {
     Fixture f(state_config(backbone, 4, 2, 3, 8));

@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include "longrec/ckpt/checkpoint.h"
@@ -107,6 +108,68 @@ TEST(Recommender, RanksEveryItemByTheTrainedModelsUserVectorWithTheHistoryExclud
   for (int w = 0; w < 4; ++w) EXPECT_EQ(agree[w], 5) << "thread " << w;
 }
 
+TEST(Recommender, CachedUserStateAnswersLikeTheWholeHistory) {
+  auto& t = trained();
+  const auto recommender = Recommender::load(bundle("full.h5"), 1);
+  const auto raw = data::HistoryStoreReader(t.dataset).item_raw_ids();
+  std::vector<std::int64_t> history;
+  for (int e = 0; e < 40; ++e) history.push_back(raw[static_cast<std::size_t>((11 * e + 3) % 120)]);
+
+  // Built from 5 events, then one event at a time: at every length the state's
+  // user vector is the whole history's (tokens compressed once 32 events are known).
+  auto state = recommender->create_state({history.begin(), history.begin() + 5});
+  for (std::size_t n = 5; n <= history.size(); ++n) {
+    if (n > 5) recommender->append(state, {history[n - 1]});
+    const std::vector<std::int64_t> prefix(history.begin(), history.begin() + static_cast<std::ptrdiff_t>(n));
+    const auto from_state = torch::tensor(recommender->user_vector(state));
+    const auto whole = torch::tensor(recommender->user_vector(prefix));
+    ASSERT_TRUE(torch::allclose(from_state, whole, 1e-5, 1e-6)) << n << ": " << (from_state - whole).abs().max();
+  }
+  EXPECT_EQ(state.events(), 40);
+  EXPECT_EQ(state.cached_tokens(), 2);  // one segment of 16 compressed into K = 2 tokens
+  EXPECT_EQ(state.held_events(), 40 - 16);
+  const auto recs = recommender->recommend(state, 10, false);
+  const auto expected = recommender->recommend(history, 10, false);
+  ASSERT_EQ(recs.size(), 10u);
+  for (int j = 0; j < 10; ++j) EXPECT_EQ(recs[j].item, expected[j].item) << j;
+  // exclude_seen drops every event the state still holds raw.
+  const std::set<std::int64_t> held(history.end() - state.held_events(), history.end());
+  for (const auto& r : recommender->recommend(state, 50)) EXPECT_EQ(held.count(r.item), 0u) << r.item;
+  EXPECT_EQ(recommender->recommend_batch(std::vector<const UserState*>{&state, &state}, 10, false)[1][0].item, recs[0].item);
+
+  // Event times as given (not ordinal): same answers as the history with those times.
+  std::vector<std::int64_t> times;
+  for (std::size_t e = 0; e < history.size(); ++e) times.push_back(1000 + 37 * static_cast<std::int64_t>(e));
+  auto timed = recommender->create_state({history.begin(), history.begin() + 20}, {times.begin(), times.begin() + 20});
+  recommender->append(timed, {history.begin() + 20, history.end()}, {times.begin() + 20, times.end()});
+  const auto timed_vector = torch::tensor(recommender->user_vector(timed, 3000));
+  const auto timed_whole = torch::tensor(recommender->user_vector(history, times, 3000));
+  EXPECT_TRUE(torch::allclose(timed_vector, timed_whole, 1e-5, 1e-6));
+
+  // Serialised and loaded back: the same bytes and the same answers.
+  const auto bytes = recommender->serialize(state);
+  const auto loaded = recommender->deserialize(bytes);
+  EXPECT_EQ(recommender->serialize(loaded), bytes);
+  EXPECT_EQ(recommender->user_vector(loaded), recommender->user_vector(state));
+  EXPECT_LT(state.memory_bytes(), 40 * 16 * 8);
+
+  // Refusals leave the state as it was.
+  EXPECT_THROW(recommender->append(state, {raw[0], 999999}), DataError);
+  EXPECT_THROW(recommender->append(state, {raw[0]}, {5}), DataError);  // times on an ordinal state
+  EXPECT_THROW(recommender->append(timed, {raw[0]}), DataError);       // no time on a timed state
+  EXPECT_THROW(recommender->append(timed, {raw[0]}, {10}), DataError);  // earlier than the newest event
+  EXPECT_THROW(recommender->append(state, {}), DataError);
+  EXPECT_EQ(recommender->serialize(state), bytes);
+  EXPECT_THROW(recommender->create_state({}), DataError);
+  EXPECT_THROW(recommender->recommend(state, 0), ConfigError);
+  EXPECT_THROW(recommender->recommend(UserState(), 5), DataError);
+  auto damaged = bytes;
+  damaged[damaged.size() / 2] ^= 0x40;
+  EXPECT_THROW(recommender->deserialize(damaged), DataError);
+  EXPECT_THROW(recommender->deserialize("X" + bytes.substr(1)), DataError);
+  EXPECT_THROW(recommender->deserialize(""), DataError);
+}
+
 TEST(Recommender, RefusesBadRequestsAndBadBundles) {
   auto& t = trained();
   const auto recommender = Recommender::load(bundle("full.h5"), 1);
@@ -118,7 +181,7 @@ TEST(Recommender, RefusesBadRequestsAndBadBundles) {
   } catch (const DataError& e) {
     EXPECT_NE(std::string(e.what()).find("item 999999 is not in the model's catalogue"), std::string::npos);
   }
-  EXPECT_THROW(recommender->recommend({}, 5), DataError);
+  EXPECT_THROW(recommender->recommend(std::vector<std::int64_t>{}, 5), DataError);
   EXPECT_THROW(recommender->recommend(history, 0), ConfigError);
   EXPECT_THROW(recommender->recommend(history, 121), ConfigError);
   EXPECT_THROW(recommender->recommend(history, 5, true, {1}), DataError);  // one time for two events

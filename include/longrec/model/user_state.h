@@ -11,6 +11,10 @@
 // beyond it the oldest group is dropped and the state slides (uniform layouts
 // only): positions shift down by the dropped span, so what remains keeps its
 // relative positions, and the newest group reuses the last token parameters.
+//
+// A model without tokens has the same interface: its state is the newest
+// max_len events, and a score recomputes the forward over them (what a
+// full-sequence model must do per request).
 #pragma once
 
 #include <torch/torch.h>
@@ -39,8 +43,8 @@ struct UserState {
   std::int64_t memory_bytes() const;
 };
 
-// Compress / append / score against one trained model with personalization
-// tokens. Thread-safe for distinct states (the model is only read).
+// Compress / append / score against one trained model (with personalization
+// tokens, or without: see above). Thread-safe for distinct states (the model is only read).
 class UserStateEncoder {
  public:
   // item_table: [I + 1, D] raw item rows (row 0 padding), on the model's device.
