@@ -16,7 +16,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 DEBS=(libopenmpi-dev openmpi-bin libhdf5-dev zlib1g-dev libboost-program-options-dev libfmt-dev
-      libgtest-dev nlohmann-json3-dev libsentencepiece-dev)
+      libgtest-dev nlohmann-json3-dev libsentencepiece-dev libcpp-httplib-dev)
 
 if [ "${1:-}" = "--pack" ]; then
   out="${2:?usage: $0 --pack DIR}"

@@ -21,6 +21,7 @@ DEB_PACKAGES=(
   libgtest-dev googletest
   libsentencepiece-dev
   nlohmann-json3-dev
+  libcpp-httplib-dev wrk
 )
 
 step() { echo "[setup] $*"; }

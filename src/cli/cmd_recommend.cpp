@@ -8,23 +8,10 @@
 #include "longrec/core/config.h"
 #include "longrec/core/error.h"
 #include "longrec/core/lists.h"
+#include "longrec/serve/json_api.h"
 #include "longrec/serve/recommender.h"
 
 namespace longrec::cli {
-
-namespace {
-
-nlohmann::json to_json(const std::vector<serve::Recommendation>& recs) {
-  auto items = nlohmann::json::array();
-  for (const auto& r : recs) {
-    nlohmann::json j{{"item", r.item}, {"score", r.score}};
-    if (!r.title.empty()) j["title"] = r.title;
-    items.push_back(j);
-  }
-  return items;
-}
-
-}  // namespace
 
 int run_recommend(int argc, const char* const* argv) {
   std::string bundle, history, times, input, output, vector_out;
@@ -82,13 +69,7 @@ int run_recommend(int argc, const char* const* argv) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     nlohmann::json result{{"line", number}};
     try {
-      const auto request = nlohmann::json::parse(line);
-      if (!request.is_object() || !request.contains("history") || !request.at("history").is_array()) {
-        throw DataError("expected an object with a \"history\" array");
-      }
-      const auto ids = request.at("history").get<std::vector<std::int64_t>>();
-      const auto request_times = request.value("times", std::vector<std::int64_t>{});
-      result["items"] = to_json(recommender->recommend(ids, request.value("k", k), !include_seen, request_times));
+      result.update(serve::answer_recommend(*recommender, serve::parse_object(line), k, !include_seen));
       ++answered;
     } catch (const std::exception& e) {
       result["error"] = fmt::format("{}:{}: {}", input, number, e.what());

@@ -24,6 +24,7 @@ constexpr Subcommand kSubcommands[] = {
     {"eval", "evaluate a checkpoint by exact full ranking", longrec::cli::run_eval},
     {"export", "checkpoint (any number of ranks) -> self-contained HDF5 serving bundle", longrec::cli::run_export},
     {"recommend", "top-K items for histories from a serving bundle", longrec::cli::run_recommend},
+    {"serve", "HTTP JSON recommendations from a serving bundle, with cached per-user state", longrec::cli::run_serve},
     {"info", "build facts (versions, threads, BLAS) and dataset statistics", longrec::cli::run_info},
 #ifdef LONGREC_WITH_BENCH
     {"bench", "benchmarks: data (prepare, loader), train (throughput, MFU), tokens (token vs full cost)",

@@ -1,0 +1,74 @@
+// `longrec serve`: the HTTP JSON endpoint over a serving bundle, until SIGINT
+// or SIGTERM (then it finishes the requests in flight and exits 0).
+#include <csignal>
+#include <fstream>
+#include <thread>
+
+#include <pthread.h>
+
+#include <fmt/format.h>
+
+#include "commands.h"
+#include "longrec/core/config.h"
+#include "longrec/core/error.h"
+#include "longrec/serve/http_server.h"
+#include "longrec/serve/recommender.h"
+
+namespace longrec::cli {
+
+int run_serve(int argc, const char* const* argv) {
+  std::string bundle, port_file;
+  serve::ServerOptions o;
+  int threads = 1;
+  OptionRegistry r("serve",
+                   "An HTTP JSON endpoint over a serving bundle (longrec export), holding a cached state per user:\n"
+                   "  POST /recommend {\"history\": [...], \"k\": 10}   POST /users/{id}/events {\"items\": [...]}\n"
+                   "  GET /users/{id}/recommend?k=10   DELETE /users/{id}   GET /healthz\n"
+                   "Example: longrec serve --model model.h5 --port 8080",
+                   "serve");
+  r.add("serve", "model", &bundle, "serving bundle (.h5)");
+  r.add("serve", "host", &o.host, "address to bind (loopback by default; 0.0.0.0 for every interface)");
+  r.add("serve", "port", &o.port, "TCP port (0: any free port, see --port_file)", check::in_range(0, 65535));
+  r.add("serve", "port_file", &port_file, "write the bound port to this file once listening");
+  r.add("serve", "request_threads", &o.request_threads, "requests answered at once", check::at_least(1));
+  r.add("serve", "threads", &threads, "intra-op threads per request", check::at_least(1));
+  r.add("serve", "max_body_bytes", &o.max_body_bytes, "larger request bodies get 413", check::at_least<std::int64_t>(64));
+  r.add("serve", "max_users", &o.max_users, "user states held (least recently used dropped beyond)",
+        check::at_least<std::int64_t>(1));
+  r.constraint([&] {
+    if (bundle.empty()) throw ConfigError("serve.model", "a bundle is required");
+  });
+  if (!r.parse(argc, argv)) return 0;
+
+  const auto recommender = serve::Recommender::load(bundle, threads);
+  serve::RecommendServer server(*recommender, o);
+  // SIGINT/SIGTERM are taken by one thread (blocked everywhere else, the
+  // request threads inherit the mask), which stops the server cleanly.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  if (pthread_sigmask(SIG_BLOCK, &signals, nullptr) != 0) throw SystemError("pthread_sigmask failed");
+  const int port = server.bind();
+  std::thread stopper([&] {
+    int signal = 0;
+    sigwait(&signals, &signal);
+    fmt::print("longrec serve: signal {}, stopping\n", signal);
+    std::fflush(stdout);
+    server.stop();
+  });
+  stopper.detach();
+  fmt::print("longrec serve: {} on http://{}:{} ({} request threads, {} intra-op)\n", recommender->describe(), o.host,
+             port, o.request_threads, threads);
+  std::fflush(stdout);
+  if (!port_file.empty()) {
+    const auto tmp = port_file + ".tmp";
+    std::ofstream(tmp) << port << '\n';
+    std::filesystem::rename(tmp, port_file);  // readers never see half a number
+  }
+  server.serve();
+  fmt::print("longrec serve: stopped with {} user states held\n", server.users());
+  return 0;
+}
+
+}  // namespace longrec::cli

@@ -1,0 +1,244 @@
+#include "longrec/serve/http_server.h"
+
+#include <httplib.h>
+
+#include <list>
+#include <mutex>
+#include <unordered_map>
+
+#include <fmt/format.h>
+
+#include "longrec/core/error.h"
+#include "longrec/serve/json_api.h"
+#include "longrec/serve/recommender.h"
+
+namespace longrec::serve {
+
+namespace {
+
+void reply(httplib::Response& res, int status, const nlohmann::json& body) {
+  res.status = status;
+  res.set_content(body.dump(), "application/json");
+}
+
+void refuse(httplib::Response& res, int status, const std::string& message) {
+  reply(res, status, {{"error", message}});
+}
+
+}  // namespace
+
+struct RecommendServer::Impl {
+  const Recommender& recommender;
+  ServerOptions options;
+  httplib::Server http;
+
+  // Server-held states, least recently used last. An entry is shared so that
+  // a request keeps using it while another evicts it; its mutex serialises
+  // the requests of one user (appends mutate, recommendations read).
+  struct Entry {
+    std::mutex mutex;
+    UserState state;
+    std::list<std::string>::iterator recency;
+  };
+  mutable std::mutex users_mutex;
+  std::unordered_map<std::string, std::shared_ptr<Entry>> users;
+  std::list<std::string> recency;  // most recent first
+
+  Impl(const Recommender& r, ServerOptions o) : recommender(r), options(std::move(o)) {}
+
+  std::shared_ptr<Entry> find_user(const std::string& id) {
+    std::lock_guard lock(users_mutex);
+    const auto it = users.find(id);
+    if (it == users.end()) return nullptr;
+    recency.splice(recency.begin(), recency, it->second->recency);
+    return it->second;
+  }
+
+  // Adds a user whose first events were accepted; drops the least recently used past the cap.
+  std::shared_ptr<Entry> add_user(const std::string& id, UserState state) {
+    std::lock_guard lock(users_mutex);
+    if (const auto it = users.find(id); it != users.end()) return nullptr;  // created meanwhile: caller retries
+    while (static_cast<std::int64_t>(users.size()) >= options.max_users && !recency.empty()) {
+      users.erase(recency.back());
+      recency.pop_back();
+    }
+    auto entry = std::make_shared<Entry>();
+    entry->state = std::move(state);
+    recency.push_front(id);
+    entry->recency = recency.begin();
+    users.emplace(id, entry);
+    return entry;
+  }
+
+  std::string user_id(const httplib::Request& req) const {
+    const auto id = req.matches[1].str();
+    if (static_cast<std::int64_t>(id.size()) > options.max_user_id_bytes) {
+      throw DataError(fmt::format("user id of {} bytes, at most {} allowed", id.size(), options.max_user_id_bytes));
+    }
+    return id;
+  }
+
+  void post_events(const httplib::Request& req, httplib::Response& res) {
+    const auto id = user_id(req);
+    const auto body = parse_object(req.body);
+    const auto items = int_list(body, "items", true);
+    const auto times = int_list(body, "times", false);
+    if (items.empty()) throw DataError("\"items\" is empty: at least one event is expected");
+    std::shared_ptr<Entry> entry;
+    while (!(entry = find_user(id))) {
+      // A new user: the state is built outside the lock, added only once its events were accepted.
+      if ((entry = add_user(id, recommender.create_state(items, times)))) {
+        std::lock_guard lock(entry->mutex);
+        return reply(res, 200, describe(id, entry->state, true));
+      }
+    }
+    std::lock_guard lock(entry->mutex);
+    recommender.append(entry->state, items, times);  // throws before changing the state
+    reply(res, 200, describe(id, entry->state, false));
+  }
+
+  static nlohmann::json describe(const std::string& id, const UserState& state, bool created) {
+    return {{"user", id},
+            {"created", created},
+            {"events", state.events()},
+            {"held_events", state.held_events()},
+            {"cached_tokens", state.cached_tokens()},
+            {"state_bytes", state.memory_bytes()}};
+  }
+
+  void user_recommend(const httplib::Request& req, httplib::Response& res) {
+    const auto id = user_id(req);
+    nlohmann::json query = nlohmann::json::object();
+    if (req.has_param("k")) query["k"] = parse_query_int("k", req.get_param_value("k"));
+    if (req.has_param("exclude_seen")) {
+      const auto v = req.get_param_value("exclude_seen");
+      if (v != "true" && v != "false") throw DataError(fmt::format("exclude_seen must be true or false, got '{}'", v));
+      query["exclude_seen"] = v == "true";
+    }
+    const auto k = checked_k(recommender, query, "k", 10);
+    const auto entry = find_user(id);
+    if (!entry) return refuse(res, 404, fmt::format("unknown user '{}': POST /users/{}/events first", id, id));
+    std::lock_guard lock(entry->mutex);
+    reply(res, 200, {{"user", id}, {"items", to_json(recommender.recommend(entry->state, k,
+                                                                           bool_field(query, "exclude_seen", true)))}});
+  }
+
+  static std::int64_t parse_query_int(const std::string& key, const std::string& text) {
+    std::size_t used = 0;
+    std::int64_t value = 0;
+    try {
+      value = std::stoll(text, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != text.size()) throw DataError(fmt::format("{} must be an integer, got '{}'", key, text));
+    return value;
+  }
+
+  void delete_user(const httplib::Request& req, httplib::Response& res) {
+    const auto id = user_id(req);
+    std::lock_guard lock(users_mutex);
+    const auto it = users.find(id);
+    if (it == users.end()) return refuse(res, 404, fmt::format("unknown user '{}'", id));
+    recency.erase(it->second->recency);
+    users.erase(it);
+    reply(res, 200, {{"user", id}, {"deleted", true}});
+  }
+
+  // Runs a handler: a bad request is a 400 with its message, nothing else changes.
+  httplib::Server::Handler guarded(void (Impl::*handler)(const httplib::Request&, httplib::Response&)) {
+    return [this, handler](const httplib::Request& req, httplib::Response& res) {
+      try {
+        (this->*handler)(req, res);
+      } catch (const DataError& e) {
+        refuse(res, 400, e.what());
+      } catch (const ConfigError& e) {
+        refuse(res, 400, e.what());
+      }
+    };
+  }
+
+  void routes() {
+    http.Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
+      std::int64_t held = 0;
+      {
+        std::lock_guard lock(users_mutex);
+        held = static_cast<std::int64_t>(users.size());
+      }
+      reply(res, 200, {{"status", "ok"}, {"model", recommender.describe()}, {"items", recommender.num_items()},
+                       {"users", held}});
+    });
+    http.Post("/recommend", guarded(&Impl::post_recommend));
+    http.Post(R"(/users/([^/]+)/events)", guarded(&Impl::post_events));
+    http.Get(R"(/users/([^/]+)/recommend)", guarded(&Impl::user_recommend));
+    http.Delete(R"(/users/([^/]+))", guarded(&Impl::delete_user));
+    // Every other error (unknown route, body over the limit, ...) still answers JSON with a reason.
+    http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+      if (!res.body.empty()) return;
+      std::string message = fmt::format("HTTP status {}", res.status);
+      if (res.status == 400) message = "malformed HTTP request";
+      if (res.status == 404) message = fmt::format("no route {} {}", req.method, req.path);
+      if (res.status == 413) message = "request body over the server's limit (--serve.max_body_bytes)";
+      res.set_content(nlohmann::json{{"error", message}}.dump(), "application/json");
+    });
+    http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+      std::string message = "internal error";
+      try {
+        std::rethrow_exception(ep);
+      } catch (const std::exception& e) {
+        message = fmt::format("internal error: {}", e.what());
+      } catch (...) {
+      }
+      refuse(res, 500, message);
+    });
+  }
+
+  void post_recommend(const httplib::Request& req, httplib::Response& res) {
+    reply(res, 200, answer_recommend(recommender, parse_object(req.body), 10, true));
+  }
+};
+
+RecommendServer::RecommendServer(const Recommender& recommender, ServerOptions options)
+    : impl_(std::make_unique<Impl>(recommender, std::move(options))) {
+  auto& o = impl_->options;
+  if (o.request_threads < 1) throw ConfigError("serve.request_threads", fmt::format("got {}, expected >= 1", o.request_threads));
+  if (o.max_users < 1) throw ConfigError("serve.max_users", fmt::format("got {}, expected >= 1", o.max_users));
+  if (o.max_body_bytes < 64) {
+    throw ConfigError("serve.max_body_bytes", fmt::format("got {}, expected >= 64", o.max_body_bytes));
+  }
+  auto& http = impl_->http;
+  const auto threads = static_cast<std::size_t>(o.request_threads);
+  http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  http.set_payload_max_length(static_cast<std::size_t>(o.max_body_bytes));
+  http.set_keep_alive_max_count(10'000);  // a client may send many requests on one connection
+  impl_->routes();
+}
+
+RecommendServer::~RecommendServer() { stop(); }
+
+int RecommendServer::bind() {
+  auto& o = impl_->options;
+  int port = o.port;
+  if (o.port == 0) {
+    port = impl_->http.bind_to_any_port(o.host);
+    if (port < 0) throw SystemError(fmt::format("cannot bind {} on any port", o.host));
+  } else if (!impl_->http.bind_to_port(o.host, o.port)) {
+    throw SystemError(fmt::format("cannot bind {}:{} (in use, or not an address of this machine)", o.host, o.port));
+  }
+  return port;
+}
+
+void RecommendServer::serve() {
+  if (!impl_->http.listen_after_bind()) throw SystemError("the server's socket failed while listening");
+}
+
+void RecommendServer::stop() {
+  if (impl_->http.is_running()) impl_->http.stop();
+}
+
+std::int64_t RecommendServer::users() const {
+  std::lock_guard lock(impl_->users_mutex);
+  return static_cast<std::int64_t>(impl_->users.size());
+}
+
+}  // namespace longrec::serve

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# `longrec serve` as a user runs it: on a free loopback port, answering over
+# HTTP what `longrec recommend` prints, refusing a bad request with a 400 and
+# going on, and exiting 0 on SIGTERM.
+#   tests/serve/serve_cli.sh LONGREC PYTHON
+set -uo pipefail
+LONGREC="$1"; PYTHON="$2"
+dir="$(mktemp -d)"
+server=""
+trap '[ -n "$server" ] && kill -9 "$server" 2>/dev/null; rm -rf "$dir"' EXIT
+fail() { echo "FAIL: $*"; cat "$dir"/out* 2>/dev/null; exit 1; }
+"$LONGREC" synth --out "$dir/data" --users 60 --items 90 --clusters 6 --mean_length 30 > /dev/null || fail synth
+"$LONGREC" train --dataset "$dir/data" --run_dir "$dir/run" --model.dim=8 --model.blocks=1 --model.max_len=32 \
+  --data.max_len=32 --train.max_steps=3 --train.threads=1 --train.eval_every=0 > /dev/null || fail train
+"$LONGREC" export --checkpoint "$dir/run" --out "$dir/model.h5" > /dev/null || fail export
+"$LONGREC" serve --model "$dir/model.h5" --port 0 --port_file "$dir/port" > "$dir/out.serve" 2>&1 &
+server=$!
+for _ in $(seq 200); do [ -s "$dir/port" ] && break; sleep 0.05; done
+[ -s "$dir/port" ] || fail "no port file"
+grep -q "on http://127.0.0.1:$(cat "$dir/port")" "$dir/out.serve" || fail "not bound to loopback"
+
+history=$("$PYTHON" -c "import h5py,sys; f=h5py.File(sys.argv[1]); print(','.join(map(str, f['/items/ids'][:12])))" \
+  "$dir/model.h5")
+"$LONGREC" recommend --model "$dir/model.h5" --history "$history" --k 10 > "$dir/out.recommend" || fail recommend
+ours=$(awk 'NR > 1 {print $2}' "$dir/out.recommend" | tr '\n' ' ')
+"$PYTHON" - "$(cat "$dir/port")" "$history" "$ours" <<'PY' || fail "HTTP answers"
+import json, sys, urllib.request, urllib.error
+port, history, expected = sys.argv[1], [int(x) for x in sys.argv[2].split(",")], sys.argv[3].split()
+def call(method, path, body=None):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
+                                 data=None if body is None else body.encode(), headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e)
+status, answer = call("POST", "/recommend", json.dumps({"history": history, "k": 10}))
+assert status == 200, answer
+got = [str(r["item"]) for r in answer["items"]]
+assert got == expected, (got, expected)
+status, answer = call("POST", "/recommend", '{"history": [1, 2')
+assert status == 400 and "malformed JSON" in answer["error"], answer
+for e in history:
+    status, answer = call("POST", "/users/u1/events", json.dumps({"items": [e]}))
+    assert status == 200, answer
+status, answer = call("GET", "/users/u1/recommend?k=10")
+assert status == 200 and [str(r["item"]) for r in answer["items"]] == expected, answer
+status, answer = call("GET", "/healthz")
+assert status == 200 and answer["users"] == 1, answer
+PY
+kill -TERM "$server"
+wait "$server"; rc=$?
+server=""
+[ "$rc" -eq 0 ] || fail "exit $rc after SIGTERM"
+grep -q "stopped with 1 user states held" "$dir/out.serve" || fail "no clean stop"
+echo "PASS: serve answers over HTTP as recommend, refuses bad JSON, stops on SIGTERM"

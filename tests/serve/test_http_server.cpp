@@ -1,0 +1,206 @@
+// `longrec serve` over a real loopback socket: the answers are the library's,
+// events posted one by one build the same state as the whole history, and bad
+// requests get a 4xx with a message while the server keeps serving and no
+// state changes.
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include <thread>
+
+#include "longrec/data/history_store.h"
+#include "longrec/serve/bundle.h"
+#include "longrec/serve/http_server.h"
+#include "longrec/serve/recommender.h"
+#include "trained_fixture.h"
+
+namespace longrec::serve {
+
+namespace {
+
+using nlohmann::json;
+
+// A server on a free loopback port, answering from a background thread.
+struct RunningServer {
+  std::unique_ptr<Recommender> recommender;
+  std::unique_ptr<RecommendServer> server;
+  std::thread thread;
+  int port = 0;
+
+  explicit RunningServer(ServerOptions options = {}) {
+    auto& t = trained();
+    const auto path = t.dir / "http.h5";
+    if (!std::filesystem::exists(path)) {
+      ExportOptions e;
+      e.checkpoint = t.run.string();
+      e.out = path.string();
+      export_bundle(e);
+    }
+    recommender = Recommender::load(path, 1);
+    options.port = 0;
+    server = std::make_unique<RecommendServer>(*recommender, options);
+    port = server->bind();
+    thread = std::thread([this] { server->serve(); });
+    auto client = this->client();
+    for (int attempt = 0; attempt < 200 && !client.Get("/healthz"); ++attempt) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  ~RunningServer() {
+    server->stop();
+    thread.join();
+  }
+  httplib::Client client() const { return httplib::Client("127.0.0.1", port); }
+};
+
+json body_of(const httplib::Result& res) { return json::parse(res->body); }
+
+std::vector<std::int64_t> items_of(const json& answer) {
+  std::vector<std::int64_t> out;
+  for (const auto& r : answer.at("items")) out.push_back(r.at("item").get<std::int64_t>());
+  return out;
+}
+
+std::vector<std::int64_t> raw_history(int n) {
+  const auto raw = data::HistoryStoreReader(trained().dataset).item_raw_ids();
+  std::vector<std::int64_t> history;
+  for (int e = 0; e < n; ++e) history.push_back(raw[static_cast<std::size_t>((13 * e + 5) % 120)]);
+  return history;
+}
+
+}  // namespace
+
+TEST(HttpServer, AnswersAsTheLibraryAndEventsBuildTheSameState) {
+  RunningServer s;
+  auto client = s.client();
+  const auto health = client.Get("/healthz");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  EXPECT_EQ(body_of(health).at("items"), 120);
+  EXPECT_EQ(health->get_header_value("Content-Type"), "application/json");
+
+  const auto history = raw_history(40);
+  const auto expected = s.recommender->recommend(history, 10);
+  const auto res = client.Post("/recommend", json{{"history", history}, {"k", 10}}.dump(), "application/json");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  const auto answer = body_of(res);
+  ASSERT_EQ(answer.at("items").size(), 10u);
+  for (std::size_t j = 0; j < 10; ++j) {
+    EXPECT_EQ(answer["items"][j]["item"], expected[j].item) << j;
+    EXPECT_NEAR(answer["items"][j]["score"].get<double>(), expected[j].score, 1e-6);
+  }
+
+  // Events posted as they arrive (first 5, then one at a time) -> the same
+  // answers as the whole history, from the server-held state.
+  auto post = client.Post("/users/alice/events", json{{"items", std::vector(history.begin(), history.begin() + 5)}}.dump(),
+                          "application/json");
+  ASSERT_EQ(post->status, 200) << post->body;
+  EXPECT_TRUE(body_of(post).at("created").get<bool>());
+  for (std::size_t e = 5; e < history.size(); ++e) {
+    post = client.Post("/users/alice/events", json{{"items", {history[e]}}}.dump(), "application/json");
+    ASSERT_EQ(post->status, 200) << post->body;
+  }
+  const auto user = body_of(post);
+  EXPECT_EQ(user.at("events"), 40);
+  EXPECT_EQ(user.at("cached_tokens"), 2);
+  const auto state = s.recommender->create_state(history);
+  const auto from_state = client.Get("/users/alice/recommend?k=10&exclude_seen=false");
+  ASSERT_EQ(from_state->status, 200) << from_state->body;
+  std::vector<std::int64_t> want;
+  for (const auto& r : s.recommender->recommend(state, 10, false)) want.push_back(r.item);
+  EXPECT_EQ(items_of(body_of(from_state)), want);
+  EXPECT_EQ(items_of(body_of(client.Get("/users/alice/recommend?k=10"))), items_of(body_of(client.Get("/users/alice/recommend"))));
+  EXPECT_EQ(s.server->users(), 1);
+
+  // Many clients at once: every request answered, all alike.
+  std::vector<std::thread> threads;
+  std::vector<int> ok(6, 0);
+  for (int w = 0; w < 6; ++w) {
+    threads.emplace_back([&, w] {
+      auto c = s.client();
+      for (int i = 0; i < 10; ++i) {
+        const auto r = w % 2 == 0 ? c.Post("/recommend", json{{"history", history}, {"k", 10}}.dump(), "application/json")
+                                  : c.Get("/users/alice/recommend?k=10");
+        ok[w] += r && r->status == 200 && body_of(r)["items"][0]["item"] == (w % 2 == 0 ? expected[0].item : items_of(body_of(client.Get("/users/alice/recommend?k=10")))[0]);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int w = 0; w < 6; ++w) EXPECT_EQ(ok[w], 10) << "client " << w;
+
+  const auto deleted = client.Delete("/users/alice");
+  EXPECT_EQ(deleted->status, 200);
+  EXPECT_EQ(client.Get("/users/alice/recommend")->status, 404);
+}
+
+TEST(HttpServer, BadRequestsGetAMessageAndChangeNothing) {
+  ServerOptions options;
+  options.max_body_bytes = 4096;
+  RunningServer s(options);
+  auto client = s.client();
+  const auto history = raw_history(20);
+  ASSERT_EQ(client.Post("/users/bob/events", json{{"items", history}}.dump(), "application/json")->status, 200);
+  const auto before = body_of(client.Get("/users/bob/recommend?k=5"));
+
+  const auto expect_refused = [&](const httplib::Result& res, int status, const std::string& message) {
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, status) << res->body;
+    const auto body = json::parse(res->body, nullptr, false);
+    ASSERT_TRUE(body.is_object()) << res->body;
+    EXPECT_NE(body.value("error", std::string()).find(message), std::string::npos) << res->body;
+  };
+  const auto post = [&](const std::string& path, const std::string& body) {
+    return client.Post(path, body, "application/json");
+  };
+  expect_refused(post("/recommend", R"({"history": [)"), 400, "malformed JSON");
+  expect_refused(post("/recommend", "[1, 2]"), 400, "a JSON object is expected");
+  expect_refused(post("/recommend", R"({"k": 3})"), 400, "\"history\" is missing");
+  expect_refused(post("/recommend", R"({"history": "1,2"})"), 400, "\"history\" must be a list of integers");
+  expect_refused(post("/recommend", json{{"history", {history[0], "x"}}}.dump()), 400, "\"history\"[1] must be an integer");
+  expect_refused(post("/recommend", R"({"history": []})"), 400, "empty history");
+  expect_refused(post("/recommend", json{{"history", {history[0], 999999}}}.dump()), 400,
+                 "item 999999 is not in the model's catalogue");
+  expect_refused(post("/recommend", json{{"history", history}, {"k", 0}}.dump()), 400, "\"k\" must be 1..120");
+  expect_refused(post("/recommend", json{{"history", history}, {"k", 121}}.dump()), 400, "\"k\" must be 1..120");
+  expect_refused(post("/recommend", json{{"history", history}, {"k", "ten"}}.dump()), 400, "\"k\" must be an integer");
+  expect_refused(post("/recommend", json{{"history", history}, {"times", {1}}}.dump()), 400, "one time per event");
+  expect_refused(post("/recommend", json{{"history", std::vector<std::int64_t>(5000, history[0])}}.dump()), 413,
+                 "over the server's limit");
+  expect_refused(client.Get("/nowhere"), 404, "no route GET /nowhere");
+  expect_refused(client.Get("/users/nobody/recommend"), 404, "unknown user 'nobody'");
+  expect_refused(client.Get("/users/bob/recommend?k=abc"), 400, "k must be an integer");
+  expect_refused(client.Get("/users/bob/recommend?k=0"), 400, "\"k\" must be 1..120");
+  expect_refused(client.Get("/users/bob/recommend?exclude_seen=maybe"), 400, "exclude_seen must be true or false");
+  // Events that cannot be appended: the user's state is untouched, a new user is not created.
+  expect_refused(post("/users/bob/events", json{{"items", {history[0], 999999}}}.dump()), 400, "item 999999");
+  expect_refused(post("/users/bob/events", R"({"items": []})"), 400, "\"items\" is empty");
+  expect_refused(post("/users/bob/events", json{{"items", {history[0]}}, {"times", {7}}}.dump()), 400,
+                 "append without times");
+  expect_refused(post("/users/carol/events", json{{"items", {999999}}}.dump()), 400, "item 999999");
+  expect_refused(post("/users/" + std::string(300, 'u') + "/events", json{{"items", {history[0]}}}.dump()), 400,
+                 "user id of 300 bytes");
+  EXPECT_EQ(s.server->users(), 1);
+  EXPECT_EQ(body_of(client.Get("/users/bob/recommend?k=5")), before);
+  EXPECT_EQ(client.Get("/healthz")->status, 200);
+}
+
+TEST(HttpServer, DropsTheLeastRecentlyUsedUserPastTheCap) {
+  ServerOptions options;
+  options.max_users = 2;
+  RunningServer s(options);
+  auto client = s.client();
+  const auto history = raw_history(3);
+  const auto events = json{{"items", history}}.dump();
+  for (const char* user : {"/users/a/events", "/users/b/events"}) {
+    ASSERT_EQ(client.Post(user, events, "application/json")->status, 200);
+  }
+  ASSERT_EQ(client.Get("/users/a/recommend")->status, 200);  // a is now more recent than b
+  ASSERT_EQ(client.Post("/users/c/events", events, "application/json")->status, 200);
+  EXPECT_EQ(s.server->users(), 2);
+  EXPECT_EQ(client.Get("/users/b/recommend")->status, 404);
+  EXPECT_EQ(client.Get("/users/a/recommend")->status, 200);
+  EXPECT_EQ(client.Get("/users/c/recommend")->status, 200);
+}
+
+}  // namespace longrec::serve
