@@ -23,6 +23,8 @@
 #include "longrec/data/synth.h"
 #include "longrec/dist/comm_benchmark.h"
 #include "longrec/model/model_config.h"
+#include "longrec/serve/recommender.h"
+#include "longrec/serve/serve_benchmark.h"
 #include "longrec/train/benchmark.h"
 #include "longrec/train/token_benchmark.h"
 #include "longrec/train/train_config.h"
@@ -252,6 +254,59 @@ int bench_tokens(int argc, const char* const* argv) {
   return 0;
 }
 
+int bench_serve(int argc, const char* const* argv) {
+  serve::ServeBenchmarkOptions options;
+  std::string bundle, histories = "200,1000,4000", request_threads = "1,2";
+  int threads = 1;
+  OptionRegistry r("bench serve",
+                   "Serving cost of a bundle, side by side: a request (one new event, then top-k) answered by\n"
+                   "recomputing the whole history vs from a cached UserState, per history length and number\n"
+                   "of concurrent request threads: requests/s, p50 and p99 latency.\n"
+                   "Example: longrec bench serve --model model.h5 --bench.histories=200,1000,4000",
+                   "bench");
+  r.add("bench", "model", &bundle, "serving bundle (.h5) whose model reads the longest history");
+  r.add("bench", "histories", &histories, "history lengths, comma-separated");
+  r.add("bench", "request_threads", &request_threads, "concurrent request threads, comma-separated");
+  r.add("bench", "threads", &threads, "intra-op threads per request", check::at_least(1));
+  r.add("bench", "seconds", &options.seconds, "timed seconds per cell", check::at_least(0.01));
+  r.add("bench", "warmup", &options.warmup, "untimed requests per thread first", check::at_least(0));
+  r.add("bench", "k", &options.k, "items per answer", check::at_least(1));
+  r.constraint([&] {
+    if (bundle.empty()) throw ConfigError("bench.model", "a serving bundle is required (longrec export)");
+    options.histories.clear();
+    for (const auto value : parse_int_list("bench.histories", histories)) {
+      if (value < 2) throw ConfigError("bench.histories", fmt::format("'{}' is not a history length (>= 2)", value));
+      options.histories.push_back(value);
+    }
+    options.threads.clear();
+    for (const auto value : parse_int_list("bench.request_threads", request_threads)) {
+      if (value < 1 || value > 1024) {
+        throw ConfigError("bench.request_threads", fmt::format("'{}': expected 1..1024 threads", value));
+      }
+      options.threads.push_back(static_cast<int>(value));
+    }
+    if (options.histories.empty() || options.threads.empty()) {
+      throw ConfigError("bench.histories", "expected at least one length and one thread count");
+    }
+  });
+  if (!r.parse(argc, argv)) return 0;
+  const auto recommender = serve::Recommender::load(bundle, threads);
+  const auto rows = serve::benchmark_serving(*recommender, options);
+  fmt::print("model: {}\n{} intra-op thread(s) per request, top-{}, {:.1f} s per cell\n\n", recommender->describe(),
+             threads, options.k, options.seconds);
+  fmt::print("| history | request threads | recompute req/s | p50 ms | p99 ms | state req/s | p50 ms | p99 ms | "
+             "req/s ratio | p50 ratio | state KiB |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+  for (std::size_t i = 0; i + 1 < rows.size(); i += 2) {
+    const auto& full = rows[i];
+    const auto& state = rows[i + 1];
+    fmt::print("| {} | {} | {:.1f} | {:.2f} | {:.2f} | {:.1f} | {:.2f} | {:.2f} | {:.1f}x | {:.1f}x | {:.0f} |\n",
+               full.history, full.threads, full.requests_per_s, full.p50_ms, full.p99_ms, state.requests_per_s,
+               state.p50_ms, state.p99_ms, state.requests_per_s / full.requests_per_s, full.p50_ms / state.p50_ms,
+               state.state_bytes / 1024);
+  }
+  return 0;
+}
+
 // nccl-tests' short flags (-b 8 -e 128M -f 2 -n 20 -w 5 -c 1 -d float) as keys.
 std::vector<std::string> expand_nccl_tests_flags(int argc, const char* const* argv) {
   static const std::map<std::string, std::string> kFlags{{"-b", "min_bytes"}, {"-e", "max_bytes"}, {"-f", "factor"},
@@ -326,14 +381,16 @@ int run_bench(int argc, const char* const* argv) {
     fmt::print("Usage: longrec bench <name> [options]\n\nBenchmarks:\n  data   events/s through prepare and the loader\n"
                "  train  training samples/s, tokens/s and MFU of a configuration\n"
                "  tokens personalization tokens vs full attention: step cost and serving latency by history length\n"
-               "  comm   collective bandwidth between ranks (nccl-tests table; run under mpirun)\n");
+               "  comm   collective bandwidth between ranks (nccl-tests table; run under mpirun)\n"
+               "  serve  serving requests/s and latency: whole-history recompute vs cached user state\n");
     return argc < 2 ? 2 : 0;
   }
   if (std::strcmp(argv[1], "data") == 0) return bench_data(argc - 1, argv + 1);
   if (std::strcmp(argv[1], "train") == 0) return bench_train(argc - 1, argv + 1);
   if (std::strcmp(argv[1], "tokens") == 0) return bench_tokens(argc - 1, argv + 1);
   if (std::strcmp(argv[1], "comm") == 0) return bench_comm(argc - 1, argv + 1);
-  throw ConfigError("bench", fmt::format("unknown benchmark '{}', expected: data, train, tokens, comm", argv[1]));
+  if (std::strcmp(argv[1], "serve") == 0) return bench_serve(argc - 1, argv + 1);
+  throw ConfigError("bench", fmt::format("unknown benchmark '{}', expected: data, train, tokens, comm, serve", argv[1]));
 }
 
 }  // namespace longrec::cli

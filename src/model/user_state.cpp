@@ -4,6 +4,7 @@
 
 #include "longrec/core/checksum.h"
 #include "longrec/core/error.h"
+#include "longrec/model/personalization_layout.h"
 
 namespace longrec::model {
 
@@ -244,6 +245,19 @@ void UserStateEncoder::append(UserState& state, const std::vector<std::int64_t>&
   state.raw_times.insert(state.raw_times.end(), times.begin(), times.end());
   state.events_seen += static_cast<std::int64_t>(items.size());
   compress_ready_groups(state);
+  // Beyond the longest history the model's positions reach (model.max_len:
+  // events plus the tokens of every group, the partial one included), slide
+  // like the group cap does: the oldest group goes.
+  const auto max_len = model_.config().max_len;
+  const auto interleaved = [&] {
+    if (specs_.empty()) return static_cast<std::int64_t>(state.raw_items.size());
+    return make_layout(specs_, recent_window_, state.events_seen - state.dropped_events).length();
+  };
+  while (interleaved() > max_len && state.groups_done > 0) drop_oldest_group(state);
+  if (interleaved() > max_len) {
+    throw DataError(fmt::format("{} raw events and their tokens exceed model.max_len = {}", state.raw_items.size(),
+                                max_len));
+  }
 }
 
 torch::Tensor UserStateEncoder::score(const UserState& state, std::int64_t request_time) const {

@@ -179,6 +179,8 @@ std::unique_ptr<Recommender> Recommender::load(const std::filesystem::path& path
 
 std::int64_t Recommender::num_items() const { return static_cast<std::int64_t>(impl_->raw_ids.size()); }
 std::int64_t Recommender::dim() const { return impl_->config.dim; }
+const std::vector<std::int64_t>& Recommender::item_ids() const { return impl_->raw_ids; }
+std::int64_t Recommender::max_history() const { return impl_->window; }
 
 std::string Recommender::describe() const {
   const auto source = nlohmann::json::parse(impl_->source, nullptr, false);

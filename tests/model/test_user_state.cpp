@@ -203,6 +203,21 @@ TEST(UserState, MemoryStaysBoundedAsEventsArrive) {
   EXPECT_EQ(f.encoder->score(state, h.times.back() + 1).size(0), 8);
 }
 
+TEST(UserState, SlidesWhereTheModelsPositionsEndBeforeTheGroupCap) {
+  // 64 groups of 4 + 2 tokens would need 384 positions; the model has 96.
+  Fixture f(state_config("sasrec", 4, 2, 3, 64));
+  const auto longest = longest_history(96, f.model.config().personalization);
+  const auto h = random_history(300, 9);
+  UserState state;
+  for (std::size_t i = 0; i < h.items.size(); ++i) {
+    f.encoder->append(state, {h.items[i]}, {h.times[i]});
+    ASSERT_LE(state.next_position + static_cast<std::int64_t>(state.raw_items.size()), 96) << i;
+    if (static_cast<std::int64_t>(i) < longest) ASSERT_EQ(state.dropped_groups, 0) << i;
+    ASSERT_TRUE(torch::isfinite(f.encoder->score(state, h.times[i] + 1)).all().item<bool>()) << i;
+  }
+  EXPECT_GT(state.dropped_groups, 30);
+}
+
 TEST(UserState, UnknownItemsAreRefusedAndLeaveTheStateAlone) {
   Fixture f(state_config("hstu", 4, 2, 3, 8));
   const auto h = random_history(10, 6);

@@ -53,4 +53,12 @@ wait "$server"; rc=$?
 server=""
 [ "$rc" -eq 0 ] || fail "exit $rc after SIGTERM"
 grep -q "stopped with 1 user states held" "$dir/out.serve" || fail "no clean stop"
+# bench serve: one row per (length, request threads), every request answered.
+"$LONGREC" bench serve --model "$dir/model.h5" --bench.histories=8,30 --bench.request_threads=1,2 \
+  --bench.seconds=0.05 > "$dir/out.bench" 2>&1 || fail "bench serve"
+[ "$(grep -c '^| \(8\|30\) | [12] | ' "$dir/out.bench")" -eq 4 ] || fail "bench serve table"
+"$LONGREC" bench serve --model "$dir/model.h5" --bench.histories=4000 > "$dir/out.long" 2>&1 &&
+  fail "a history longer than the model reads was benchmarked"
+grep -q "config key 'bench.histories': 4000 events, but the model reads at most 32" "$dir/out.long" ||
+  fail "long history not refused"
 echo "PASS: serve answers over HTTP as recommend, refuses bad JSON, stops on SIGTERM"

@@ -53,6 +53,8 @@ class Recommender {
 
   std::int64_t num_items() const;
   std::int64_t dim() const;
+  const std::vector<std::int64_t>& item_ids() const;  // raw ids of the catalogue, in table order
+  std::int64_t max_history() const;  // events one recommend(history) reads (older ones are ignored)
   std::string describe() const;  // model descriptor and source checkpoint
 
   // history: raw item ids, oldest first; times: one per event (empty: 0, 1,

@@ -1,0 +1,42 @@
+// `longrec bench serve`: what a request costs a Recommender, side by side in
+// one run: (a) recompute from the whole history vs (b) a cached UserState,
+// per history length and number of request threads. A request is one new
+// event for a user followed by a top-k (what a serving system does when an
+// event arrives): (a) recommends from the history with the event appended,
+// (b) appends the event to the user's state (compressing a segment when one
+// leaves the recent window) and recommends from the state.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace longrec::serve {
+
+class Recommender;
+
+struct ServeBenchmarkOptions {
+  std::vector<std::int64_t> histories{200, 1000, 4000};
+  std::vector<int> threads{1, 2};  // concurrent request threads (each with the recommender's intra-op threads)
+  double seconds = 3.0;            // timed per cell (at least min_requests per thread)
+  int min_requests = 5;
+  int warmup = 2;  // untimed requests per thread first
+  int k = 10;
+  std::uint64_t seed = 1;
+};
+
+struct ServeBenchmarkRow {
+  std::int64_t history = 0;
+  int threads = 0;
+  std::string mode;  // "recompute" or "state"
+  std::int64_t requests = 0;
+  double requests_per_s = 0, p50_ms = 0, p99_ms = 0;
+  double state_bytes = 0;  // mean bytes of a user's state (state mode)
+};
+
+std::vector<ServeBenchmarkRow> benchmark_serving(const Recommender& recommender, const ServeBenchmarkOptions& options);
+
+// Nearest-rank percentile (q in [0, 1]) of unsorted values; 0 for none.
+double percentile(std::vector<double> values, double q);
+
+}  // namespace longrec::serve

@@ -1,0 +1,117 @@
+#include "longrec/serve/serve_benchmark.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <random>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "longrec/core/error.h"
+#include "longrec/core/log.h"
+#include "longrec/serve/recommender.h"
+
+namespace longrec::serve {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+struct Worker {
+  std::vector<std::int64_t> history;
+  UserState state;
+  std::mt19937_64 rng;
+  std::vector<double> latencies_ms;
+  double timed_s = 0;
+};
+
+}  // namespace
+
+double percentile(std::vector<double> values, double q) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  const auto rank = static_cast<std::size_t>(std::ceil(q * static_cast<double>(values.size())));
+  return values[std::min(values.size() - 1, rank == 0 ? 0 : rank - 1)];
+}
+
+std::vector<ServeBenchmarkRow> benchmark_serving(const Recommender& recommender, const ServeBenchmarkOptions& options) {
+  const auto& catalogue = recommender.item_ids();
+  for (const auto history : options.histories) {
+    if (history > recommender.max_history()) {
+      throw ConfigError("bench.histories",
+                        fmt::format("{} events, but the model reads at most {} (its max_len and token groups): "
+                                    "recompute would not see the whole history",
+                                    history, recommender.max_history()));
+    }
+  }
+  std::vector<ServeBenchmarkRow> rows;
+  for (const auto history : options.histories) {
+    for (const int threads : options.threads) {
+      for (const std::string mode : {"recompute", "state"}) {
+        log::info("bench serve: history {}, {} threads, {}", history, threads, mode);
+        std::vector<Worker> workers(static_cast<std::size_t>(threads));
+        for (int w = 0; w < threads; ++w) {
+          auto& worker = workers[static_cast<std::size_t>(w)];
+          worker.rng.seed(options.seed * 1'000'003 + static_cast<std::uint64_t>(history * 16 + w));
+          // One event fewer than the length: the request's new event completes it.
+          for (std::int64_t e = 0; e + 1 < history; ++e) {
+            worker.history.push_back(catalogue[worker.rng() % catalogue.size()]);
+          }
+          if (mode == "state") worker.state = recommender.create_state(worker.history);
+        }
+        const auto request = [&](Worker& worker) {
+          const auto event = catalogue[worker.rng() % catalogue.size()];
+          const auto start = Clock::now();
+          std::size_t answered = 0;
+          if (mode == "recompute") {
+            // The newest `history` events: the oldest leaves as the new one arrives.
+            worker.history.push_back(event);
+            answered = recommender.recommend(worker.history, options.k, false).size();
+            worker.history.erase(worker.history.begin());
+          } else {
+            recommender.append(worker.state, {event});
+            answered = recommender.recommend(worker.state, options.k, false).size();
+          }
+          LONGREC_CHECK(answered == static_cast<std::size_t>(options.k), "a request was answered short");
+          return ms_since(start);
+        };
+        const auto run = [&](Worker& worker) {
+          for (int i = 0; i < options.warmup; ++i) request(worker);
+          const auto start = Clock::now();
+          while (static_cast<int>(worker.latencies_ms.size()) < options.min_requests ||
+                 ms_since(start) < 1000 * options.seconds) {
+            worker.latencies_ms.push_back(request(worker));
+          }
+          worker.timed_s = ms_since(start) / 1000;
+        };
+        std::vector<std::thread> pool;
+        for (auto& worker : workers) pool.emplace_back(run, std::ref(worker));
+        for (auto& t : pool) t.join();
+
+        ServeBenchmarkRow row;
+        row.history = history;
+        row.threads = threads;
+        row.mode = mode;
+        std::vector<double> all;
+        for (const auto& worker : workers) {
+          all.insert(all.end(), worker.latencies_ms.begin(), worker.latencies_ms.end());
+          // Threads run side by side: the rates add up.
+          row.requests_per_s += static_cast<double>(worker.latencies_ms.size()) / std::max(1e-9, worker.timed_s);
+          if (mode == "state") row.state_bytes += static_cast<double>(worker.state.memory_bytes()) / threads;
+        }
+        row.requests = static_cast<std::int64_t>(all.size());
+        row.p50_ms = percentile(all, 0.50);
+        row.p99_ms = percentile(all, 0.99);
+        rows.push_back(row);
+      }
+    }
+  }
+  return rows;
+}
+
+}  // namespace longrec::serve
