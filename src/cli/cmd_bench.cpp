@@ -271,6 +271,8 @@ int bench_serve(int argc, const char* const* argv) {
   r.add("bench", "seconds", &options.seconds, "timed seconds per cell", check::at_least(0.01));
   r.add("bench", "warmup", &options.warmup, "untimed requests per thread first", check::at_least(0));
   r.add("bench", "k", &options.k, "items per answer", check::at_least(1));
+  r.add("bench", "users_per_thread", &options.users_per_thread, "users each thread serves round robin",
+        check::at_least(1));
   r.constraint([&] {
     if (bundle.empty()) throw ConfigError("bench.model", "a serving bundle is required (longrec export)");
     options.histories.clear();
@@ -295,14 +297,14 @@ int bench_serve(int argc, const char* const* argv) {
   fmt::print("model: {}\n{} intra-op thread(s) per request, top-{}, {:.1f} s per cell\n\n", recommender->describe(),
              threads, options.k, options.seconds);
   fmt::print("| history | request threads | recompute req/s | p50 ms | p99 ms | state req/s | p50 ms | p99 ms | "
-             "req/s ratio | p50 ratio | state KiB |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+             "req/s ratio | p50 ratio | state KiB | events at end |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (std::size_t i = 0; i + 1 < rows.size(); i += 2) {
     const auto& full = rows[i];
     const auto& state = rows[i + 1];
-    fmt::print("| {} | {} | {:.1f} | {:.2f} | {:.2f} | {:.1f} | {:.2f} | {:.2f} | {:.1f}x | {:.1f}x | {:.0f} |\n",
+    fmt::print("| {} | {} | {:.1f} | {:.2f} | {:.2f} | {:.1f} | {:.2f} | {:.2f} | {:.1f}x | {:.1f}x | {:.0f} | {:.0f} |\n",
                full.history, full.threads, full.requests_per_s, full.p50_ms, full.p99_ms, state.requests_per_s,
                state.p50_ms, state.p99_ms, state.requests_per_s / full.requests_per_s, full.p50_ms / state.p50_ms,
-               state.state_bytes / 1024);
+               state.state_bytes / 1024, state.final_events);
   }
   return 0;
 }

@@ -22,9 +22,11 @@ double ms_since(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
 }
 
+// One request thread and its users (histories for recompute, states for the cached mode).
 struct Worker {
-  std::vector<std::int64_t> history;
-  UserState state;
+  std::vector<std::vector<std::int64_t>> histories;
+  std::vector<UserState> states;
+  std::size_t next_user = 0;
   std::mt19937_64 rng;
   std::vector<double> latencies_ms;
   double timed_s = 0;
@@ -41,6 +43,9 @@ double percentile(std::vector<double> values, double q) {
 
 std::vector<ServeBenchmarkRow> benchmark_serving(const Recommender& recommender, const ServeBenchmarkOptions& options) {
   const auto& catalogue = recommender.item_ids();
+  if (options.users_per_thread < 1) {
+    throw ConfigError("bench.users_per_thread", fmt::format("got {}, expected >= 1", options.users_per_thread));
+  }
   for (const auto history : options.histories) {
     if (history > recommender.max_history()) {
       throw ConfigError("bench.histories",
@@ -58,24 +63,29 @@ std::vector<ServeBenchmarkRow> benchmark_serving(const Recommender& recommender,
         for (int w = 0; w < threads; ++w) {
           auto& worker = workers[static_cast<std::size_t>(w)];
           worker.rng.seed(options.seed * 1'000'003 + static_cast<std::uint64_t>(history * 16 + w));
-          // One event fewer than the length: the request's new event completes it.
-          for (std::int64_t e = 0; e + 1 < history; ++e) {
-            worker.history.push_back(catalogue[worker.rng() % catalogue.size()]);
+          for (int u = 0; u < options.users_per_thread; ++u) {
+            // One event fewer than the length: the first request's new event completes it.
+            std::vector<std::int64_t> events;
+            for (std::int64_t e = 0; e + 1 < history; ++e) events.push_back(catalogue[worker.rng() % catalogue.size()]);
+            if (mode == "state") {
+              worker.states.push_back(recommender.create_state(events));
+            } else {
+              worker.histories.push_back(std::move(events));
+            }
           }
-          if (mode == "state") worker.state = recommender.create_state(worker.history);
         }
         const auto request = [&](Worker& worker) {
           const auto event = catalogue[worker.rng() % catalogue.size()];
+          const auto user = worker.next_user++ % static_cast<std::size_t>(options.users_per_thread);
           const auto start = Clock::now();
           std::size_t answered = 0;
           if (mode == "recompute") {
-            // The newest `history` events: the oldest leaves as the new one arrives.
-            worker.history.push_back(event);
-            answered = recommender.recommend(worker.history, options.k, false).size();
-            worker.history.erase(worker.history.begin());
+            auto& events = worker.histories[user];
+            events.push_back(event);
+            answered = recommender.recommend(events, options.k, false).size();
           } else {
-            recommender.append(worker.state, {event});
-            answered = recommender.recommend(worker.state, options.k, false).size();
+            recommender.append(worker.states[user], {event});
+            answered = recommender.recommend(worker.states[user], options.k, false).size();
           }
           LONGREC_CHECK(answered == static_cast<std::size_t>(options.k), "a request was answered short");
           return ms_since(start);
@@ -102,7 +112,12 @@ std::vector<ServeBenchmarkRow> benchmark_serving(const Recommender& recommender,
           all.insert(all.end(), worker.latencies_ms.begin(), worker.latencies_ms.end());
           // Threads run side by side: the rates add up.
           row.requests_per_s += static_cast<double>(worker.latencies_ms.size()) / std::max(1e-9, worker.timed_s);
-          if (mode == "state") row.state_bytes += static_cast<double>(worker.state.memory_bytes()) / threads;
+          const auto users = static_cast<double>(options.users_per_thread) * threads;
+          for (const auto& state : worker.states) {
+            row.state_bytes += static_cast<double>(state.memory_bytes()) / users;
+            row.final_events += static_cast<double>(state.events()) / users;
+          }
+          for (const auto& events : worker.histories) row.final_events += static_cast<double>(events.size()) / users;
         }
         row.requests = static_cast<std::int64_t>(all.size());
         row.p50_ms = percentile(all, 0.50);

@@ -46,6 +46,7 @@ TEST(ServeBenchmark, MeasuresRecomputeAndStateForEveryCell) {
     EXPECT_GT(row.requests_per_s, 0);
     EXPECT_LE(row.p50_ms, row.p99_ms);
     EXPECT_EQ(row.state_bytes > 0, row.mode == "state");
+    EXPECT_GE(row.final_events, static_cast<double>(row.history) - 1);  // every user started one event short
   }
   EXPECT_EQ(recommender->max_history(), 44);  // max_len 48: 44 events and 4 tokens
   options.histories = {45};

@@ -2,9 +2,11 @@
 // one run: (a) recompute from the whole history vs (b) a cached UserState,
 // per history length and number of request threads. A request is one new
 // event for a user followed by a top-k (what a serving system does when an
-// event arrives): (a) recommends from the history with the event appended,
-// (b) appends the event to the user's state (compressing a segment when one
-// leaves the recent window) and recommends from the state.
+// event arrives): (a) recommends from the user's history with the event
+// appended, (b) appends the event to the user's state (compressing a segment
+// when one leaves the recent window) and recommends from the state. Each
+// thread serves its own users round robin, all starting at the same length,
+// so that histories grow alike in both modes and only a little in a cell.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +24,7 @@ struct ServeBenchmarkOptions {
   int min_requests = 5;
   int warmup = 2;  // untimed requests per thread first
   int k = 10;
+  int users_per_thread = 32;
   std::uint64_t seed = 1;
 };
 
@@ -31,7 +34,8 @@ struct ServeBenchmarkRow {
   std::string mode;  // "recompute" or "state"
   std::int64_t requests = 0;
   double requests_per_s = 0, p50_ms = 0, p99_ms = 0;
-  double state_bytes = 0;  // mean bytes of a user's state (state mode)
+  double state_bytes = 0;   // mean bytes of a user's state at the end (state mode)
+  double final_events = 0;  // mean events per user at the end (the length grew by the requests)
 };
 
 std::vector<ServeBenchmarkRow> benchmark_serving(const Recommender& recommender, const ServeBenchmarkOptions& options);
