@@ -4,6 +4,7 @@
 
 #include <list>
 #include <mutex>
+#include <shared_mutex>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -33,10 +34,11 @@ struct RecommendServer::Impl {
   httplib::Server http;
 
   // Server-held states, least recently used last. An entry is shared so that
-  // a request keeps using it while another evicts it; its mutex serialises
-  // the requests of one user (appends mutate, recommendations read).
+  // a request keeps using it while another evicts it; its lock lets the
+  // recommendations of one user run together (they only read the state) and
+  // gives an append the state alone.
   struct Entry {
-    std::mutex mutex;
+    std::shared_mutex mutex;
     UserState state;
     std::list<std::string>::iterator recency;
   };
@@ -118,7 +120,7 @@ struct RecommendServer::Impl {
     const auto k = checked_k(recommender, query, "k", 10);
     const auto entry = find_user(id);
     if (!entry) return refuse(res, 404, fmt::format("unknown user '{}': POST /users/{}/events first", id, id));
-    std::lock_guard lock(entry->mutex);
+    std::shared_lock lock(entry->mutex);
     reply(res, 200, {{"user", id}, {"items", to_json(recommender.recommend(entry->state, k,
                                                                            bool_field(query, "exclude_seen", true)))}});
   }
