@@ -27,7 +27,7 @@ constexpr Subcommand kSubcommands[] = {
     {"serve", "HTTP JSON recommendations from a serving bundle, with cached per-user state", longrec::cli::run_serve},
     {"info", "build facts (versions, threads, BLAS) and dataset statistics", longrec::cli::run_info},
 #ifdef LONGREC_WITH_BENCH
-    {"bench", "benchmarks: data (prepare, loader), train (throughput, MFU), tokens (token vs full cost)",
+    {"bench", "benchmarks: data, train (throughput, MFU), tokens (token vs full cost), comm, serve",
      longrec::cli::run_bench},
 #endif
 };

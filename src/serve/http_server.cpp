@@ -215,6 +215,12 @@ RecommendServer::RecommendServer(const Recommender& recommender, ServerOptions o
   http.set_keep_alive_max_count(10'000);  // a client may send many requests on one connection
   // Small JSON answers: without TCP_NODELAY, Nagle + delayed ACK add ~40 ms per request on keep-alive.
   http.set_tcp_nodelay(true);
+  // SO_REUSEADDR only: cpp-httplib's default adds SO_REUSEPORT, with which a
+  // second server binds a port already served and the kernel splits the traffic.
+  http.set_socket_options([](socket_t sock) {
+    const int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   impl_->routes();
 }
 

@@ -8,6 +8,9 @@
 
 #include <thread>
 
+#include <fmt/format.h>
+
+#include "longrec/core/error.h"
 #include "longrec/data/history_store.h"
 #include "longrec/serve/bundle.h"
 #include "longrec/serve/http_server.h"
@@ -201,6 +204,25 @@ TEST(HttpServer, DropsTheLeastRecentlyUsedUserPastTheCap) {
   EXPECT_EQ(client.Get("/users/b/recommend")->status, 404);
   EXPECT_EQ(client.Get("/users/a/recommend")->status, 200);
   EXPECT_EQ(client.Get("/users/c/recommend")->status, 200);
+}
+
+}  // namespace longrec::serve
+
+namespace longrec::serve {
+
+TEST(HttpServer, APortInUseIsRefusedWithTheAddressNamed) {
+  RunningServer s;
+  ServerOptions options;
+  options.port = s.port;
+  RecommendServer second(*s.recommender, options);
+  try {
+    second.bind();
+    FAIL() << "bound a port in use";
+  } catch (const SystemError& e) {
+    EXPECT_NE(std::string(e.what()).find(fmt::format("cannot bind 127.0.0.1:{}", s.port)), std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(s.client().Get("/healthz")->status, 200);  // the first one goes on
 }
 
 }  // namespace longrec::serve
