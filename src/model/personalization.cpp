@@ -61,7 +61,14 @@ SlotSequence build_slots(const std::vector<TokenGroupSpec>& specs, int recent_wi
   for (std::size_t i = 0; i < blocks; ++i) {
     const auto g = static_cast<std::size_t>(start.group) + i;
     s.block_begin.push_back(next);
-    s.block_events.push_back(specs[g].offset - (g == 0 ? 0 : specs[g - 1].offset));
+    // As wide as the batch's longest part of this segment, not the configured
+    // segment: a batch of short histories must not pay for a whole segment of
+    // empty slots (a single group of 896 events over histories of 200).
+    std::int64_t widest = 0;
+    for (const auto& layout : layouts) {
+      if (g < layout.groups.size()) widest = std::max(widest, layout.groups[g].end - layout.groups[g].begin);
+    }
+    s.block_events.push_back(widest);
     s.block_tokens.push_back(specs[g].tokens);
     next += s.block_events.back() + s.block_tokens.back();
   }

@@ -48,7 +48,9 @@ struct SlotSequence {
   torch::Tensor is_token;    // [B, L] bool
   torch::Tensor event_slot;  // [B, N] int64: each event's slot (L for padding events)
   // The block structure (same for every row).
-  std::vector<std::int64_t> block_begin, block_events, block_tokens;  // per group block
+  // Per group block: first slot, event slots (the widest part of that segment
+  // in the batch, at most the configured segment) and token slots after them.
+  std::vector<std::int64_t> block_begin, block_events, block_tokens;
   std::int64_t recent_begin = 0, recent_width = 0;
   std::int64_t max_position = 0;  // largest position of any real slot
   // Per row, the token groups in use and whether the last is partial.
