@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "longrec/core/error.h"
+
 namespace longrec::dist {
 
 ShardedItemEmbedding::ShardedItemEmbedding(std::int64_t num_items, std::int64_t dim,
@@ -9,6 +11,13 @@ ShardedItemEmbedding::ShardedItemEmbedding(std::int64_t num_items, std::int64_t 
                                            Communicator& comm, torch::Device device, torch::Dtype dtype)
     : num_items_(num_items), comm_(comm), device_(device) {
   const std::int64_t W = comm.world(), r = comm.rank();
+  // Every rank must own a row (the same test on every rank: all refuse alike, none waits).
+  if (W > num_items + 1) {
+    throw ConfigError("model",
+                      fmt::format("{} ranks share an item table of {} items (+ the padding row): every rank must own "
+                                  "at least one row; run at most {} ranks",
+                                  W, num_items, num_items + 1));
+  }
   // Ids 0..I (0 is padding, on rank 0) with id % W == r.
   local_rows_ = r <= num_items ? (num_items - r) / W + 1 : 0;
   shard_ = std::make_unique<model::LocalItemEmbedding>(std::max<std::int64_t>(local_rows_ - 1, 0), dim,

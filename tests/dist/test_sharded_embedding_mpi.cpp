@@ -1,6 +1,8 @@
 // Under `mpirun -np 2`: the sharded table against the whole table in one
 // process (LocalItemEmbedding, same seed), which every rank also builds.
 #include <gtest/gtest.h>
+
+#include "longrec/core/error.h"
 #include <torch/torch.h>
 
 #include "longrec/dist/sharded_item_embedding.h"
@@ -41,6 +43,19 @@ TEST(ShardedItemEmbedding, HoldsOnlyItsRowsWithTheWholeTablesValues) {
   EXPECT_EQ(sharded.local_rows(), (kItems - comm.rank()) / comm.world() + 1);
   EXPECT_TRUE((ids.remainder(comm.world()) == comm.rank()).all().item<bool>());
   EXPECT_TRUE(torch::equal(sharded.state().at("weight"), whole.weight().index_select(0, ids)));
+}
+
+TEST(ShardedItemEmbedding, MoreRanksThanRowsAreRefusedOnEveryRank) {
+  auto& comm = test_communicator();
+  ASSERT_EQ(comm.world(), 2);
+  try {
+    ShardedItemEmbedding sharded(0, kDim, adam(), 5, comm);  // one row (padding) for two ranks
+    FAIL() << "a rank without rows was built";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("2 ranks share an item table of 0 items"), std::string::npos) << e.what();
+  }
+  ShardedItemEmbedding smallest(1, kDim, adam(), 5, comm);  // rows 0 and 1: one each
+  EXPECT_EQ(smallest.local_rows(), 1);
 }
 
 TEST(ShardedItemEmbedding, StepsEqualTheWholeTableWithSummedGradients) {
