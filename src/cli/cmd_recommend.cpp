@@ -75,7 +75,7 @@ int run_recommend(int argc, const char* const* argv) {
       result["error"] = fmt::format("{}:{}: {}", input, number, e.what());
       ++failed;
     }
-    out << result.dump() << '\n';
+    out << result.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
   }
   if (!out) throw SystemError(fmt::format("{}: write failed", output));
   fmt::print("{} requests answered, {} refused ({}: errors in place)\n", answered, failed, output);

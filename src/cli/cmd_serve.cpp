@@ -1,5 +1,6 @@
 // `longrec serve`: the HTTP JSON endpoint over a serving bundle, until SIGINT
 // or SIGTERM (then it finishes the requests in flight and exits 0).
+#include <atomic>
 #include <csignal>
 #include <fstream>
 #include <thread>
@@ -40,24 +41,39 @@ int run_serve(int argc, const char* const* argv) {
   });
   if (!r.parse(argc, argv)) return 0;
 
-  const auto recommender = serve::Recommender::load(bundle, threads);
-  serve::RecommendServer server(*recommender, o);
-  // SIGINT/SIGTERM are taken by one thread (blocked everywhere else, the
-  // request threads inherit the mask), which stops the server cleanly.
+  // SIGINT/SIGTERM are taken by one thread: blocked here first, before the
+  // model's thread pools and the request threads start (they inherit the mask).
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   if (pthread_sigmask(SIG_BLOCK, &signals, nullptr) != 0) throw SystemError("pthread_sigmask failed");
+  const auto recommender = serve::Recommender::load(bundle, threads);
+  serve::RecommendServer server(*recommender, o);
   const int port = server.bind();
+  // Until serve() returns: wait for a signal, then ask the server to stop
+  // every 100 ms (a stop before it started listening would be lost).
+  std::atomic<bool> finished = false;
   std::thread stopper([&] {
-    int signal = 0;
-    sigwait(&signals, &signal);
-    fmt::print("longrec serve: signal {}, stopping\n", signal);
-    std::fflush(stdout);
-    server.stop();
+    bool requested = false;
+    while (!finished) {
+      const timespec wait{0, 100'000'000};
+      if (const int signal = sigtimedwait(&signals, nullptr, &wait); signal > 0 && !requested) {
+        requested = true;
+        fmt::print("longrec serve: signal {}, stopping\n", signal);
+        std::fflush(stdout);
+      }
+      if (requested) server.stop();
+    }
   });
-  stopper.detach();
+  struct Join {
+    std::atomic<bool>& finished;
+    std::thread& thread;
+    ~Join() {
+      finished = true;
+      thread.join();
+    }
+  } join{finished, stopper};
   fmt::print("longrec serve: {} on http://{}:{} ({} request threads, {} intra-op)\n", recommender->describe(), o.host,
              port, o.request_threads, threads);
   std::fflush(stdout);

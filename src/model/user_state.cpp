@@ -240,24 +240,32 @@ void UserStateEncoder::append(UserState& state, const std::vector<std::int64_t>&
   if (items.size() != times.size()) {
     throw DataError(fmt::format("{} items but {} times: one time per event expected", items.size(), times.size()));
   }
-  check_item_ids(items);  // before anything changes
-  state.raw_items.insert(state.raw_items.end(), items.begin(), items.end());
-  state.raw_times.insert(state.raw_times.end(), times.begin(), times.end());
-  state.events_seen += static_cast<std::int64_t>(items.size());
-  compress_ready_groups(state);
-  // Beyond the longest history the model's positions reach (model.max_len:
-  // events plus the tokens of every group, the partial one included), slide
-  // like the group cap does: the oldest group goes.
+  check_item_ids(items);
+  // All or nothing: the work is done on a copy (its tensors are shared, never
+  // written in place) that replaces the state only once every event is in.
+  UserState next = state;
   const auto max_len = model_.config().max_len;
   const auto interleaved = [&] {
-    if (specs_.empty()) return static_cast<std::int64_t>(state.raw_items.size());
-    return make_layout(specs_, recent_window_, state.events_seen - state.dropped_events).length();
+    if (specs_.empty()) return static_cast<std::int64_t>(next.raw_items.size());
+    return make_layout(specs_, recent_window_, next.events_seen - next.dropped_events).length();
   };
-  while (interleaved() > max_len && state.groups_done > 0) drop_oldest_group(state);
-  if (interleaved() > max_len) {
-    throw DataError(fmt::format("{} raw events and their tokens exceed model.max_len = {}", state.raw_items.size(),
-                                max_len));
+  // One event at a time, so that a batch of events leaves exactly the state
+  // their one-by-one arrival does (compressions and slides interleave alike).
+  for (std::size_t e = 0; e < items.size(); ++e) {
+    next.raw_items.push_back(items[e]);
+    next.raw_times.push_back(times[e]);
+    next.events_seen += 1;
+    compress_ready_groups(next);
+    // Beyond the longest history the model's positions reach (model.max_len:
+    // events plus the tokens of every group, the partial one included), slide
+    // as the group cap does: the oldest group goes.
+    while (interleaved() > max_len && next.groups_done > 0) drop_oldest_group(next);
+    if (interleaved() > max_len) {
+      throw DataError(fmt::format("{} raw events and their tokens exceed model.max_len = {}", next.raw_items.size(),
+                                  max_len));
+    }
   }
+  state = std::move(next);
 }
 
 torch::Tensor UserStateEncoder::score(const UserState& state, std::int64_t request_time) const {

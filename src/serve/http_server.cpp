@@ -19,7 +19,8 @@ namespace {
 
 void reply(httplib::Response& res, int status, const nlohmann::json& body) {
   res.status = status;
-  res.set_content(body.dump(), "application/json");
+  // Bytes that are not UTF-8 (a path or an id echoed back) are replaced, never thrown on.
+  res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "application/json");
 }
 
 void refuse(httplib::Response& res, int status, const std::string& message) {
@@ -40,6 +41,7 @@ struct RecommendServer::Impl {
   struct Entry {
     std::shared_mutex mutex;
     UserState state;
+    bool removed = false;  // evicted or deleted (set under `mutex`): a request that finds it starts over
     std::list<std::string>::iterator recency;
   };
   mutable std::mutex users_mutex;
@@ -61,8 +63,7 @@ struct RecommendServer::Impl {
     std::lock_guard lock(users_mutex);
     if (const auto it = users.find(id); it != users.end()) return nullptr;  // created meanwhile: caller retries
     while (static_cast<std::int64_t>(users.size()) >= options.max_users && !recency.empty()) {
-      users.erase(recency.back());
-      recency.pop_back();
+      remove_locked(recency.back());
     }
     auto entry = std::make_shared<Entry>();
     entry->state = std::move(state);
@@ -72,10 +73,27 @@ struct RecommendServer::Impl {
     return entry;
   }
 
+  // Drops a user (users_mutex held). Taking the entry's own lock waits for a
+  // request in flight on it, so that no append lands in a dropped state.
+  void remove_locked(const std::string& id) {
+    const auto it = users.find(id);
+    {
+      std::unique_lock entry_lock(it->second->mutex);
+      it->second->removed = true;
+    }
+    recency.erase(it->second->recency);
+    users.erase(it);
+  }
+
   std::string user_id(const httplib::Request& req) const {
     const auto id = req.matches[1].str();
     if (static_cast<std::int64_t>(id.size()) > options.max_user_id_bytes) {
       throw DataError(fmt::format("user id of {} bytes, at most {} allowed", id.size(), options.max_user_id_bytes));
+    }
+    try {
+      (void)nlohmann::json(id).dump();
+    } catch (const nlohmann::json::type_error&) {
+      throw DataError("user id is not valid UTF-8");
     }
     return id;
   }
@@ -86,17 +104,21 @@ struct RecommendServer::Impl {
     const auto items = int_list(body, "items", true);
     const auto times = int_list(body, "times", false);
     if (items.empty()) throw DataError("\"items\" is empty: at least one event is expected");
-    std::shared_ptr<Entry> entry;
-    while (!(entry = find_user(id))) {
-      // A new user: the state is built outside the lock, added only once its events were accepted.
-      if ((entry = add_user(id, recommender.create_state(items, times)))) {
-        std::lock_guard lock(entry->mutex);
-        return reply(res, 200, describe(id, entry->state, true));
+    while (true) {
+      const auto entry = find_user(id);
+      if (!entry) {
+        // A new user: the state is built outside the lock and added only once its events were accepted.
+        if (const auto created = add_user(id, recommender.create_state(items, times))) {
+          std::shared_lock lock(created->mutex);
+          return reply(res, 200, describe(id, created->state, true));
+        }
+        continue;  // created by another request meanwhile
       }
+      std::unique_lock lock(entry->mutex);
+      if (entry->removed) continue;
+      recommender.append(entry->state, items, times);  // all or nothing
+      return reply(res, 200, describe(id, entry->state, false));
     }
-    std::lock_guard lock(entry->mutex);
-    recommender.append(entry->state, items, times);  // throws before changing the state
-    reply(res, 200, describe(id, entry->state, false));
   }
 
   static nlohmann::json describe(const std::string& id, const UserState& state, bool created) {
@@ -119,8 +141,11 @@ struct RecommendServer::Impl {
     }
     const auto k = checked_k(recommender, query, "k", 10);
     const auto entry = find_user(id);
-    if (!entry) return refuse(res, 404, fmt::format("unknown user '{}': POST /users/{}/events first", id, id));
-    std::shared_lock lock(entry->mutex);
+    std::shared_lock<std::shared_mutex> lock;
+    if (entry) lock = std::shared_lock(entry->mutex);
+    if (!entry || entry->removed) {
+      return refuse(res, 404, fmt::format("unknown user '{}': POST /users/{}/events first", id, id));
+    }
     reply(res, 200, {{"user", id}, {"items", to_json(recommender.recommend(entry->state, k,
                                                                            bool_field(query, "exclude_seen", true)))}});
   }
@@ -140,10 +165,8 @@ struct RecommendServer::Impl {
   void delete_user(const httplib::Request& req, httplib::Response& res) {
     const auto id = user_id(req);
     std::lock_guard lock(users_mutex);
-    const auto it = users.find(id);
-    if (it == users.end()) return refuse(res, 404, fmt::format("unknown user '{}'", id));
-    recency.erase(it->second->recency);
-    users.erase(it);
+    if (users.find(id) == users.end()) return refuse(res, 404, fmt::format("unknown user '{}'", id));
+    remove_locked(id);
     reply(res, 200, {{"user", id}, {"deleted", true}});
   }
 
@@ -175,13 +198,21 @@ struct RecommendServer::Impl {
     http.Get(R"(/users/([^/]+)/recommend)", guarded(&Impl::user_recommend));
     http.Delete(R"(/users/([^/]+))", guarded(&Impl::delete_user));
     // Every other error (unknown route, body over the limit, ...) still answers JSON with a reason.
+    // (It runs outside cpp-httplib's handler try/catch: it must not throw.)
     http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
       if (!res.body.empty()) return;
-      std::string message = fmt::format("HTTP status {}", res.status);
-      if (res.status == 400) message = "malformed HTTP request";
-      if (res.status == 404) message = fmt::format("no route {} {}", req.method, req.path);
-      if (res.status == 413) message = "request body over the server's limit (--serve.max_body_bytes)";
-      res.set_content(nlohmann::json{{"error", message}}.dump(), "application/json");
+      try {
+        std::string message = fmt::format("HTTP status {}", res.status);
+        if (res.status == 400) message = "malformed HTTP request";
+        if (res.status == 404) message = fmt::format("no route {} {}", req.method, req.path);
+        if (res.status == 413) {
+          message = "request body over the server's limit (--serve.max_body_bytes for JSON; form-encoded bodies are "
+                    "capped lower: send Content-Type: application/json)";
+        }
+        reply(res, res.status, {{"error", message}});
+      } catch (...) {
+        res.set_content(R"({"error": "unanswerable request"})", "application/json");
+      }
     });
     http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
       std::string message = "internal error";

@@ -6,6 +6,19 @@
 
 namespace longrec::serve {
 
+namespace {
+
+// A JSON integer that fits int64 (nlohmann keeps values above INT64_MAX unsigned).
+bool is_int64(const nlohmann::json& v) {
+  return v.is_number_integer() &&
+         !(v.is_number_unsigned() && v.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX));
+}
+
+// A value quoted in an error message (bytes that are not UTF-8 replaced).
+std::string show(const nlohmann::json& v) { return v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
+
+}  // namespace
+
 nlohmann::json to_json(const std::vector<Recommendation>& recs) {
   auto items = nlohmann::json::array();
   for (const auto& r : recs) {
@@ -27,8 +40,8 @@ std::vector<std::int64_t> int_list(const nlohmann::json& request, const std::str
   out.reserve(it->size());
   for (std::size_t i = 0; i < it->size(); ++i) {
     const auto& v = (*it)[i];
-    if (!v.is_number_integer()) {
-      throw DataError(fmt::format("\"{}\"[{}] must be an integer, got {}", key, i, v.dump()));
+    if (!is_int64(v)) {
+      throw DataError(fmt::format("\"{}\"[{}] must be an integer, got {}", key, i, show(v)));
     }
     out.push_back(v.get<std::int64_t>());
   }
@@ -38,14 +51,14 @@ std::vector<std::int64_t> int_list(const nlohmann::json& request, const std::str
 std::int64_t int_field(const nlohmann::json& request, const std::string& key, std::int64_t fallback) {
   const auto it = request.find(key);
   if (it == request.end()) return fallback;
-  if (!it->is_number_integer()) throw DataError(fmt::format("\"{}\" must be an integer, got {}", key, it->dump()));
+  if (!is_int64(*it)) throw DataError(fmt::format("\"{}\" must be an integer, got {}", key, show(*it)));
   return it->get<std::int64_t>();
 }
 
 bool bool_field(const nlohmann::json& request, const std::string& key, bool fallback) {
   const auto it = request.find(key);
   if (it == request.end()) return fallback;
-  if (!it->is_boolean()) throw DataError(fmt::format("\"{}\" must be true or false, got {}", key, it->dump()));
+  if (!it->is_boolean()) throw DataError(fmt::format("\"{}\" must be true or false, got {}", key, show(*it)));
   return it->get<bool>();
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <exception>
 #include <random>
 #include <thread>
 
@@ -43,6 +44,9 @@ double percentile(std::vector<double> values, double q) {
 
 std::vector<ServeBenchmarkRow> benchmark_serving(const Recommender& recommender, const ServeBenchmarkOptions& options) {
   const auto& catalogue = recommender.item_ids();
+  if (options.k < 1 || options.k > recommender.num_items()) {
+    throw ConfigError("bench.k", fmt::format("got {}, expected 1..{} (the catalogue)", options.k, recommender.num_items()));
+  }
   if (options.users_per_thread < 1) {
     throw ConfigError("bench.users_per_thread", fmt::format("got {}, expected >= 1", options.users_per_thread));
   }
@@ -99,9 +103,22 @@ std::vector<ServeBenchmarkRow> benchmark_serving(const Recommender& recommender,
           }
           worker.timed_s = ms_since(start) / 1000;
         };
+        // A failure in a request thread is rethrown here, after every thread ended.
+        std::vector<std::exception_ptr> failures(workers.size());
         std::vector<std::thread> pool;
-        for (auto& worker : workers) pool.emplace_back(run, std::ref(worker));
+        for (std::size_t w = 0; w < workers.size(); ++w) {
+          pool.emplace_back([&, w] {
+            try {
+              run(workers[w]);
+            } catch (...) {
+              failures[w] = std::current_exception();
+            }
+          });
+        }
         for (auto& t : pool) t.join();
+        for (const auto& failure : failures) {
+          if (failure) std::rethrow_exception(failure);
+        }
 
         ServeBenchmarkRow row;
         row.history = history;

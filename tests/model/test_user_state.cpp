@@ -216,6 +216,26 @@ TEST(UserState, SlidesWhereTheModelsPositionsEndBeforeTheGroupCap) {
     ASSERT_TRUE(torch::isfinite(f.encoder->score(state, h.times[i] + 1)).all().item<bool>()) << i;
   }
   EXPECT_GT(state.dropped_groups, 30);
+  // The same 300 events in one batch, and in batches of 37: the same state.
+  const auto bulk = f.encoder->compress(h.items, h.times);
+  EXPECT_EQ(f.encoder->serialize(bulk), f.encoder->serialize(state));
+  UserState batches;
+  for (std::size_t i = 0; i < h.items.size(); i += 37) {
+    const auto end = std::min(h.items.size(), i + 37);
+    f.encoder->append(batches, {h.items.begin() + i, h.items.begin() + end}, {h.times.begin() + i, h.times.begin() + end});
+  }
+  EXPECT_EQ(f.encoder->serialize(batches), f.encoder->serialize(state));
+}
+
+TEST(UserState, AnAppendRefusedHalfwayLeavesTheStateAsItWas) {
+  // Explicit groups cannot slide: events past the last group plus the recent window are refused.
+  Fixture f(state_config("sasrec", 0, 1, 2, 4, "2:1,5:3,9:2"));
+  const auto h = random_history(20, 12);
+  auto state = f.encoder->compress({h.items.begin(), h.items.begin() + 6}, {h.times.begin(), h.times.begin() + 6});
+  const auto before = f.encoder->serialize(state);
+  EXPECT_THROW(f.encoder->append(state, {h.items.begin() + 6, h.items.end()}, {h.times.begin() + 6, h.times.end()}),
+               DataError);
+  EXPECT_EQ(f.encoder->serialize(state), before);
 }
 
 TEST(UserState, UnknownItemsAreRefusedAndLeaveTheStateAlone) {

@@ -185,9 +185,24 @@ TEST(HttpServer, BadRequestsGetAMessageAndChangeNothing) {
   expect_refused(post("/users/carol/events", json{{"items", {999999}}}.dump()), 400, "item 999999");
   expect_refused(post("/users/" + std::string(300, 'u') + "/events", json{{"items", {history[0]}}}.dump()), 400,
                  "user id of 300 bytes");
+  expect_refused(post("/users/%FF%FE/events", json{{"items", {history[0]}}}.dump()), 400, "not valid UTF-8");
+  expect_refused(client.Get("/%FF"), 404, "no route GET");  // echoed back with the bad bytes replaced
+  expect_refused(post("/recommend", json{{"history", history}, {"k", 18446744073709551615ull}}.dump()), 400,
+                 "\"k\" must be an integer");
+  expect_refused(post("/recommend", R"({"history": [1, "\u00ff\xff"]})"), 400, "malformed JSON");
   EXPECT_EQ(s.server->users(), 1);
   EXPECT_EQ(body_of(client.Get("/users/bob/recommend?k=5")), before);
   EXPECT_EQ(client.Get("/healthz")->status, 200);
+  // Events in one batch past the longest history the model reads (44): the state slides, the user is served.
+  const auto many = raw_history(100);
+  ASSERT_EQ(post("/users/carol/events", json{{"items", many}}.dump())->status, 200);
+  const auto carol = client.Get("/users/carol/recommend?k=5");
+  ASSERT_EQ(carol->status, 200) << carol->body;
+  auto one_by_one = s.recommender->create_state({many[0]});
+  for (std::size_t e = 1; e < many.size(); ++e) s.recommender->append(one_by_one, {many[e]});
+  std::vector<std::int64_t> want;
+  for (const auto& r : s.recommender->recommend(one_by_one, 5)) want.push_back(r.item);
+  EXPECT_EQ(items_of(body_of(carol)), want);
 }
 
 TEST(HttpServer, DropsTheLeastRecentlyUsedUserPastTheCap) {

@@ -158,6 +158,7 @@ TEST(Recommender, CachedUserStateAnswersLikeTheWholeHistory) {
   EXPECT_THROW(recommender->append(state, {raw[0]}, {5}), DataError);  // times on an ordinal state
   EXPECT_THROW(recommender->append(timed, {raw[0]}), DataError);       // no time on a timed state
   EXPECT_THROW(recommender->append(timed, {raw[0]}, {10}), DataError);  // earlier than the newest event
+  EXPECT_THROW(recommender->append(timed, {raw[0], raw[1]}, {5000, 4999}), DataError);  // out of order
   EXPECT_THROW(recommender->append(state, {}), DataError);
   EXPECT_EQ(recommender->serialize(state), bytes);
   EXPECT_THROW(recommender->create_state({}), DataError);

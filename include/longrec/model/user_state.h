@@ -51,6 +51,8 @@ class UserStateEncoder {
   UserStateEncoder(SequentialRecommender& model, torch::Tensor item_table);
 
   UserState compress(const std::vector<std::int64_t>& items, const std::vector<std::int64_t>& times) const;
+  // Appends events as if they arrived one by one; all or nothing (on a
+  // DataError the state is as it was).
   void append(UserState& state, const std::vector<std::int64_t>& items, const std::vector<std::int64_t>& times) const;
   // The L2-normalised user vector [D] at the newest event; request_time is
   // the time of the event being predicted (HSTU's time bias of the last query).

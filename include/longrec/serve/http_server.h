@@ -9,9 +9,13 @@
 //   GET  /users/{id}/recommend?k=10&exclude_seen=true
 //   DELETE /users/{id}
 //
-// Bad requests get 400 (404 for an unknown user or route, 413 for a body over
-// the limit) with {"error": message}; a refused request changes no state and
-// the server keeps serving. Past max_users the least recently used user is
+// Bodies are JSON (send Content-Type: application/json; cpp-httplib caps
+// form-encoded bodies lower). exclude_seen (default true) drops the whole
+// history for POST /recommend, and the events a state still holds raw (the
+// recent ones) for a server-held user. Bad requests get 400 (404 for an
+// unknown user or route, 413 for a body over the limit) with
+// {"error": message}; a refused request changes no state and the server keeps
+// serving. Past max_users the least recently used user is
 // dropped (a client may re-post its history).
 #pragma once
 

@@ -1,7 +1,8 @@
 // The serving library (design section 7): a model loaded from a bundle that
-// answers top-K for a history of raw item ids. Torch-free interface (the
-// implementation holds the model); safe to call from many threads at once
-// (inference only, no state mutated).
+// answers top-K for a history of raw item ids or a cached UserState.
+// Torch-free interface (the implementation holds the model). Safe to call
+// from many threads at once: the model is only read; a UserState is the
+// caller's, and may be read by many threads but appended to by one at a time.
 #pragma once
 
 #include <cstdint>
