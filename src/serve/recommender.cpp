@@ -21,6 +21,15 @@
 
 namespace longrec::serve {
 
+namespace {
+
+std::vector<float> to_floats(const torch::Tensor& vector) {
+  const auto v = vector.contiguous();
+  return std::vector<float>(v.data_ptr<float>(), v.data_ptr<float>() + v.numel());
+}
+
+}  // namespace
+
 struct UserState::Impl {
   model::UserState state;
   bool ordinal_times = true;  // appended without times: event e has time e (as recommend(history) assumes)
@@ -212,8 +221,7 @@ std::vector<std::vector<Recommendation>> Recommender::recommend_batch(
 
 std::vector<float> Recommender::user_vector(const std::vector<std::int64_t>& history,
                                             const std::vector<std::int64_t>& times, std::int64_t request_time) const {
-  const auto user = impl_->user_vectors({history}, {times}, {request_time})[0].contiguous();
-  return std::vector<float>(user.data_ptr<float>(), user.data_ptr<float>() + user.numel());
+  return to_floats(impl_->user_vectors({history}, {times}, {request_time})[0]);
 }
 
 UserState Recommender::create_state(const std::vector<std::int64_t>& history,
@@ -249,8 +257,8 @@ void Recommender::append(UserState& state, const std::vector<std::int64_t>& item
                                   *(it - 1)));
     }
   }
-  s.ordinal_times = times.empty();
-  impl_->states->append(s.state, ids, event_times);
+  impl_->states->append(s.state, ids, event_times);  // all or nothing
+  s.ordinal_times = times.empty();  // only once the events are in: a refused append changes nothing
 }
 
 std::vector<Recommendation> Recommender::recommend(const UserState& state, int k, bool exclude_seen,
@@ -267,8 +275,7 @@ std::vector<std::vector<Recommendation>> Recommender::recommend_batch(const std:
 }
 
 std::vector<float> Recommender::user_vector(const UserState& state, std::int64_t request_time) const {
-  const auto user = impl_->state_vector(state, request_time).contiguous();
-  return std::vector<float>(user.data_ptr<float>(), user.data_ptr<float>() + user.numel());
+  return to_floats(impl_->state_vector(state, request_time));
 }
 
 std::string Recommender::serialize(const UserState& state) const {
