@@ -25,6 +25,9 @@ int run_eval(int argc, const char* const* argv) {
   r.add("eval", "output", &options.output, "append the metrics to this JSONL file");
   r.add("eval", "long_history", &options.long_history,
         "also report users whose history is longer than this many events (0 = off)", check::at_least<std::int64_t>(0));
+  r.add("eval", "ranks", &options.ranks,
+        "write every user's rank to this TSV (user, history_events, rank) for `longrec compare`",
+        check::writable_path());
   data::register_loader_options(r, data);
   r.constraint([&] {
     if (options.checkpoint.empty()) throw ConfigError("eval.checkpoint", "a checkpoint is required");
@@ -50,6 +53,7 @@ int run_eval(int argc, const char* const* argv) {
     fmt::print("users with > {} events ({}):\n{}\n", options.long_history,
                static_cast<std::int64_t>(result.metrics.at(prefix + "users")), eval::format_metrics(slice));
   }
+  if (!options.ranks.empty()) fmt::print("per-user ranks: {}\n", options.ranks);
   return 0;
 }
 

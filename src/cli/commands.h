@@ -11,6 +11,7 @@ int run_synth(int argc, const char* const* argv);
 int run_info(int argc, const char* const* argv);
 int run_train(int argc, const char* const* argv);
 int run_eval(int argc, const char* const* argv);
+int run_compare(int argc, const char* const* argv);
 int run_export(int argc, const char* const* argv);
 int run_recommend(int argc, const char* const* argv);
 int run_serve(int argc, const char* const* argv);

@@ -22,6 +22,7 @@ constexpr Subcommand kSubcommands[] = {
     {"synth", "synthetic long-history users -> HDF5 history store", longrec::cli::run_synth},
     {"train", "train HSTU or SASRec on a history store (periodic eval, checkpoints)", longrec::cli::run_train},
     {"eval", "evaluate a checkpoint by exact full ranking", longrec::cli::run_eval},
+    {"compare", "paired significance test of two evaluations on the same users", longrec::cli::run_compare},
     {"export", "checkpoint (any number of ranks) -> self-contained HDF5 serving bundle", longrec::cli::run_export},
     {"recommend", "top-K items for histories from a serving bundle", longrec::cli::run_recommend},
     {"serve", "HTTP JSON recommendations from a serving bundle, with cached per-user state", longrec::cli::run_serve},

@@ -235,6 +235,18 @@ Validator<std::string> one_of(std::vector<std::string> choices) {
   };
 }
 
+Validator<std::string> writable_path() {
+  return [](const std::string& key, const std::string& v) {
+    if (v.empty()) return;
+    const auto directory = std::filesystem::path(v).parent_path();
+    std::error_code ec;
+    if (!directory.empty() && !std::filesystem::is_directory(directory, ec)) {
+      throw ConfigError(key, fmt::format("'{}': directory '{}' does not exist", v, directory.string()));
+    }
+    if (std::filesystem::is_directory(v, ec)) throw ConfigError(key, fmt::format("'{}' is a directory, expected a file", v));
+  };
+}
+
 Validator<std::string> existing_file(bool optional) {
   return [optional](const std::string& key, const std::string& v) {
     if (v.empty()) {

@@ -71,7 +71,9 @@ EvalResult evaluate_checkpoint(const EvalOptions& options, const data::LoaderCon
   model.to(device);
   model::LocalItemEmbedding items(manifest.num_items, manifest.model.dim, {}, 0, device);
   ckpt::load_checkpoint(checkpoint, manifest, model, nullptr, items);
-  const auto evaluation = evaluate(model, items, loader, device, options.long_history);
+  const auto evaluation =
+      evaluate(model, items, loader, device, options.long_history, /*comm=*/nullptr, !options.ranks.empty());
+  if (!options.ranks.empty()) write_user_ranks(options.ranks, evaluation.user_ranks);
 
   EvalResult result;
   result.metrics = evaluation.values();

@@ -93,7 +93,8 @@ std::map<std::string, double> Evaluation::values() const {
 }
 
 Evaluation evaluate(model::SequentialRecommender& model, model::ItemEmbedding& items, data::HistoryLoader& loader,
-                    torch::Device device, std::int64_t long_history, dist::Communicator* comm) {
+                    torch::Device device, std::int64_t long_history, dist::Communicator* comm,
+                    bool keep_user_ranks) {
   torch::NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();
@@ -110,6 +111,7 @@ Evaluation evaluate(model::SequentialRecommender& model, model::ItemEmbedding& i
     auto targets = sequence.targets;
     std::vector<std::int64_t> seen_offsets = batch->seen_offsets;
     std::vector<std::int32_t> seen_items = batch->seen_items;
+    std::vector<std::int64_t> user_ids = batch->user_ids;
     if (seen_offsets.empty()) seen_offsets.push_back(0);
     if (distributed) {
       // The whole global batch on every rank; each scores the items it holds.
@@ -121,14 +123,18 @@ Evaluation evaluate(model::SequentialRecommender& model, model::ItemEmbedding& i
       seen_offsets.assign(1, 0);
       seen_offsets.insert(seen_offsets.end(), ends.data_ptr<std::int64_t>(), ends.data_ptr<std::int64_t>() + ends.numel());
       seen_items.assign(all_seen.data_ptr<std::int32_t>(), all_seen.data_ptr<std::int32_t>() + all_seen.numel());
+      if (keep_user_ranks) {
+        const auto all_users = dist::all_gather_rows(*comm, torch::tensor(user_ids, torch::kInt64)).contiguous();
+        user_ids.assign(all_users.data_ptr<std::int64_t>(), all_users.data_ptr<std::int64_t>() + all_users.numel());
+      }
     }
     const auto ranks = target_ranks(queries, targets, seen_offsets, seen_items, items, comm);
     for (std::size_t r = 0; r < ranks.size(); ++r) {
       result.all.add(ranks[r]);
       // seen_* hold the whole history, not only the model's window.
-      if (long_history > 0 && seen_offsets[r + 1] - seen_offsets[r] > long_history) {
-        result.long_histories.add(ranks[r]);
-      }
+      const auto history_events = seen_offsets[r + 1] - seen_offsets[r];
+      if (long_history > 0 && history_events > long_history) result.long_histories.add(ranks[r]);
+      if (keep_user_ranks) result.user_ranks.push_back({user_ids[r], history_events, ranks[r]});
     }
   }
   model.train(was_training);

@@ -3,7 +3,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <set>
+#include <sstream>
 
 #include "longrec/eval/ranking_metrics.h"
 #include "longrec/eval/retrieval.h"
@@ -83,12 +85,42 @@ TEST(Retrieval, LongHistorySliceCountsTheRightUsersOnMl1m) {
   model_config.max_len = 8;
   model::SequentialRecommender model(model_config);
   model::LocalItemEmbedding items(loader.num_items(), 8, {}, 1);
-  const auto result = evaluate(model, items, loader, torch::kCPU, 512);
+  const auto result = evaluate(model, items, loader, torch::kCPU, 512, /*comm=*/nullptr, /*keep_user_ranks=*/true);
   EXPECT_EQ(result.all.count(), 6040);
   EXPECT_EQ(result.long_histories.count(), 366);
   const auto values = result.values();
   EXPECT_EQ(values.at("hist>512/users"), 366);
   EXPECT_TRUE(values.contains("hist>512/ndcg@10"));
+
+  // Per-user ranks: one row per user, whose means are the metrics above.
+  ASSERT_EQ(result.user_ranks.size(), 6040u);
+  std::set<std::int64_t> users;
+  RankingMetrics all, slice;
+  for (const auto& row : result.user_ranks) {
+    users.insert(row.user);
+    all.add(row.rank);
+    if (row.history_events > 512) slice.add(row.rank);
+  }
+  EXPECT_EQ(users.size(), 6040u);
+  EXPECT_EQ(slice.count(), 366);
+  for (const auto& name : metric_names()) {
+    double sum = 0;
+    for (const auto& row : result.user_ranks) sum += metric_of_rank(name, row.rank);
+    EXPECT_NEAR(sum / 6040, values.at(name), 1e-12) << name;
+    EXPECT_NEAR(slice.values().at(name), values.at("hist>512/" + name), 1e-12) << name;
+  }
+  // The first line of the raw file: "user item item ...": all but the held-out item are history.
+  std::ifstream raw(input);
+  std::string line;
+  std::getline(raw, line);
+  std::istringstream fields(line);
+  std::int64_t user = 0, item = 0, events = 0;
+  fields >> user;
+  while (fields >> item) ++events;
+  const auto row = std::find_if(result.user_ranks.begin(), result.user_ranks.end(),
+                                [&](const UserRank& r) { return r.user == user; });
+  ASSERT_NE(row, result.user_ranks.end());
+  EXPECT_EQ(row->history_events, events - 1);
 }
 
 }  // namespace longrec::eval

@@ -127,6 +127,9 @@ Validator<T> in_range(T lo, T hi) {
 Validator<std::string> one_of(std::vector<std::string> choices);
 // A path that must name an existing regular file (empty allowed when optional).
 Validator<std::string> existing_file(bool optional = false);
+// A path a file can be written to: its directory exists (empty allowed), so
+// that a long job does not fail at its very end.
+Validator<std::string> writable_path();
 }  // namespace check
 
 }  // namespace longrec

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "longrec/eval/ranking_metrics.h"
+#include "longrec/eval/user_ranks.h"
 #include "longrec/model/item_embedding.h"
 
 namespace longrec::data {
@@ -38,6 +39,8 @@ std::vector<std::int64_t> target_ranks(const torch::Tensor& queries, const torch
 struct Evaluation {
   RankingMetrics all, long_histories;
   std::int64_t long_history = 0;  // 0: no slice
+  // Every user's rank, in loader order (only when asked: keep_user_ranks).
+  std::vector<UserRank> user_ranks;
   // all.values(), plus "hist>N/<metric>" and "hist>N/users" for the slice.
   std::map<std::string, double> values() const;
 };
@@ -46,8 +49,10 @@ struct Evaluation {
 // communicator of W > 1 ranks (collective): each rank's loader holds its own
 // users; the query vectors, targets and histories of a global batch are
 // all-gathered, every rank scores its shard of the items, and the counts are
-// summed, so that every rank returns the metrics of all users.
+// summed, so that every rank returns the metrics of all users (and, with
+// keep_user_ranks, every user's rank).
 Evaluation evaluate(model::SequentialRecommender& model, model::ItemEmbedding& items, data::HistoryLoader& loader,
-                    torch::Device device, std::int64_t long_history = 0, dist::Communicator* comm = nullptr);
+                    torch::Device device, std::int64_t long_history = 0, dist::Communicator* comm = nullptr,
+                    bool keep_user_ranks = false);
 
 }  // namespace longrec::eval
