@@ -1,5 +1,6 @@
 #include "longrec/model/user_state.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "longrec/core/checksum.h"
@@ -241,6 +242,17 @@ void UserStateEncoder::append(UserState& state, const std::vector<std::int64_t>&
     throw DataError(fmt::format("{} items but {} times: one time per event expected", items.size(), times.size()));
   }
   check_item_ids(items);
+  // Events arrive in time order (HSTU's time biases and the token times assume
+  // it). raw_times is never empty once events are in: a segment is compressed
+  // only when the event after it is known.
+  if (!times.empty() && !state.raw_times.empty() && times.front() < state.raw_times.back()) {
+    throw DataError(fmt::format("event time {} is before the state's newest event ({}): events arrive in time order",
+                                times.front(), state.raw_times.back()));
+  }
+  if (const auto it = std::is_sorted_until(times.begin(), times.end()); it != times.end()) {
+    throw DataError(
+        fmt::format("event times out of order: {} after {} (events arrive in time order)", *it, *(it - 1)));
+  }
   // All or nothing: the work is done on a copy (its tensors are shared, never
   // written in place) that replaces the state only once every event is in.
   UserState next = state;

@@ -247,17 +247,8 @@ void Recommender::append(UserState& state, const std::vector<std::int64_t>& item
   std::vector<std::int64_t> event_times = times;
   if (times.empty()) {
     for (std::size_t e = 0; e < items.size(); ++e) event_times.push_back(s.state.events_seen + static_cast<std::int64_t>(e));
-  } else {
-    if (!s.state.raw_times.empty() && times.front() < s.state.raw_times.back()) {
-      throw DataError(fmt::format("event time {} is before the state's newest event ({}): events arrive in time order",
-                                  times.front(), s.state.raw_times.back()));
-    }
-    if (const auto it = std::is_sorted_until(times.begin(), times.end()); it != times.end()) {
-      throw DataError(fmt::format("event times out of order: {} after {} (events arrive in time order)", *it,
-                                  *(it - 1)));
-    }
   }
-  impl_->states->append(s.state, ids, event_times);  // all or nothing
+  impl_->states->append(s.state, ids, event_times);  // all or nothing; checks the time order
   s.ordinal_times = times.empty();  // only once the events are in: a refused append changes nothing
 }
 

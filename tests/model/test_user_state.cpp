@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <fmt/format.h>
+
 #include <random>
 
 #include "longrec/core/error.h"
@@ -248,6 +250,38 @@ TEST(UserState, UnknownItemsAreRefusedAndLeaveTheStateAlone) {
   EXPECT_THROW(f.encoder->append(state, {3, 4}, {1}), DataError);
   EXPECT_EQ(f.encoder->serialize(state), before);
   EXPECT_THROW(f.encoder->score(UserState{}, 0), DataError);
+}
+
+}  // namespace longrec::model
+
+namespace longrec::model {
+
+// The time order is the encoder's to check (every caller, not only serving,
+// builds states): a refused append names the times and changes nothing.
+TEST(UserState, EventsOutOfTimeOrderAreRefusedAndLeaveTheStateAlone) {
+  Fixture f(state_config("hstu", 4, 2, 3, 8));
+  const auto h = random_history(40, 6);  // past several segments: raw events follow compressed groups
+  auto state = f.encoder->compress(h.items, h.times);
+  ASSERT_GT(state.groups_done, 0);
+  const auto before = f.encoder->serialize(state);
+  const auto newest = h.times.back();
+  const auto message = [&](const std::vector<std::int64_t>& times) {
+    try {
+      f.encoder->append(state, std::vector<std::int64_t>(times.size(), 3), times);
+    } catch (const DataError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(accepted)");
+  };
+  EXPECT_NE(message({newest - 1}).find(fmt::format("event time {} is before the state's newest event ({})",
+                                                   newest - 1, newest)),
+            std::string::npos);
+  EXPECT_NE(message({newest + 5, newest + 2}).find(fmt::format("event times out of order: {} after {}", newest + 2,
+                                                               newest + 5)),
+            std::string::npos);
+  EXPECT_EQ(f.encoder->serialize(state), before);
+  f.encoder->append(state, {3, 4}, {newest, newest + 1});  // equal times are in order
+  EXPECT_EQ(state.events_seen, 42);
 }
 
 }  // namespace longrec::model
