@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <map>
+#include <memory>
 
 #include "commands.h"
 #include "longrec/core/config.h"
