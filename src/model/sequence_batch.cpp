@@ -5,6 +5,18 @@
 
 namespace longrec::model {
 
+SequenceBatch slice_rows(const SequenceBatch& batch, std::int64_t begin, std::int64_t end) {
+  SequenceBatch s;
+  s.items = batch.items.slice(0, begin, end);
+  s.times = batch.times.slice(0, begin, end);
+  s.query_times = batch.query_times.slice(0, begin, end);
+  s.lengths = batch.lengths.slice(0, begin, end);
+  s.valid = batch.valid.slice(0, begin, end);
+  s.targets = batch.targets.slice(0, begin, end);
+  s.sample_keys.assign(batch.sample_keys.begin() + begin, batch.sample_keys.begin() + end);
+  return s;
+}
+
 SequenceBatch to_sequence_batch(const data::Batch& b, torch::Device device) {
   const auto B = static_cast<std::int64_t>(b.rows), L = static_cast<std::int64_t>(std::max(b.width, 1));
   const auto i64 = torch::TensorOptions().dtype(torch::kInt64);

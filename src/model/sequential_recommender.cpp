@@ -194,17 +194,28 @@ TrainingLoss sampled_softmax_loss(SequentialRecommender& model, ItemEmbedding& i
   return out;
 }
 
-torch::Tensor last_position_vectors(SequentialRecommender& model, ItemEmbedding& items, const SequenceBatch& batch) {
+torch::Tensor last_position_vectors(SequentialRecommender& model, ItemEmbedding& items, const SequenceBatch& batch,
+                                    std::int64_t max_attention_elements) {
   if (batch.rows() == 0) {  // a rank without rows in this batch still takes part in the gather
     items.gather(torch::zeros({0}, batch.items.options()));
     return torch::zeros({0, model.config().dim}, torch::TensorOptions().device(batch.items.device()));
   }
+  // One gather for the whole batch (a collective when the table is sharded).
   const auto index = unique_ids(batch.items);
   auto rows = items.gather(index.unique);
   rows.rows = rows.rows.detach();
-  auto users = model.forward(embed(rows, index), batch);  // [B, L, D]
-  auto last = (batch.lengths - 1).clamp_min(0);
-  return users.gather(1, last.view({-1, 1, 1}).expand({-1, 1, users.size(2)})).squeeze(1);
+  const auto embedded = embed(rows, index);  // [B, L, D]
+  const auto L = batch.width();
+  const auto chunk = std::max<std::int64_t>(1, max_attention_elements / std::max<std::int64_t>(1, L * L));
+  std::vector<torch::Tensor> vectors;
+  for (std::int64_t begin = 0; begin < batch.rows(); begin += chunk) {
+    const auto end = std::min(batch.rows(), begin + chunk);
+    const auto part = slice_rows(batch, begin, end);
+    auto users = model.forward(embedded.slice(0, begin, end), part);  // [b, L, D]
+    auto last = (part.lengths - 1).clamp_min(0);
+    vectors.push_back(users.gather(1, last.view({-1, 1, 1}).expand({-1, 1, users.size(2)})).squeeze(1));
+  }
+  return vectors.size() == 1 ? vectors.front() : torch::cat(vectors, 0);
 }
 
 }  // namespace longrec::model

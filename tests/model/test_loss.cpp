@@ -147,3 +147,39 @@ TEST(ItemEmbedding, RowwiseAdagradTouchesOnlyTheStepsRows) {
 }
 
 }  // namespace longrec::model
+
+namespace longrec::model {
+
+// Evaluation runs the forward on row chunks to bound attention memory; the
+// user vectors must not depend on the chunk size (rows are independent).
+TEST(LastPositionVectors, RowChunksGiveTheWholeBatchsVectors) {
+  for (const std::string backbone : {"hstu", "sasrec"}) {
+    torch::manual_seed(5);
+    auto config = loss_config("per_position", false);
+    config.backbone = backbone;
+    config.max_len = 12;
+    config.blocks = 2;
+    SequentialRecommender model(config);
+    model.to(torch::kFloat64);
+    model.eval();
+    LocalItemEmbedding items(8, 6, {}, 3, torch::kCPU, torch::kFloat64);
+    SequenceBatch b;
+    const std::int64_t B = 7, L = 12;
+    b.lengths = torch::tensor({12, 3, 7, 1, 12, 9, 5}, torch::kInt64);
+    b.valid = torch::arange(L).unsqueeze(0) < b.lengths.unsqueeze(1);
+    b.items = torch::randint(1, 9, {B, L}, torch::kInt64) * b.valid;
+    b.times = torch::arange(L).expand({B, L}).contiguous() * 10 * b.valid;
+    b.query_times = (b.times + 10) * b.valid;
+    b.targets = torch::randint(1, 9, {B}, torch::kInt64);
+    b.sample_keys.assign(B, 0);
+    torch::NoGradGuard no_grad;
+    const auto whole = last_position_vectors(model, items, b);
+    ASSERT_EQ(whole.sizes(), (std::vector<std::int64_t>{B, 6}));
+    for (std::int64_t budget : {std::int64_t{1}, 2 * L * L, 3 * L * L, 6 * L * L}) {
+      const auto chunked = last_position_vectors(model, items, b, budget);
+      EXPECT_TRUE(torch::allclose(chunked, whole, 0, 1e-12)) << backbone << " budget " << budget;
+    }
+  }
+}
+
+}  // namespace longrec::model

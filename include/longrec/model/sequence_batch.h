@@ -28,6 +28,9 @@ struct SequenceBatch {
   std::int64_t width() const { return items.size(1); }
 };
 
+// Rows [begin, end) of a batch (views; targets of either shape).
+SequenceBatch slice_rows(const SequenceBatch& batch, std::int64_t begin, std::int64_t end);
+
 // Wraps a loader batch (copies into tensors on `device`).
 SequenceBatch to_sequence_batch(const data::Batch& batch, torch::Device device = torch::kCPU);
 

@@ -83,6 +83,11 @@ TrainingLoss sampled_softmax_loss(SequentialRecommender& model, ItemEmbedding& i
                                   std::uint64_t negatives_seed, std::int64_t loss_positions = 0);
 
 // User vectors at each row's last position: [B, D] (evaluation and serving).
-torch::Tensor last_position_vectors(SequentialRecommender& model, ItemEmbedding& items, const SequenceBatch& batch);
+// The forward runs on row chunks of at most max_attention_elements / L^2
+// rows (at least one), so that the [rows, L, L] attention intermediates stay
+// bounded whatever the batch size: 256 rows of 1,024 events took 18 GB at
+// once. Rows are independent, so the result does not depend on the chunking.
+torch::Tensor last_position_vectors(SequentialRecommender& model, ItemEmbedding& items, const SequenceBatch& batch,
+                                    std::int64_t max_attention_elements = std::int64_t{1} << 26);
 
 }  // namespace longrec::model
