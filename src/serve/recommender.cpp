@@ -236,9 +236,6 @@ void Recommender::append(UserState& state, const std::vector<std::int64_t>& item
                          const std::vector<std::int64_t>& times) const {
   if (items.empty()) throw DataError("no events to append");
   auto& s = *state.impl_;
-  if (!times.empty() && times.size() != items.size()) {
-    throw DataError(fmt::format("{} events but {} times: one time per event expected", items.size(), times.size()));
-  }
   if (s.state.events_seen > 0 && s.ordinal_times != times.empty()) {
     throw DataError(s.ordinal_times ? "this state was built without times (ordinal 0, 1, 2, ...); append without times"
                                     : "this state was built with event times; give one time per appended event");
@@ -248,7 +245,7 @@ void Recommender::append(UserState& state, const std::vector<std::int64_t>& item
   if (times.empty()) {
     for (std::size_t e = 0; e < items.size(); ++e) event_times.push_back(s.state.events_seen + static_cast<std::int64_t>(e));
   }
-  impl_->states->append(s.state, ids, event_times);  // all or nothing; checks the time order
+  impl_->states->append(s.state, ids, event_times);  // all or nothing; checks one time per event, in order
   s.ordinal_times = times.empty();  // only once the events are in: a refused append changes nothing
 }
 
