@@ -1,8 +1,5 @@
 #include "longrec/ckpt/checkpoint.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <nlohmann/json.hpp>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -214,13 +211,7 @@ fs::path save_checkpoint(const fs::path& run_dir, const Manifest& manifest, mode
     fs::rename(temporary, final_dir);
 
     // LATEST last: it only ever names a complete checkpoint.
-    const fs::path latest_tmp = root / fmt::format(".LATEST.tmp-{}", ::getpid());
-    {
-      std::ofstream out(latest_tmp);
-      out << name << '\n';
-    }
-    fsync_path(latest_tmp);
-    fs::rename(latest_tmp, root / "LATEST");
+    write_file_atomically(root / "LATEST", [&](std::ostream& out) { out << name << '\n'; });
     fsync_path(root);
     fs::remove_all(previous);
 

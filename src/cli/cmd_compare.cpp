@@ -16,7 +16,7 @@
 namespace longrec::cli {
 
 int run_compare(int argc, const char* const* argv) {
-  std::string candidate, baseline, metrics = "ndcg@10,hr@10", output;
+  std::string candidate, baseline, metric_list = "ndcg@10,hr@10", output;
   std::int64_t long_history = 0;
   eval::PairedTestOptions test;
   OptionRegistry r("compare",
@@ -28,7 +28,7 @@ int run_compare(int argc, const char* const* argv) {
   r.add("compare", "candidate", &candidate, "per-user ranks of the model under test (A)", check::existing_file());
   r.add("compare", "baseline", &baseline, "per-user ranks of the model it is compared with (B)",
         check::existing_file());
-  r.add("compare", "metrics", &metrics, "comma-separated: hr@K, ndcg@K, mrr");
+  r.add("compare", "metrics", &metric_list, "comma-separated: hr@K, ndcg@K, mrr");
   r.add("compare", "long_history", &long_history,
         "also compare users whose history is longer than this many events (0 = off)",
         check::at_least<std::int64_t>(0));
@@ -36,9 +36,11 @@ int run_compare(int argc, const char* const* argv) {
   r.add("compare", "confidence", &test.confidence, "confidence level of the interval", check::in_range(0.5, 0.999));
   r.add("compare", "seed", &test.seed, "seed of the resampling");
   r.add("compare", "output", &output, "append one JSON line per (slice, metric) to this file", check::writable_path());
+  std::vector<std::string> metrics;
   r.constraint([&] {
-    if (split_list(metrics).empty()) throw ConfigError("compare.metrics", "at least one metric is required");
-    for (const auto& metric : split_list(metrics)) eval::metric_of_rank(metric, 0, "compare.metrics");
+    metrics = split_list(metric_list);
+    if (metrics.empty()) throw ConfigError("compare.metrics", "at least one metric is required");
+    for (const auto& metric : metrics) eval::metric_of_rank(metric, 0, "compare.metrics");
   });
   if (!r.parse(argc, argv)) return 0;
 
@@ -59,7 +61,7 @@ int run_compare(int argc, const char* const* argv) {
       fmt::print("{:<10} {:>7} (no users)\n", slice, 0);
       continue;
     }
-    for (const auto& metric : split_list(metrics)) {
+    for (const auto& metric : metrics) {
       std::vector<double> a, b;
       for (auto rank : paired.rank_a) a.push_back(eval::metric_of_rank(metric, rank));
       for (auto rank : paired.rank_b) b.push_back(eval::metric_of_rank(metric, rank));

@@ -2,7 +2,6 @@
 // or SIGTERM (then it finishes the requests in flight and exits 0).
 #include <atomic>
 #include <csignal>
-#include <fstream>
 #include <thread>
 
 #include <pthread.h>
@@ -12,6 +11,7 @@
 #include "commands.h"
 #include "longrec/core/config.h"
 #include "longrec/core/error.h"
+#include "longrec/core/fsync.h"
 #include "longrec/serve/http_server.h"
 #include "longrec/serve/recommender.h"
 
@@ -78,9 +78,7 @@ int run_serve(int argc, const char* const* argv) {
              port, o.request_threads, threads);
   std::fflush(stdout);
   if (!port_file.empty()) {
-    const auto tmp = port_file + ".tmp";
-    std::ofstream(tmp) << port << '\n';
-    std::filesystem::rename(tmp, port_file);  // readers never see half a number
+    write_file_atomically(port_file, [&](std::ostream& out) { out << port << '\n'; });  // never half a number
   }
   server.serve();
   fmt::print("longrec serve: stopped with {} user states held\n", server.users());

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 
 #include "longrec/core/error.h"
 
@@ -17,6 +18,30 @@ void fsync_path(const std::filesystem::path& path) {
   const int error = errno;
   ::close(fd);
   if (rc != 0) throw SystemError(fmt::format("{}: fsync failed: {}", path.string(), std::strerror(error)));
+}
+
+void write_file_atomically(const std::filesystem::path& path, const std::function<void(std::ostream&)>& write) {
+  const auto temporary = path.parent_path() / fmt::format(".{}.tmp-{}", path.filename().string(), ::getpid());
+  try {
+    {
+      std::ofstream out(temporary, std::ios::trunc);
+      if (!out) throw SystemError(fmt::format("{}: cannot open {} for writing", path.string(), temporary.string()));
+      write(out);
+      out.flush();
+      if (!out) throw SystemError(fmt::format("{}: write failed", path.string()));
+    }
+    fsync_path(temporary);
+    std::error_code error;
+    std::filesystem::rename(temporary, path, error);
+    if (error) {
+      throw SystemError(fmt::format("{}: cannot rename {} into place: {}", path.string(), temporary.string(),
+                                    error.message()));
+    }
+  } catch (...) {
+    std::error_code ignored;
+    std::filesystem::remove(temporary, ignored);
+    throw;
+  }
 }
 
 }  // namespace longrec

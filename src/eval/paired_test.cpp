@@ -6,6 +6,7 @@
 #include <cmath>
 #include <map>
 #include <numeric>
+#include <set>
 
 #include "longrec/core/error.h"
 #include "longrec/core/rng.h"
@@ -95,35 +96,35 @@ PairedTestResult paired_test(const std::vector<double>& a, const std::vector<dou
 
 PairedRanks pair_by_user(const std::vector<UserRank>& a, const std::string& name_a, const std::vector<UserRank>& b,
                          const std::string& name_b, std::int64_t min_history) {
-  std::map<std::int64_t, const UserRank*> by_user;
-  for (const auto& row : b) by_user[row.user] = &row;
-  std::map<std::int64_t, const UserRank*> only_a;
-  PairedRanks paired;
-  std::vector<std::pair<std::int64_t, std::pair<std::int64_t, std::int64_t>>> rows;
+  // B's users not yet matched; A's users B lacks. Ordered: the pairs come out by user id.
+  std::map<std::int64_t, const UserRank*> unmatched_b;
+  for (const auto& row : b) unmatched_b[row.user] = &row;
+  std::set<std::int64_t> only_a;
+  std::map<std::int64_t, std::pair<std::int64_t, std::int64_t>> ranks;  // user -> (rank in A, rank in B)
   for (const auto& row : a) {
-    const auto match = by_user.find(row.user);
-    if (match == by_user.end()) {
-      only_a[row.user] = &row;
+    const auto match = unmatched_b.find(row.user);
+    if (match == unmatched_b.end()) {
+      only_a.insert(row.user);
       continue;
     }
     if (match->second->history_events != row.history_events) {
       throw DataError(fmt::format("user {} has {} events in {} but {} in {}: not the same dataset and split",
                                   row.user, row.history_events, name_a, match->second->history_events, name_b));
     }
-    by_user.erase(match);
-    if (row.history_events > min_history) rows.push_back({row.user, {row.rank, match->second->rank}});
+    if (row.history_events > min_history) ranks[row.user] = {row.rank, match->second->rank};
+    unmatched_b.erase(match);
   }
-  if (!only_a.empty() || !by_user.empty()) {
-    const auto example = !only_a.empty() ? fmt::format("user {} is only in {}", only_a.begin()->first, name_a)
-                                         : fmt::format("user {} is only in {}", by_user.begin()->first, name_b);
+  if (!only_a.empty() || !unmatched_b.empty()) {
+    const auto example = !only_a.empty() ? fmt::format("user {} is only in {}", *only_a.begin(), name_a)
+                                         : fmt::format("user {} is only in {}", unmatched_b.begin()->first, name_b);
     throw DataError(fmt::format("{} and {} rank different users ({} only in the first, {} only in the second; {}): "
                                 "evaluate both on the same dataset and split",
-                                name_a, name_b, only_a.size(), by_user.size(), example));
+                                name_a, name_b, only_a.size(), unmatched_b.size(), example));
   }
-  std::sort(rows.begin(), rows.end());
-  for (const auto& [user, ranks] : rows) {
-    paired.rank_a.push_back(ranks.first);
-    paired.rank_b.push_back(ranks.second);
+  PairedRanks paired;
+  for (const auto& [user, pair] : ranks) {
+    paired.rank_a.push_back(pair.first);
+    paired.rank_b.push_back(pair.second);
   }
   return paired;
 }

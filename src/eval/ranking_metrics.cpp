@@ -17,14 +17,21 @@ const std::vector<int>& RankingMetrics::ndcg_cutoffs() {
   return cutoffs;
 }
 
+double hit_at(std::int64_t rank, std::int64_t cutoff) { return rank < cutoff ? 1.0 : 0.0; }
+
+double ndcg_at(std::int64_t rank, std::int64_t cutoff) {
+  // One relevant item: DCG = 1 / log2(rank + 2), ideal DCG = 1.
+  return rank < cutoff ? 1.0 / std::log2(static_cast<double>(rank) + 2.0) : 0.0;
+}
+
+double reciprocal_rank(std::int64_t rank) { return 1.0 / static_cast<double>(rank + 1); }
+
 void RankingMetrics::add(std::int64_t rank) {
   LONGREC_CHECK(rank >= 0, "negative rank {}", rank);
   ++count_;
-  for (std::size_t i = 0; i < hit_cutoffs().size(); ++i) hits_[i] += rank < hit_cutoffs()[i] ? 1.0 : 0.0;
-  // One relevant item: DCG = 1 / log2(rank + 2), ideal DCG = 1.
-  const double gain = 1.0 / std::log2(static_cast<double>(rank) + 2.0);
-  for (std::size_t i = 0; i < ndcg_cutoffs().size(); ++i) ndcg_[i] += rank < ndcg_cutoffs()[i] ? gain : 0.0;
-  reciprocal_rank_ += 1.0 / static_cast<double>(rank + 1);
+  for (std::size_t i = 0; i < hit_cutoffs().size(); ++i) hits_[i] += hit_at(rank, hit_cutoffs()[i]);
+  for (std::size_t i = 0; i < ndcg_cutoffs().size(); ++i) ndcg_[i] += ndcg_at(rank, ndcg_cutoffs()[i]);
+  reciprocal_rank_ += reciprocal_rank(rank);
 }
 
 void RankingMetrics::merge(const RankingMetrics& other) {

@@ -1,15 +1,14 @@
 #include "longrec/eval/user_ranks.h"
 
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include <charconv>
-#include <cmath>
 #include <fstream>
 #include <unordered_set>
 
 #include "longrec/core/error.h"
 #include "longrec/core/fsync.h"
+#include "longrec/eval/ranking_metrics.h"
 
 namespace longrec::eval {
 
@@ -34,8 +33,13 @@ std::pair<std::string_view, std::int64_t> parse_metric(std::string_view name) {
 }  // namespace
 
 const std::vector<std::string>& metric_names() {
-  static const std::vector<std::string> names{"hr@1",   "hr@10",   "hr@50",    "hr@200", "ndcg@10",
-                                              "ndcg@50", "ndcg@200", "mrr"};
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> out;
+    for (const int cutoff : RankingMetrics::hit_cutoffs()) out.push_back(fmt::format("hr@{}", cutoff));
+    for (const int cutoff : RankingMetrics::ndcg_cutoffs()) out.push_back(fmt::format("ndcg@{}", cutoff));
+    out.push_back("mrr");
+    return out;
+  }();
   return names;
 }
 
@@ -45,33 +49,15 @@ double metric_of_rank(std::string_view metric, std::int64_t rank, const std::str
     throw ConfigError(key, fmt::format("unknown metric '{}': expected hr@K, ndcg@K (K >= 1) or mrr", metric));
   }
   LONGREC_CHECK(rank >= 0, "negative rank {}", rank);
-  if (kind == "mrr") return 1.0 / static_cast<double>(rank + 1);
-  if (rank >= cutoff) return 0.0;
-  // One relevant item: DCG = 1 / log2(rank + 2), ideal DCG = 1 (as RankingMetrics).
-  return kind == "hr" ? 1.0 : 1.0 / std::log2(static_cast<double>(rank) + 2.0);
+  if (kind == "mrr") return reciprocal_rank(rank);
+  return kind == "hr" ? hit_at(rank, cutoff) : ndcg_at(rank, cutoff);
 }
 
 void write_user_ranks(const std::filesystem::path& path, const std::vector<UserRank>& rows) {
-  const auto temporary = std::filesystem::path(path.string() + fmt::format(".tmp-{}", ::getpid()));
-  {
-    std::ofstream out(temporary, std::ios::trunc);
-    if (!out) throw SystemError(fmt::format("{}: cannot open for writing", temporary.string()));
+  write_file_atomically(path, [&](std::ostream& out) {
     out << kHeader << '\n';
     for (const auto& row : rows) out << row.user << '\t' << row.history_events << '\t' << row.rank << '\n';
-    out.flush();
-    if (!out) {
-      std::error_code ignored;
-      std::filesystem::remove(temporary, ignored);
-      throw SystemError(fmt::format("{}: write failed", temporary.string()));
-    }
-  }
-  fsync_path(temporary);
-  std::error_code error;
-  std::filesystem::rename(temporary, path, error);
-  if (error) {
-    std::filesystem::remove(temporary, error);
-    throw SystemError(fmt::format("{}: cannot rename {} into place", path.string(), temporary.string()));
-  }
+  });
 }
 
 std::vector<UserRank> read_user_ranks(const std::filesystem::path& path) {

@@ -10,6 +10,12 @@
 
 namespace longrec::eval {
 
+// One held-out item at 0-based `rank`: its per-user values, whose means over
+// users are the metrics (RankingMetrics and per-user comparisons share them).
+double hit_at(std::int64_t rank, std::int64_t cutoff);
+double ndcg_at(std::int64_t rank, std::int64_t cutoff);  // one relevant item: 1 / log2(rank + 2) inside the cutoff
+double reciprocal_rank(std::int64_t rank);
+
 class RankingMetrics {
  public:
   static const std::vector<int>& hit_cutoffs();   // 1, 10, 50, 200
