@@ -206,6 +206,17 @@ int bench_train(int argc, const char* const* argv) {
   return 0;
 }
 
+// The `bench.histories` list of the token and serving benchmarks: lengths >= 2, at least one.
+std::vector<std::int64_t> parse_history_lengths(const std::string& text) {
+  std::vector<std::int64_t> lengths;
+  for (const auto value : parse_int_list("bench.histories", text)) {
+    if (value < 2) throw ConfigError("bench.histories", fmt::format("'{}' is not a history length (>= 2)", value));
+    lengths.push_back(value);
+  }
+  if (lengths.empty()) throw ConfigError("bench.histories", "expected at least one length");
+  return lengths;
+}
+
 int bench_tokens(int argc, const char* const* argv) {
   model::ModelConfig model;
   model.personalization.segment_len = 128;
@@ -230,12 +241,7 @@ int bench_tokens(int argc, const char* const* argv) {
   r.add("bench", "threads", &options.threads, "intra-op threads (0 = all cores)", check::at_least(0));
   model::register_model_options(r, model);
   r.constraint([&] {
-    options.histories.clear();
-    for (const auto value : parse_int_list("bench.histories", histories)) {
-      if (value < 2) throw ConfigError("bench.histories", fmt::format("'{}' is not a history length (>= 2)", value));
-      options.histories.push_back(value);
-    }
-    if (options.histories.empty()) throw ConfigError("bench.histories", "expected at least one length");
+    options.histories = parse_history_lengths(histories);
   });
   if (!r.parse(argc, argv)) return 0;
   const auto b = train::benchmark_tokens(model, options);
@@ -275,11 +281,7 @@ int bench_serve(int argc, const char* const* argv) {
         check::at_least(1));
   r.constraint([&] {
     if (bundle.empty()) throw ConfigError("bench.model", "a serving bundle is required (longrec export)");
-    options.histories.clear();
-    for (const auto value : parse_int_list("bench.histories", histories)) {
-      if (value < 2) throw ConfigError("bench.histories", fmt::format("'{}' is not a history length (>= 2)", value));
-      options.histories.push_back(value);
-    }
+    options.histories = parse_history_lengths(histories);
     options.threads.clear();
     for (const auto value : parse_int_list("bench.request_threads", request_threads)) {
       if (value < 1 || value > 1024) {
@@ -287,9 +289,7 @@ int bench_serve(int argc, const char* const* argv) {
       }
       options.threads.push_back(static_cast<int>(value));
     }
-    if (options.histories.empty() || options.threads.empty()) {
-      throw ConfigError("bench.histories", "expected at least one length and one thread count");
-    }
+    if (options.threads.empty()) throw ConfigError("bench.request_threads", "expected at least one thread count");
   });
   if (!r.parse(argc, argv)) return 0;
   const auto recommender = serve::Recommender::load(bundle, threads);
