@@ -14,9 +14,9 @@
 
 #include "longrec/core/checksum.h"
 #include "longrec/core/error.h"
-#include "longrec/core/fsync.h"
+#include "longrec/core/atomic_file.h"
 #include "longrec/data/h5.h"
-#include "longrec/dist/communicator.h"
+#include "longrec/distributed/communicator.h"
 
 namespace longrec::ckpt {
 
@@ -29,47 +29,6 @@ constexpr const char* kDenseFile = "dense.h5";
 
 std::string embedding_file(int rank, int world) { return fmt::format("emb-rank-{:05d}-of-{:05d}.h5", rank, world); }
 std::string step_name(std::int64_t step) { return fmt::format("step-{:09d}", step); }
-
-json model_json(const model::ModelConfig& c) {
-  return {{"backbone", c.backbone}, {"dim", c.dim},         {"blocks", c.blocks},   {"heads", c.heads},
-          {"head_dim", c.head_dim}, {"max_len", c.max_len}, {"ffn_dim", c.ffn_dim}, {"time_buckets", c.time_buckets},
-          {"dropout", c.dropout},   {"attn_dropout", c.attn_dropout}, {"temperature", c.temperature},
-          {"num_negatives", c.num_negatives}, {"negatives", c.negatives},
-          {"in_batch_negatives", c.in_batch_negatives}, {"seed", c.seed},
-          {"personalization",
-           {{"segment_len", c.personalization.segment_len}, {"tokens_per_group", c.personalization.tokens_per_group},
-            {"recent_window", c.personalization.recent_window}, {"max_groups", c.personalization.max_groups},
-            {"groups", c.personalization.groups}, {"path", c.personalization.path}}}};
-}
-
-model::ModelConfig model_from_json(const json& j) {
-  model::ModelConfig c;
-  c.backbone = j.at("backbone");
-  c.dim = j.at("dim");
-  c.blocks = j.at("blocks");
-  c.heads = j.at("heads");
-  c.head_dim = j.at("head_dim");
-  c.max_len = j.at("max_len");
-  c.ffn_dim = j.at("ffn_dim");
-  c.time_buckets = j.at("time_buckets");
-  c.dropout = j.at("dropout");
-  c.attn_dropout = j.at("attn_dropout");
-  c.temperature = j.at("temperature");
-  c.num_negatives = j.at("num_negatives");
-  c.negatives = j.at("negatives");
-  c.in_batch_negatives = j.at("in_batch_negatives");
-  c.seed = j.at("seed");
-  if (j.contains("personalization")) {  // absent in manifests written before personalization tokens
-    const auto& p = j.at("personalization");
-    c.personalization.segment_len = p.at("segment_len");
-    c.personalization.tokens_per_group = p.at("tokens_per_group");
-    c.personalization.recent_window = p.at("recent_window");
-    c.personalization.max_groups = p.at("max_groups");
-    c.personalization.groups = p.at("groups");
-    c.personalization.path = p.at("path");
-  }
-  return c;
-}
 
 // A float32 copy on the CPU, flat, for HDF5.
 std::vector<float> flat_floats(const torch::Tensor& t) {
@@ -97,7 +56,7 @@ std::string serialize_rng() {
 namespace {
 
 // A string through the communicator (fixed width; checksums are short hex).
-std::vector<std::string> gather_strings(dist::Communicator& comm, const std::string& value, torch::Device wire) {
+std::vector<std::string> gather_strings(distributed::Communicator& comm, const std::string& value, torch::Device wire) {
   constexpr std::int64_t kWidth = 64;
   if (static_cast<std::int64_t>(value.size()) > kWidth) throw Error(fmt::format("'{}' is too long to gather", value));
   auto bytes = torch::zeros({kWidth}, torch::kUInt8);
@@ -113,19 +72,9 @@ std::vector<std::string> gather_strings(dist::Communicator& comm, const std::str
 
 }  // namespace
 
-std::string model_config_to_json(const model::ModelConfig& config) { return model_json(config).dump(); }
-
-model::ModelConfig model_config_from_json(const std::string& text) {
-  try {
-    return model_from_json(json::parse(text));
-  } catch (const json::exception& e) {
-    throw DataError(fmt::format("malformed model configuration ({})", e.what()));
-  }
-}
-
 fs::path save_checkpoint(const fs::path& run_dir, const Manifest& manifest, model::SequentialRecommender& model,
-                         torch::optim::Optimizer& optimizer, model::ItemEmbedding& items, int keep,
-                         dist::Communicator& comm) {
+                         torch::optim::Optimizer& optimizer, model::ItemTable& items, int keep,
+                         distributed::Communicator& comm) {
   const int rank = comm.rank(), world = comm.world();
   const auto wire = comm.wire_device(model.parameters().front().device());
   const fs::path root = run_dir / "ckpt";
@@ -186,7 +135,7 @@ fs::path save_checkpoint(const fs::path& run_dir, const Manifest& manifest, mode
     m["world_size"] = world;
     m["history_window"] = manifest.history_window;
     m["num_items"] = manifest.num_items;
-    m["model"] = model_json(manifest.model);
+    m["model"] = json::parse(model::model_config_to_json(manifest.model));
     m["config_ini"] = manifest.config_ini;
     m["dataset"] = manifest.dataset;
     m["tensors"] = tensors;
@@ -276,7 +225,11 @@ Manifest read_manifest(const fs::path& checkpoint) {
     out.world_size = m.at("world_size");
     out.history_window = m.value("history_window", 0);
     out.num_items = m.at("num_items");
-    out.model = model_from_json(m.at("model"));
+    try {
+      out.model = model::model_config_from_json(m.at("model").dump());
+    } catch (const DataError& e) {
+      throw DataError(fmt::format("{}: {}", path.string(), e.what()));
+    }
     out.config_ini = m.value("config_ini", "");
     out.dataset = m.value("dataset", "");
     return out;
@@ -287,28 +240,7 @@ Manifest read_manifest(const fs::path& checkpoint) {
 
 void check_compatible(const Manifest& manifest, const model::ModelConfig& config, std::int64_t num_items,
                       const fs::path& checkpoint) {
-  const auto& saved = manifest.model;
-  const auto mismatch = [&](const char* key, auto saved_value, auto value) {
-    if (saved_value != value) {
-      throw ConfigError(key, fmt::format("{} was trained with {} = {}, this configuration has {}",
-                                         checkpoint.string(), key, saved_value, value));
-    }
-  };
-  mismatch("model.backbone", saved.backbone, config.backbone);
-  mismatch("model.dim", saved.dim, config.dim);
-  mismatch("model.blocks", saved.blocks, config.blocks);
-  mismatch("model.heads", saved.heads, config.heads);
-  mismatch("model.head_dim", saved.resolved_head_dim(), config.resolved_head_dim());
-  mismatch("model.max_len", saved.max_len, config.max_len);
-  mismatch("model.ffn_dim", saved.resolved_ffn_dim(), config.resolved_ffn_dim());
-  mismatch("model.time_buckets", saved.time_buckets, config.time_buckets);
-  const auto& saved_pt = saved.personalization;
-  const auto& pt = config.personalization;
-  mismatch("personalization.segment_len", saved_pt.segment_len, pt.segment_len);
-  mismatch("personalization.tokens_per_group", saved_pt.tokens_per_group, pt.tokens_per_group);
-  mismatch("personalization.recent_window", saved_pt.recent_window, pt.recent_window);
-  mismatch("personalization.max_groups", saved_pt.max_groups, pt.max_groups);
-  mismatch("personalization.groups", saved_pt.groups, pt.groups);
+  model::check_same_architecture(manifest.model, config, checkpoint.string());
   if (manifest.num_items != num_items) {
     throw ConfigError("train.dataset", fmt::format("{} has {} items, the dataset has {}: not the same item catalogue",
                                                    checkpoint.string(), manifest.num_items, num_items));
@@ -316,7 +248,7 @@ void check_compatible(const Manifest& manifest, const model::ModelConfig& config
 }
 
 void load_checkpoint(const fs::path& checkpoint, const Manifest& manifest, model::SequentialRecommender& model,
-                     torch::optim::Optimizer* optimizer, model::ItemEmbedding& items) {
+                     torch::optim::Optimizer* optimizer, model::ItemTable& items) {
   torch::NoGradGuard no_grad;
   const auto dense = h5::File::open(checkpoint / kDenseFile, "the checkpoint is incomplete or corrupt");
   // Read everything first; assign only when all of it is there and fits.

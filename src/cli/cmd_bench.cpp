@@ -21,12 +21,12 @@
 #include "longrec/data/loader.h"
 #include "longrec/data/prepare.h"
 #include "longrec/data/synth.h"
-#include "longrec/dist/comm_benchmark.h"
+#include "longrec/bench/comm_benchmark.h"
 #include "longrec/model/model_config.h"
 #include "longrec/serve/recommender.h"
-#include "longrec/serve/serve_benchmark.h"
-#include "longrec/train/benchmark.h"
-#include "longrec/train/token_benchmark.h"
+#include "longrec/bench/serve_benchmark.h"
+#include "longrec/bench/train_benchmark.h"
+#include "longrec/bench/token_benchmark.h"
 #include "longrec/train/train_config.h"
 
 namespace longrec::cli {
@@ -194,7 +194,7 @@ int bench_train(int argc, const char* const* argv) {
   model::register_model_options(r, model);
   data::register_loader_options(r, data);
   if (!r.parse(argc, argv)) return 0;
-  const auto b = train::benchmark_training(train, model, data, steps, warmup);
+  const auto b = bench::benchmark_training(train, model, data, steps, warmup);
   if (b.rank != 0) return 0;
   fmt::print("| model | ranks x threads | batch | max_len | steps | samples/s | tokens/s | GFLOP/sample | achieved GFLOP/s "
              "| peak GFLOP/s | MFU | comm ms/step |\n");
@@ -223,7 +223,7 @@ int bench_tokens(int argc, const char* const* argv) {
   model.personalization.tokens_per_group = 4;
   model.personalization.recent_window = 128;
   model.dropout = 0.0;
-  train::TokenBenchmarkOptions options;
+  bench::TokenBenchmarkOptions options;
   std::string histories = "256,512,1024,2048,4096,8192";
   OptionRegistry r("bench tokens",
                    "Personalization tokens vs full-sequence attention, side by side on random histories:\n"
@@ -244,7 +244,7 @@ int bench_tokens(int argc, const char* const* argv) {
     options.histories = parse_history_lengths(histories);
   });
   if (!r.parse(argc, argv)) return 0;
-  const auto b = train::benchmark_tokens(model, options);
+  const auto b = bench::benchmark_tokens(model, options);
   fmt::print("full: {}\ntokens: {}\n\n", b.full_model, b.tokens_model);
   fmt::print("| history | rows/step | full GFLOP/step | tokens GFLOP/step | FLOP ratio | full ms/step | tokens ms/step "
              "| time ratio | full us/event | tokens us/event | serve full ms | serve state ms | serve ratio |\n");
@@ -261,7 +261,7 @@ int bench_tokens(int argc, const char* const* argv) {
 }
 
 int bench_serve(int argc, const char* const* argv) {
-  serve::ServeBenchmarkOptions options;
+  bench::ServeBenchmarkOptions options;
   std::string bundle, histories = "200,1000,4000", request_threads = "1,2";
   int threads = 1;
   OptionRegistry r("bench serve",
@@ -293,7 +293,7 @@ int bench_serve(int argc, const char* const* argv) {
   });
   if (!r.parse(argc, argv)) return 0;
   const auto recommender = serve::Recommender::load(bundle, threads);
-  const auto rows = serve::benchmark_serving(*recommender, options);
+  const auto rows = bench::benchmark_serving(*recommender, options);
   fmt::print("model: {}\n{} intra-op thread(s) per request, top-{}, {:.1f} s per cell\n\n", recommender->describe(),
              threads, options.k, options.seconds);
   fmt::print("| history | request threads | recompute req/s | p50 ms | p99 ms | state req/s | p50 ms | p99 ms | "
@@ -328,7 +328,7 @@ std::vector<std::string> expand_nccl_tests_flags(int argc, const char* const* ar
 }
 
 int bench_comm(int argc, const char* const* argv) {
-  dist::CommBenchmarkOptions options;
+  bench::CommBenchmarkOptions options;
   std::string min_bytes = "8", max_bytes = "64M", collectives = "all_reduce,all_gather,all_to_all_v";
   int check = 1;
   OptionRegistry r("bench comm",
@@ -348,8 +348,8 @@ int bench_comm(int argc, const char* const* argv) {
   r.add("bench", "collectives", &collectives, "comma-separated: all_reduce, all_gather, all_to_all_v");
   r.add("bench", "device", &options.device, "cpu (MPI), cuda (NCCL) or auto", check::one_of({"auto", "cpu", "cuda"}));
   r.constraint([&] {
-    options.min_bytes = dist::parse_byte_size("bench.min_bytes", min_bytes);
-    options.max_bytes = dist::parse_byte_size("bench.max_bytes", max_bytes);
+    options.min_bytes = bench::parse_byte_size("bench.min_bytes", min_bytes);
+    options.max_bytes = bench::parse_byte_size("bench.max_bytes", max_bytes);
     if (check != 0 && check != 1) throw ConfigError("bench.check", fmt::format("got {}, expected 0 or 1", check));
     options.check = check == 1;
     options.collectives = split_list(collectives);
@@ -358,7 +358,7 @@ int bench_comm(int argc, const char* const* argv) {
   std::vector<const char*> pointers;
   for (const auto& a : args) pointers.push_back(a.c_str());
   if (!r.parse(static_cast<int>(pointers.size()), pointers.data())) return 0;
-  const auto b = dist::benchmark_collectives(options);
+  const auto b = bench::benchmark_collectives(options);
   if (b.rank != 0) return 0;
   fmt::print("# longrec bench comm: {} ranks, {} backend, {} timed + {} warmup iterations per size\n", b.world,
              b.backend, options.iters, options.warmup);

@@ -4,12 +4,12 @@
 #include "commands.h"
 #include "longrec/core/config.h"
 #include "longrec/core/log.h"
-#include "longrec/serve/bundle.h"
+#include "longrec/ckpt/bundle.h"
 
 namespace longrec::cli {
 
 int run_export(int argc, const char* const* argv) {
-  serve::ExportOptions options;
+  ckpt::ExportOptions options;
   OptionRegistry r("export",
                    "Writes a checkpoint (of any number of ranks) as one self-contained HDF5 serving bundle: the\n"
                    "model configuration, every dense weight, the whole item table gathered from every shard,\n"
@@ -28,7 +28,7 @@ int run_export(int argc, const char* const* argv) {
     if (options.out.empty()) throw ConfigError("export.out", "an output path is required");
   });
   if (!r.parse(argc, argv)) return 0;
-  const auto s = serve::export_bundle(options);
+  const auto s = ckpt::export_bundle(options);
   log::info("{}: {} items x {} ({}), {} dense parameters{}, from step {} of a {}-rank checkpoint; {:.1f} MB, "
             "checksum {}",
             s.path.string(), s.items, s.dim, options.dtype, s.parameters, s.has_text ? ", item titles" : "", s.step,

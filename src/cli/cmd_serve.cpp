@@ -11,7 +11,7 @@
 #include "commands.h"
 #include "longrec/core/config.h"
 #include "longrec/core/error.h"
-#include "longrec/core/fsync.h"
+#include "longrec/core/atomic_file.h"
 #include "longrec/serve/http_server.h"
 #include "longrec/serve/recommender.h"
 

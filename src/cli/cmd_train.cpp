@@ -4,7 +4,7 @@
 #include "longrec/core/log.h"
 #include "longrec/data/loader.h"
 #include "longrec/model/model_config.h"
-#include "longrec/train/train_config.h"
+#include "longrec/train/trainer.h"
 
 namespace longrec::cli {
 

@@ -7,7 +7,7 @@
 
 #include "commands.h"
 #include "longrec/core/error.h"
-#include "longrec/dist/runtime.h"
+#include "longrec/distributed/runtime.h"
 
 namespace {
 
@@ -63,11 +63,11 @@ int main(int argc, char** argv) {
     }
     // Under mpirun/srun one rank's failure ends the job: its message first,
     // then MPI_Abort, so that no other rank waits in a collective forever.
-    if (longrec::dist::MpiRuntime::started() && longrec::dist::MpiRuntime::start().topology().world > 1) {
-      const auto& topology = longrec::dist::MpiRuntime::start().topology();
+    if (longrec::distributed::MpiRuntime::started() && longrec::distributed::MpiRuntime::start().topology().world > 1) {
+      const auto& topology = longrec::distributed::MpiRuntime::start().topology();
       fmt::print(stderr, "longrec {}: rank {} of {}: error: {}\n", c.name, topology.rank, topology.world, message);
       std::fflush(stderr);
-      longrec::dist::MpiRuntime::start().abort(code);
+      longrec::distributed::MpiRuntime::start().abort(code);
     }
     fmt::print(stderr, "longrec {}: error: {}\n", c.name, message);
     return code;

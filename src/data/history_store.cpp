@@ -11,7 +11,7 @@
 
 #include "longrec/data/h5.h"
 #include "longrec/core/error.h"
-#include "longrec/core/fsync.h"
+#include "longrec/core/atomic_file.h"
 #include "longrec/core/rng.h"
 
 namespace longrec::data {

@@ -60,6 +60,7 @@ struct EpochPlan {
   std::vector<SampleRef> samples;
   std::vector<std::int64_t> batch_begin;       // [num_batches + 1] into samples
   std::vector<std::int64_t> chunk_last_batch;  // per chunk: last batch using it (-1: none)
+  std::int64_t epoch = 0;
   std::int64_t num_batches() const { return static_cast<std::int64_t>(batch_begin.size()) - 1; }
 };
 
@@ -93,6 +94,7 @@ struct HistoryLoader::Impl {
   struct EndOfEpoch {};
   std::deque<std::variant<Batch, EndOfEpoch, std::exception_ptr>> queue;
   bool stop = false;
+  std::function<void(Batch&)> preparer;  // runs on the worker thread
 
   Impl(const std::filesystem::path& dataset, LoaderConfig c, SplitPart p, int r, int w)
       : store(dataset), config(std::move(c)), part(p), protocol(parse_split_protocol(config.split)), rank(r),
@@ -147,6 +149,7 @@ struct HistoryLoader::Impl {
 
   EpochPlan build_plan(std::int64_t epoch) const {
     EpochPlan plan;
+    plan.epoch = epoch;
     plan.samples.reserve(static_cast<std::size_t>(total_samples));
     plan.batch_begin.push_back(0);
     const auto b = static_cast<std::size_t>(config.batch_size);
@@ -244,6 +247,7 @@ struct HistoryLoader::Impl {
   Batch build_batch(const EpochPlan& plan, std::int64_t k, std::unordered_map<std::int32_t, ChunkData>& cache) {
     Batch batch;
     batch.training = part == SplitPart::Train;
+    batch.epoch = plan.epoch;
     batch.global_index = k;
     batch.global_rows = static_cast<int>(plan.batch_begin[k + 1] - plan.batch_begin[k]);
     std::vector<const SampleRef*> rows;
@@ -306,7 +310,9 @@ struct HistoryLoader::Impl {
       const EpochPlan plan = build_plan(from.epoch);
       std::unordered_map<std::int32_t, ChunkData> cache;
       for (std::int64_t k = from.batch; k < plan.num_batches(); ++k) {
-        if (!push(build_batch(plan, k, cache))) return;
+        auto batch = build_batch(plan, k, cache);
+        if (preparer) preparer(batch);
+        if (!push(std::move(batch))) return;
         std::erase_if(cache, [&](const auto& entry) {
           return plan.chunk_last_batch[static_cast<std::size_t>(entry.first)] <= k;
         });
@@ -374,5 +380,9 @@ std::int64_t HistoryLoader::batches_per_epoch() const { return impl_->batches_pe
 std::int64_t HistoryLoader::samples_per_epoch() const { return impl_->total_samples; }
 std::int64_t HistoryLoader::rank_users() const { return impl_->owned_users; }
 std::int64_t HistoryLoader::num_items() const { return impl_->store.meta().num_items; }
+void HistoryLoader::set_batch_preparer(std::function<void(Batch&)> preparer) {
+  impl_->stop_worker();  // batches already built ahead have not seen it
+  impl_->preparer = std::move(preparer);
+}
 
 }  // namespace longrec::data

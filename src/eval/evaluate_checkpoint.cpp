@@ -69,7 +69,7 @@ EvalResult evaluate_checkpoint(const EvalOptions& options, const data::LoaderCon
                                                                                              : torch::kCPU;
   model::SequentialRecommender model(manifest.model);
   model.to(device);
-  model::LocalItemEmbedding items(manifest.num_items, manifest.model.dim, {}, 0, device);
+  model::LocalItemTable items(manifest.num_items, manifest.model.dim, {}, 0, device);
   ckpt::load_checkpoint(checkpoint, manifest, model, nullptr, items);
   const auto evaluation =
       evaluate(model, items, loader, device, options.long_history, /*comm=*/nullptr, !options.ranks.empty());

@@ -6,7 +6,7 @@
 #include <limits>
 
 #include "longrec/data/loader.h"
-#include "longrec/dist/communicator.h"
+#include "longrec/distributed/communicator.h"
 #include "longrec/model/sequence_batch.h"
 #include "longrec/model/sequential_recommender.h"
 
@@ -14,8 +14,8 @@ namespace longrec::eval {
 
 std::vector<std::int64_t> target_ranks(const torch::Tensor& queries, const torch::Tensor& targets,
                                        const std::vector<std::int64_t>& seen_offsets,
-                                       const std::vector<std::int32_t>& seen_items, model::ItemEmbedding& items,
-                                       dist::Communicator* comm, std::int64_t item_chunk) {
+                                       const std::vector<std::int32_t>& seen_items, model::ItemVectors& items,
+                                       distributed::Communicator* comm, std::int64_t item_chunk) {
   torch::NoGradGuard no_grad;
   const auto B = queries.size(0);
   const auto device = queries.device();
@@ -27,7 +27,7 @@ std::vector<std::int64_t> target_ranks(const torch::Tensor& queries, const torch
   auto owned_index = torch::full({items.num_items() + 1}, -1, i64);
   owned_index.index_put_({owned}, torch::arange(N, i64));
   const auto chunk_scores = [&](std::int64_t begin, std::int64_t end) {
-    return torch::matmul(queries, items.owned_normalized_rows(begin, end).to(device, queries.scalar_type()).t());
+    return torch::matmul(queries, items.owned_normalized_vectors(begin, end).to(device, queries.scalar_type()).t());
   };
 
   // The history of each row, de-duplicated, without the target itself: (row, id) pairs.
@@ -64,7 +64,7 @@ std::vector<std::int64_t> target_ranks(const torch::Tensor& queries, const torch
     auto picked = scores.gather(1, (target_cols - begin).clamp(0, end - begin - 1).unsqueeze(1)).squeeze(1);
     target_scores = torch::where(in_chunk, picked, target_scores);
   }
-  if (comm != nullptr) target_scores = dist::sum_over_ranks(*comm, target_scores);
+  if (comm != nullptr) target_scores = distributed::sum_over_ranks(*comm, target_scores);
   // Pass 2: count the items above the target, the history masked out.
   auto above = torch::zeros({B}, i64);
   for (std::int64_t begin = 0; begin < N; begin += item_chunk) {
@@ -77,7 +77,7 @@ std::vector<std::int64_t> target_ranks(const torch::Tensor& queries, const torch
     }
     above += (scores > target_scores.unsqueeze(1)).sum(1);
   }
-  if (comm != nullptr) above = dist::sum_over_ranks(*comm, above);
+  if (comm != nullptr) above = distributed::sum_over_ranks(*comm, above);
   auto ranks_cpu = above.to(torch::kCPU).contiguous();
   return std::vector<std::int64_t>(ranks_cpu.data_ptr<std::int64_t>(), ranks_cpu.data_ptr<std::int64_t>() + B);
 }
@@ -92,8 +92,8 @@ std::map<std::string, double> Evaluation::values() const {
   return out;
 }
 
-Evaluation evaluate(model::SequentialRecommender& model, model::ItemEmbedding& items, data::HistoryLoader& loader,
-                    torch::Device device, std::int64_t long_history, dist::Communicator* comm,
+Evaluation evaluate(model::SequentialRecommender& model, model::ItemVectors& items, data::HistoryLoader& loader,
+                    torch::Device device, std::int64_t long_history, distributed::Communicator* comm,
                     bool keep_user_ranks) {
   torch::NoGradGuard no_grad;
   const bool was_training = model.is_training();
@@ -115,16 +115,16 @@ Evaluation evaluate(model::SequentialRecommender& model, model::ItemEmbedding& i
     if (seen_offsets.empty()) seen_offsets.push_back(0);
     if (distributed) {
       // The whole global batch on every rank; each scores the items it holds.
-      queries = dist::all_gather_rows(*comm, queries);
-      targets = dist::all_gather_rows(*comm, targets);
-      const auto lengths = dist::all_gather_rows(*comm, torch::tensor(seen_offsets, torch::kInt64).diff());
-      auto all_seen = dist::all_gather_rows(*comm, torch::tensor(seen_items, torch::kInt32));
+      queries = distributed::all_gather_rows(*comm, queries);
+      targets = distributed::all_gather_rows(*comm, targets);
+      const auto lengths = distributed::all_gather_rows(*comm, torch::tensor(seen_offsets, torch::kInt64).diff());
+      auto all_seen = distributed::all_gather_rows(*comm, torch::tensor(seen_items, torch::kInt32));
       const auto ends = lengths.cumsum(0).contiguous();
       seen_offsets.assign(1, 0);
       seen_offsets.insert(seen_offsets.end(), ends.data_ptr<std::int64_t>(), ends.data_ptr<std::int64_t>() + ends.numel());
       seen_items.assign(all_seen.data_ptr<std::int32_t>(), all_seen.data_ptr<std::int32_t>() + all_seen.numel());
       if (keep_user_ranks) {
-        const auto all_users = dist::all_gather_rows(*comm, torch::tensor(user_ids, torch::kInt64)).contiguous();
+        const auto all_users = distributed::all_gather_rows(*comm, torch::tensor(user_ids, torch::kInt64)).contiguous();
         user_ids.assign(all_users.data_ptr<std::int64_t>(), all_users.data_ptr<std::int64_t>() + all_users.numel());
       }
     }

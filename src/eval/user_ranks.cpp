@@ -7,7 +7,7 @@
 #include <unordered_set>
 
 #include "longrec/core/error.h"
-#include "longrec/core/fsync.h"
+#include "longrec/core/atomic_file.h"
 #include "longrec/eval/ranking_metrics.h"
 
 namespace longrec::eval {

@@ -1,11 +1,171 @@
 #include "longrec/model/model_config.h"
 
+#include <nlohmann/json.hpp>
+
+#include <charconv>
+#include <functional>
 #include <regex>
+#include <variant>
+
+#include <fmt/ranges.h>
 
 #include "longrec/core/config.h"
 #include "longrec/core/error.h"
 
 namespace longrec::model {
+
+namespace {
+
+using json = nlohmann::json;
+
+// A field of ModelConfig of type T: where it lives and how it is checked.
+template <typename T>
+struct Binding {
+  T& (*ref)(ModelConfig&);
+  check::Validator<T> validate;
+};
+using AnyBinding =
+    std::variant<Binding<int>, Binding<double>, Binding<std::string>, Binding<bool>, Binding<std::uint64_t>>;
+
+enum Role : unsigned {
+  kArchitecture = 1,  // must match between a checkpoint and the config; part of the UserState signature
+  kStored = 2,        // in manifests and bundles
+};
+
+struct Field {
+  const char* section;
+  const char* key;
+  const char* help;
+  unsigned roles;
+  AnyBinding binding;
+};
+
+// Accessor of a member (nested members too), as a plain function pointer.
+#define LONGREC_MEMBER(member) +[](ModelConfig& c) -> decltype((c.member)) { return c.member; }
+
+// The one list of model fields, in the order --help and the resolved table show them.
+const std::vector<Field>& fields() {
+  static const std::vector<Field> table = {
+      {"model", "size", "size descriptor, e.g. hstu-d64-l8-h2 (sets backbone, dim, blocks, heads)", 0,
+       Binding<std::string>{LONGREC_MEMBER(size), {}}},
+      {"model", "backbone", "registered backbone (hstu | sasrec)", kArchitecture | kStored,
+       Binding<std::string>{LONGREC_MEMBER(backbone), check::one_of(registered_backbones())}},
+      {"model", "dim", "embedding and residual width D", kArchitecture | kStored,
+       Binding<int>{LONGREC_MEMBER(dim), check::at_least(1)}},
+      {"model", "blocks", "number of blocks", kArchitecture | kStored,
+       Binding<int>{LONGREC_MEMBER(blocks), check::at_least(1)}},
+      {"model", "heads", "attention heads", kArchitecture | kStored,
+       Binding<int>{LONGREC_MEMBER(heads), check::at_least(1)}},
+      {"model", "head_dim", "per-head q/k/v width (0 = dim / heads)", kArchitecture | kStored,
+       Binding<int>{LONGREC_MEMBER(head_dim), check::at_least(0)}},
+      {"model", "max_len", "maximum sequence length N_max (HSTU normaliser, position tables)",
+       kArchitecture | kStored, Binding<int>{LONGREC_MEMBER(max_len), check::at_least(1)}},
+      {"model", "dropout", "dropout on inputs and block outputs", kStored,
+       Binding<double>{LONGREC_MEMBER(dropout), check::in_range(0.0, 0.99)}},
+      {"model", "attn_dropout", "dropout on attention weights", kStored,
+       Binding<double>{LONGREC_MEMBER(attn_dropout), check::in_range(0.0, 0.99)}},
+      {"model", "ffn_dim", "SASRec FFN width (0 = dim)", kArchitecture | kStored,
+       Binding<int>{LONGREC_MEMBER(ffn_dim), check::at_least(0)}},
+      {"model", "time_buckets", "HSTU log-time buckets", kArchitecture | kStored,
+       Binding<int>{LONGREC_MEMBER(time_buckets), check::at_least(1)}},
+      {"model", "temperature", "softmax temperature of cosine logits", kStored,
+       Binding<double>{LONGREC_MEMBER(temperature), check::in_range(1e-4, 100.0)}},
+      {"model", "num_negatives", "uniform negatives per position (or per batch when shared)", kStored,
+       Binding<int>{LONGREC_MEMBER(num_negatives), check::at_least(0)}},
+      {"model", "negatives", "per_position | shared", kStored,
+       Binding<std::string>{LONGREC_MEMBER(negatives), check::one_of({"per_position", "shared"})}},
+      {"model", "in_batch_negatives", "also use the batch's other targets as negatives", kStored,
+       Binding<bool>{LONGREC_MEMBER(in_batch_negatives), {}}},
+      {"model", "seed", "seed of initialisation, dropout and negative sampling", kStored,
+       Binding<std::uint64_t>{LONGREC_MEMBER(seed), {}}},
+      {"personalization", "segment_len", "events per segment S (0 = personalization tokens off)",
+       kArchitecture | kStored, Binding<int>{LONGREC_MEMBER(personalization.segment_len), check::at_least(0)}},
+      {"personalization", "tokens_per_group", "tokens K after each segment", kArchitecture | kStored,
+       Binding<int>{LONGREC_MEMBER(personalization.tokens_per_group), check::at_least(1)}},
+      {"personalization", "recent_window", "newest events R kept raw", kArchitecture | kStored,
+       Binding<int>{LONGREC_MEMBER(personalization.recent_window), check::at_least(0)}},
+      {"personalization", "max_groups", "cap on token groups (oldest dropped when serving)", kArchitecture | kStored,
+       Binding<int>{LONGREC_MEMBER(personalization.max_groups), check::at_least(1)}},
+      {"personalization", "groups",
+       "explicit groups offset:K,... (offset = history events up to the group's end); overrides segment_len",
+       kArchitecture | kStored, Binding<std::string>{LONGREC_MEMBER(personalization.groups), {}}},
+      // The two paths compute the same function of the same weights: not architecture.
+      {"personalization", "path", "block (linear cost) | dense (masked reference)", kStored,
+       Binding<std::string>{LONGREC_MEMBER(personalization.path), check::one_of({"block", "dense"})}},
+  };
+  return table;
+}
+#undef LONGREC_MEMBER
+
+std::string full_key(const Field& f) { return std::string(f.section) + "." + f.key; }
+
+const Field& field_of(const std::string& key) {
+  for (const auto& f : fields()) {
+    if (full_key(f) == key) return f;
+  }
+  throw ConfigError(key, "not a model configuration key");
+}
+
+template <typename T>
+const char* type_name() {
+  if constexpr (std::is_same_v<T, int>) return "int";
+  if constexpr (std::is_same_v<T, double>) return "double";
+  if constexpr (std::is_same_v<T, std::string>) return "string";
+  if constexpr (std::is_same_v<T, bool>) return "bool";
+  if constexpr (std::is_same_v<T, std::uint64_t>) return "uint64";
+}
+
+template <typename T>
+T& value_of(const Binding<T>& binding, const ModelConfig& config) {
+  // The accessors only name members; reading through them does not modify.
+  return binding.ref(const_cast<ModelConfig&>(config));
+}
+
+template <typename T>
+std::string as_text(const T& value) {
+  if constexpr (std::is_same_v<T, std::string>) {
+    return value;
+  } else if constexpr (std::is_same_v<T, bool>) {
+    return value ? "true" : "false";
+  } else {
+    return fmt::format("{}", value);
+  }
+}
+
+template <typename T>
+T parse_text(const std::string& key, const std::string& text) {
+  if constexpr (std::is_same_v<T, std::string>) {
+    return text;
+  } else if constexpr (std::is_same_v<T, bool>) {
+    if (text == "true" || text == "1") return true;
+    if (text == "false" || text == "0") return false;
+    throw ConfigError(key, fmt::format("'{}' is not a boolean (true | false)", text));
+  } else if constexpr (std::is_same_v<T, double>) {
+    try {
+      std::size_t used = 0;
+      const double v = std::stod(text, &used);
+      if (used == text.size()) return v;
+    } catch (const std::exception&) {
+    }
+    throw ConfigError(key, fmt::format("'{}' is not a number", text));
+  } else {
+    T v{};
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec != std::errc() || end != text.data() + text.size() || text.empty()) {
+      throw ConfigError(key, fmt::format("'{}' is not an integer of type {}", text, type_name<T>()));
+    }
+    return v;
+  }
+}
+
+}  // namespace
+
+ModelConfig ModelConfig::resolved() const {
+  ModelConfig out = *this;
+  out.head_dim = resolved_head_dim();
+  out.ffn_dim = resolved_ffn_dim();
+  return out;
+}
 
 std::string ModelConfig::describe() const {
   auto name = fmt::format("{}-d{}-l{}-h{}", backbone, dim, blocks, heads);
@@ -13,13 +173,42 @@ std::string ModelConfig::describe() const {
   return name;
 }
 
+const std::vector<ModelField>& model_fields() {
+  static const std::vector<ModelField> out = [] {
+    std::vector<ModelField> list;
+    for (const auto& f : fields()) {
+      const auto type = std::visit([](const auto& b) {
+        return std::string(type_name<std::decay_t<decltype(b.ref(std::declval<ModelConfig&>()))>>());
+      }, f.binding);
+      list.push_back({full_key(f), type, (f.roles & kArchitecture) != 0, (f.roles & kStored) != 0});
+    }
+    return list;
+  }();
+  return out;
+}
+
+std::string model_field_value(const ModelConfig& config, const std::string& key) {
+  return std::visit([&](const auto& b) { return as_text(value_of(b, config)); }, field_of(key).binding);
+}
+
+void set_model_field(ModelConfig& config, const std::string& key, const std::string& value) {
+  std::visit(
+      [&](const auto& b) {
+        auto& target = b.ref(config);
+        target = parse_text<std::decay_t<decltype(target)>>(key, value);
+      },
+      field_of(key).binding);
+}
+
 void apply_size_descriptor(ModelConfig& c, const std::string& descriptor) {
-  static const std::regex pattern(R"(^(hstu|sasrec)((?:-[dlh]\d+)*)$)");
+  static const std::regex pattern(R"(^([a-z][a-z0-9_]*)((?:-[dlh]\d{1,9})*)$)");
   std::smatch match;
-  if (!std::regex_match(descriptor, match, pattern)) {
+  const auto backbones = registered_backbones();
+  const bool parsed = std::regex_match(descriptor, match, pattern);
+  if (!parsed || std::find(backbones.begin(), backbones.end(), match[1].str()) == backbones.end()) {
     throw ConfigError("model.size", fmt::format("'{}' is not a size descriptor; expected e.g. hstu-d64-l8-h2 "
-                                                "(backbone hstu|sasrec, then -d<width> -l<blocks> -h<heads>)",
-                                                descriptor));
+                                                "(backbone {}, then -d<width> -l<blocks> -h<heads>)",
+                                                descriptor, fmt::join(backbones, "|")));
   }
   c.backbone = match[1];
   static const std::regex part(R"(-([dlh])(\d+))");
@@ -35,8 +224,10 @@ void apply_size_descriptor(ModelConfig& c, const std::string& descriptor) {
 }
 
 void validate_model_config(const ModelConfig& c) {
-  if (c.backbone != "hstu" && c.backbone != "sasrec") {
-    throw ConfigError("model.backbone", fmt::format("got '{}', expected hstu or sasrec", c.backbone));
+  const auto backbones = registered_backbones();
+  if (std::find(backbones.begin(), backbones.end(), c.backbone) == backbones.end()) {
+    throw ConfigError("model.backbone", fmt::format("got '{}', expected one of the registered backbones: {}",
+                                                    c.backbone, fmt::join(backbones, ", ")));
   }
   if (c.dim < 1) throw ConfigError("model.dim", fmt::format("got {}, expected >= 1", c.dim));
   if (c.blocks < 1) throw ConfigError("model.blocks", fmt::format("got {}, expected >= 1", c.blocks));
@@ -61,29 +252,87 @@ void validate_model_config(const ModelConfig& c) {
 }
 
 void register_model_options(OptionRegistry& r, ModelConfig& c) {
-  r.add("model", "size", &c.size, "size descriptor, e.g. hstu-d64-l8-h2 (sets backbone, dim, blocks, heads)");
-  r.add("model", "backbone", &c.backbone, "hstu | sasrec", check::one_of({"hstu", "sasrec"}));
-  r.add("model", "dim", &c.dim, "embedding and residual width D", check::at_least(1));
-  r.add("model", "blocks", &c.blocks, "number of blocks", check::at_least(1));
-  r.add("model", "heads", &c.heads, "attention heads", check::at_least(1));
-  r.add("model", "head_dim", &c.head_dim, "per-head q/k/v width (0 = dim / heads)", check::at_least(0));
-  r.add("model", "max_len", &c.max_len, "maximum sequence length N_max (HSTU normaliser, position tables)",
-        check::at_least(1));
-  r.add("model", "dropout", &c.dropout, "dropout on inputs and block outputs", check::in_range(0.0, 0.99));
-  r.add("model", "attn_dropout", &c.attn_dropout, "dropout on attention weights", check::in_range(0.0, 0.99));
-  r.add("model", "ffn_dim", &c.ffn_dim, "SASRec FFN width (0 = dim)", check::at_least(0));
-  r.add("model", "time_buckets", &c.time_buckets, "HSTU log-time buckets", check::at_least(1));
-  r.add("model", "temperature", &c.temperature, "softmax temperature of cosine logits", check::in_range(1e-4, 100.0));
-  r.add("model", "num_negatives", &c.num_negatives, "uniform negatives per position (or per batch when shared)",
-        check::at_least(0));
-  r.add("model", "negatives", &c.negatives, "per_position | shared", check::one_of({"per_position", "shared"}));
-  r.flag("model", "in_batch_negatives", &c.in_batch_negatives, "also use the batch's other targets as negatives");
-  r.add("model", "seed", &c.seed, "seed of initialisation, dropout and negative sampling");
-  register_personalization_options(r, c.personalization);
+  for (const auto& f : fields()) {
+    std::visit(
+        [&](const auto& b) {
+          auto* target = &b.ref(c);
+          if constexpr (std::is_same_v<std::decay_t<decltype(*target)>, bool>) {
+            r.flag(f.section, f.key, target, f.help);
+          } else {
+            r.add(f.section, f.key, target, f.help, b.validate);
+          }
+        },
+        f.binding);
+  }
   r.constraint([&c] {
     if (!c.size.empty()) apply_size_descriptor(c, c.size);
     validate_model_config(c);
   });
+}
+
+std::string model_config_to_json(const ModelConfig& config) {
+  json out = json::object();
+  for (const auto& f : fields()) {
+    if ((f.roles & kStored) == 0) continue;
+    // [model] keys at the top level, other sections as nested objects (the manifest layout since version 1).
+    auto& scope = std::string(f.section) == "model" ? out : out[f.section];
+    std::visit([&](const auto& b) { scope[f.key] = value_of(b, config); }, f.binding);
+  }
+  return out.dump();
+}
+
+ModelConfig model_config_from_json(const std::string& text) {
+  json in;
+  try {
+    in = json::parse(text);
+  } catch (const json::exception& e) {
+    throw DataError(fmt::format("malformed model configuration ({})", e.what()));
+  }
+  if (!in.is_object()) throw DataError("malformed model configuration (not a JSON object)");
+  ModelConfig config;
+  for (const auto& f : fields()) {
+    if ((f.roles & kStored) == 0) continue;
+    const bool top = std::string(f.section) == "model";
+    const json* scope = top ? &in : (in.contains(f.section) ? &in.at(f.section) : nullptr);
+    if (scope == nullptr || !scope->is_object() || !scope->contains(f.key)) {
+      if (!top) continue;  // written before this section existed: the default
+      throw DataError(fmt::format("model configuration has no '{}'", full_key(f)));
+    }
+    std::visit(
+        [&](const auto& b) {
+          auto& target = b.ref(config);
+          try {
+            target = scope->at(f.key).template get<std::decay_t<decltype(target)>>();
+          } catch (const json::exception& e) {
+            throw DataError(fmt::format("model configuration '{}': expected a value of type {} ({})", full_key(f),
+                                        type_name<std::decay_t<decltype(target)>>(), e.what()));
+          }
+        },
+        f.binding);
+  }
+  return config;
+}
+
+void check_same_architecture(const ModelConfig& saved, const ModelConfig& config, const std::string& what) {
+  const auto a = saved.resolved(), b = config.resolved();
+  for (const auto& f : fields()) {
+    if ((f.roles & kArchitecture) == 0) continue;
+    const auto key = full_key(f);
+    const auto before = model_field_value(a, key), now = model_field_value(b, key);
+    if (before != now) {
+      throw ConfigError(key, fmt::format("{} was trained with {} = {}, this configuration has {}", what, key, before,
+                                         now));
+    }
+  }
+}
+
+std::string architecture_signature(const ModelConfig& config) {
+  const auto resolved = config.resolved();
+  std::vector<std::string> parts;
+  for (const auto& f : fields()) {
+    if ((f.roles & kArchitecture) != 0) parts.push_back(full_key(f) + "=" + model_field_value(resolved, full_key(f)));
+  }
+  return fmt::format("{}", fmt::join(parts, " "));
 }
 
 }  // namespace longrec::model

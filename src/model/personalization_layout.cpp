@@ -59,20 +59,6 @@ int PersonalizationConfig::total_tokens() const {
   return total;
 }
 
-void register_personalization_options(OptionRegistry& r, PersonalizationConfig& c) {
-  r.add("personalization", "segment_len", &c.segment_len, "events per segment S (0 = personalization tokens off)",
-        check::at_least(0));
-  r.add("personalization", "tokens_per_group", &c.tokens_per_group, "tokens K after each segment",
-        check::at_least(1));
-  r.add("personalization", "recent_window", &c.recent_window, "newest events R kept raw", check::at_least(0));
-  r.add("personalization", "max_groups", &c.max_groups, "cap on token groups (oldest dropped when serving)",
-        check::at_least(1));
-  r.add("personalization", "groups", &c.groups,
-        "explicit groups offset:K,... (offset = history events up to the group's end); overrides segment_len");
-  r.add("personalization", "path", &c.path, "block (linear cost) | dense (masked reference)",
-        check::one_of({"block", "dense"}));
-}
-
 void validate_personalization_config(const PersonalizationConfig& c, int model_max_len) {
   if (c.path != "block" && c.path != "dense") {
     throw ConfigError("personalization.path", fmt::format("got '{}', expected block or dense", c.path));

@@ -1,7 +1,7 @@
 #include "longrec/model/sequence_batch.h"
 
 #include "longrec/core/rng.h"
-#include "longrec/data/loader.h"
+#include "longrec/data/batch.h"
 
 namespace longrec::model {
 
@@ -64,6 +64,35 @@ SequenceBatch to_sequence_batch(const data::Batch& b, torch::Device device) {
     s.sample_keys[r] = derive_seed(static_cast<std::uint64_t>(user), static_cast<std::uint64_t>(start));
   }
   return s;
+}
+
+SequenceBatch history_batch(const std::vector<std::vector<std::int64_t>>& items,
+                            const std::vector<std::vector<std::int64_t>>& times,
+                            const std::vector<std::int64_t>& request_times, std::int64_t window) {
+  data::Batch batch;
+  batch.training = false;
+  batch.rows = static_cast<int>(items.size());
+  std::int64_t width = 1;
+  for (const auto& h : items) width = std::max<std::int64_t>(width, std::min<std::int64_t>(h.size(), window));
+  batch.width = static_cast<int>(width);
+  batch.items.assign(static_cast<std::size_t>(batch.rows * width), 0);
+  batch.times.assign(batch.items.size(), 0);
+  for (std::size_t r = 0; r < items.size(); ++r) {
+    const auto& ids = items[r];
+    const auto& t = times[r];
+    const auto n = static_cast<std::int64_t>(ids.size());
+    const auto first = n - std::min(n, window);
+    for (std::int64_t e = first; e < n; ++e) {
+      const auto slot = static_cast<std::size_t>(static_cast<std::int64_t>(r) * width + e - first);
+      batch.items[slot] = static_cast<std::int32_t>(ids[static_cast<std::size_t>(e)]);
+      batch.times[slot] = t.empty() ? e : t[static_cast<std::size_t>(e)];
+    }
+    batch.lengths.push_back(static_cast<std::int32_t>(n - first));
+    batch.targets.push_back(0);
+    batch.target_times.push_back(request_times[r]);
+    batch.user_ids.push_back(0);
+  }
+  return to_sequence_batch(batch);
 }
 
 }  // namespace longrec::model

@@ -287,7 +287,7 @@ torch::Tensor UserStateEncoder::score(const UserState& state, std::int64_t reque
   if (specs_.empty()) {
     const auto batch = one_row(state.raw_items, state.raw_times, n_raw, request_time, item_table_.device());
     auto user = model_.forward(embed(state.raw_items), batch)[0][n_raw - 1];
-    return user / user.norm().clamp_min(1e-6);
+    return l2_normalize(user);
   }
   const int g = state.groups_done;
   const auto first_event = g == 0 ? 0 : specs_[static_cast<std::size_t>(g - 1)].offset;
@@ -297,17 +297,10 @@ torch::Tensor UserStateEncoder::score(const UserState& state, std::int64_t reque
   auto out = model_.forward_slots(embed(state.raw_items), slots, plan,
                                   state.cached_tokens() > 0 ? &state.memory : nullptr);
   auto user = out[0][slots.event_slot[0][n_raw - 1].item<std::int64_t>()];
-  return user / user.norm().clamp_min(1e-6);
+  return l2_normalize(user);
 }
 
-std::string UserStateEncoder::signature() const {
-  const auto& c = model_.config();
-  const auto& p = c.personalization;
-  return fmt::format("{} dim={} blocks={} heads={} head_dim={} max_len={} tokens={} S={} K={} R={} max_groups={} "
-                     "groups={}",
-                     c.backbone, c.dim, c.blocks, c.heads, c.resolved_head_dim(), c.max_len, p.total_tokens(),
-                     p.segment_len, p.tokens_per_group, p.recent_window, p.max_groups, p.groups);
-}
+std::string UserStateEncoder::signature() const { return architecture_signature(model_.config()); }
 
 std::string UserStateEncoder::serialize(const UserState& state) const {
   Writer w;

@@ -12,12 +12,12 @@
 
 #include "longrec/ckpt/checkpoint.h"
 #include "longrec/core/error.h"
-#include "longrec/data/loader.h"
-#include "longrec/model/item_embedding.h"
+#include "longrec/model/item_table.h"
+#include "longrec/model/item_vectors.h"
 #include "longrec/model/sequence_batch.h"
 #include "longrec/model/sequential_recommender.h"
 #include "longrec/model/user_state.h"
-#include "longrec/serve/bundle.h"
+#include "longrec/ckpt/bundle.h"
 
 namespace longrec::serve {
 
@@ -48,7 +48,7 @@ struct Recommender::Impl {
   model::ModelConfig config;
   std::string source;
   std::unique_ptr<model::SequentialRecommender> model;
-  std::unique_ptr<model::LocalItemEmbedding> items;
+  std::unique_ptr<model::LocalItemTable> items;
   torch::Tensor normalized;  // [I, D]: row k is internal id k + 1
   std::vector<std::int64_t> raw_ids;
   std::unordered_map<std::int64_t, std::int64_t> internal;  // raw id -> internal id
@@ -74,37 +74,21 @@ struct Recommender::Impl {
                              const std::vector<std::vector<std::int64_t>>& times,
                              const std::vector<std::int64_t>& request_times) const {
     torch::NoGradGuard no_grad;
-    data::Batch batch;
-    batch.training = false;
-    batch.rows = static_cast<int>(histories.size());
-    std::int64_t width = 1;
-    for (const auto& h : histories) width = std::max<std::int64_t>(width, std::min<std::int64_t>(h.size(), window));
-    batch.width = static_cast<int>(width);
-    batch.items.assign(static_cast<std::size_t>(batch.rows * width), 0);
-    batch.times.assign(batch.items.size(), 0);
-    for (int r = 0; r < batch.rows; ++r) {
-      const auto ids = to_internal(histories[static_cast<std::size_t>(r)]);
-      const auto& t = times[static_cast<std::size_t>(r)];
-      if (!t.empty() && t.size() != ids.size()) {
-        throw DataError(fmt::format("{} events but {} times: one time per event expected", ids.size(), t.size()));
+    std::vector<std::vector<std::int64_t>> ids;
+    std::vector<std::int64_t> query_times;
+    for (std::size_t r = 0; r < histories.size(); ++r) {
+      ids.push_back(internal_ids(histories[r]));
+      const auto& t = times[r];
+      if (!t.empty() && t.size() != ids.back().size()) {
+        throw DataError(fmt::format("{} events but {} times: one time per event expected", ids.back().size(),
+                                    t.size()));
       }
-      const auto n = static_cast<std::int64_t>(ids.size());
-      const auto first = n - std::min(n, window);
-      for (std::int64_t e = first; e < n; ++e) {
-        batch.items[static_cast<std::size_t>(r * width + e - first)] = ids[static_cast<std::size_t>(e)];
-        batch.times[static_cast<std::size_t>(r * width + e - first)] = t.empty() ? e : t[static_cast<std::size_t>(e)];
-      }
-      batch.lengths.push_back(static_cast<std::int32_t>(n - first));
-      batch.targets.push_back(0);
+      const auto n = static_cast<std::int64_t>(ids.back().size());
       const auto last_time = t.empty() ? n - 1 : t.back();
-      batch.target_times.push_back(request_times[static_cast<std::size_t>(r)] >= 0
-                                       ? request_times[static_cast<std::size_t>(r)]
-                                       : (t.empty() ? last_time + 1 : last_time));
-      batch.user_ids.push_back(0);
+      query_times.push_back(request_times[r] >= 0 ? request_times[r] : (t.empty() ? last_time + 1 : last_time));
     }
-    const auto sequence = model::to_sequence_batch(batch);
-    auto vectors = model::last_position_vectors(*model, *items, sequence);
-    return vectors / vectors.norm(2, 1, true).clamp_min(1e-6);
+    const auto sequence = model::history_batch(ids, times, query_times, window);
+    return model::l2_normalize(model::last_position_vectors(*model, *items, sequence));
   }
 
   // seen: internal ids to exclude.
@@ -146,14 +130,14 @@ Recommender::~Recommender() = default;
 
 std::unique_ptr<Recommender> Recommender::load(const std::filesystem::path& path, int threads) {
   if (threads > 0) at::set_num_threads(threads);
-  auto content = read_bundle(path);
+  auto content = ckpt::read_bundle(path);
   if (content.content != "full") {
     throw DataError(fmt::format("{}: an items-only bundle has no model weights; export it without --items-only",
                                 path.string()));
   }
   std::unique_ptr<Recommender> out(new Recommender());
   auto& impl = *out->impl_;
-  impl.config = ckpt::model_config_from_json(content.model_json);
+  impl.config = model::model_config_from_json(content.model_json);
   impl.source = content.source_json;
   impl.model = std::make_unique<model::SequentialRecommender>(impl.config);
   torch::NoGradGuard no_grad;
@@ -175,7 +159,7 @@ std::unique_ptr<Recommender> Recommender::load(const std::filesystem::path& path
   if (static_cast<std::int64_t>(table.size()) != I * D) {
     throw DataError(fmt::format("{}: /items/table holds {} values for {} items x {}", path.string(), table.size(), I, D));
   }
-  impl.items = std::make_unique<model::LocalItemEmbedding>(I, D, model::SparseOptimizerConfig{}, 0);
+  impl.items = std::make_unique<model::LocalItemTable>(I, D, model::SparseOptimizerConfig{}, 0);
   auto rows = torch::tensor(table).view({I, D});
   impl.items->load_owned_state({{"weight", rows}});
   impl.normalized = impl.items->normalized_rows(1, I + 1).contiguous();

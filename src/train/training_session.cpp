@@ -9,8 +9,10 @@
 
 #include "longrec/core/error.h"
 #include "longrec/core/rng.h"
-#include "longrec/dist/sharded_item_embedding.h"
+#include "longrec/distributed/sharded_item_table.h"
+#include "longrec/model/sampled_softmax.h"
 #include "longrec/model/sequence_batch.h"
+#include "longrec/model/step_inputs.h"
 
 namespace longrec::train {
 
@@ -37,9 +39,9 @@ std::string first_non_finite(const torch::nn::Module& module) {
 }  // namespace
 
 TrainingSession::TrainingSession(const TrainConfig& train, const model::ModelConfig& config, std::int64_t num_items,
-                                 torch::Device device, dist::Communicator* comm)
+                                 torch::Device device, distributed::Communicator* comm)
     : train_(train), config_(config), device_(device) {
-  if (comm == nullptr) own_comm_ = dist::make_single_process_communicator();
+  if (comm == nullptr) own_comm_ = distributed::make_single_process_communicator();
   comm_ = comm != nullptr ? comm : own_comm_.get();
   if (comm_->world() > 1 && config.in_batch_negatives) {
     // A rank sees only its rows' targets: W ranks would not train what one process trains.
@@ -54,14 +56,40 @@ TrainingSession::TrainingSession(const TrainConfig& train, const model::ModelCon
   model::SparseOptimizerConfig sparse{train.sparse_optimizer, train.sparse_lr, 1e-8, train.beta1, train.beta2};
   const auto table_seed = derive_seed(config.seed, 0x17E35ull);
   if (comm_->world() > 1) {
-    items_ = std::make_unique<dist::ShardedItemEmbedding>(num_items, config.dim, sparse, table_seed, *comm_, device);
+    items_ = std::make_unique<distributed::ShardedItemTable>(num_items, config.dim, sparse, table_seed, *comm_, device);
   } else {
-    items_ = std::make_unique<model::LocalItemEmbedding>(num_items, config.dim, sparse, table_seed, device);
+    items_ = std::make_unique<model::LocalItemTable>(num_items, config.dim, sparse, table_seed, device);
   }
   optimizer_ = std::make_unique<torch::optim::AdamW>(
       model_->parameters(),
       torch::optim::AdamWOptions(train.lr).betas({train.beta1, train.beta2}).weight_decay(train.weight_decay));
-  gradient_sync_ = std::make_unique<dist::GradientSync>(*comm_);
+  gradient_sync_ = std::make_unique<distributed::GradientSync>(*comm_);
+}
+
+namespace {
+
+// The step inputs the loader's thread prepared for a batch.
+struct PreparedStep final : data::BatchPreparation {
+  std::int64_t step = 0;
+  model::StepInputs inputs;
+};
+
+}  // namespace
+
+std::function<void(data::Batch&)> TrainingSession::batch_preparer(std::int64_t batches_per_epoch) const {
+  // Copies: the loader's thread must not read the session.
+  return [config = config_, num_items = items_->num_items(), batches_per_epoch](data::Batch& batch) {
+    auto prepared = std::make_shared<PreparedStep>();
+    prepared->step = batch.epoch * batches_per_epoch + batch.global_index;
+    prepared->inputs = model::prepare_step_inputs(model::to_sequence_batch(batch), config, num_items,
+                                                  model::negatives_seed(config, prepared->step));
+    batch.prepared = std::move(prepared);
+  };
+}
+
+bool TrainingSession::is_prepared_for(const data::Batch& batch, std::int64_t step) {
+  const auto* prepared = dynamic_cast<const PreparedStep*>(batch.prepared.get());
+  return prepared != nullptr && prepared->step == step;
 }
 
 StepStats TrainingSession::step(const data::Batch& batch, std::int64_t step, double lr_scale) {
@@ -72,7 +100,14 @@ StepStats TrainingSession::step(const data::Batch& batch, std::int64_t step, dou
   for (auto& group : optimizer_->param_groups()) group.options().set_lr(train_.lr * lr_scale);
   // Dropout masks from (seed, step, rank): reproducible, and the same after a resume.
   torch::manual_seed(derive_seed(config_.seed, 0xD50ull, step, comm_->rank()));
-  const auto sequence = model::to_sequence_batch(batch, device_);
+  // Negatives and unique ids: prepared on the loader's thread for this step,
+  // or here (the same values) for a batch that comes without them.
+  const auto* prepared = dynamic_cast<const PreparedStep*>(batch.prepared.get());
+  const auto inputs =
+      prepared != nullptr && prepared->step == step
+          ? prepared->inputs.to(device_)
+          : model::prepare_step_inputs(model::to_sequence_batch(batch, device_), config_, items_->num_items(),
+                                       model::negatives_seed(config_, step));
   StepStats stats;
 
   // The global batch's supervised positions (the loss normaliser), inputs and
@@ -82,9 +117,8 @@ StepStats TrainingSession::step(const data::Batch& batch, std::int64_t step, dou
   const auto flops = static_cast<std::int64_t>(model_->training_flops_per_token(batch.width) *
                                                static_cast<double>(tokens));
   auto t = Clock::now();
-  const auto counts = dist::sum_over_ranks(
-      *comm_, torch::tensor({batch.rows > 0 ? (sequence.targets > 0).sum().item<std::int64_t>() : 0, tokens, flops},
-                            torch::kInt64));
+  const auto counts =
+      distributed::sum_over_ranks(*comm_, torch::tensor({inputs.positions, tokens, flops}, torch::kInt64));
   stats.comm_seconds += seconds_since(t);
   const auto global_positions = counts[0].item<std::int64_t>();
   stats.tokens = counts[1].item<std::int64_t>();
@@ -92,7 +126,12 @@ StepStats TrainingSession::step(const data::Batch& batch, std::int64_t step, dou
   stats.samples = comm_->world() > 1 ? batch.global_rows : batch.rows;
 
   optimizer_->zero_grad();
-  model::TrainingLoss loss;
+  // The step's item rows (collective when the table is sharded: every rank
+  // looks up, with or without rows).
+  t = Clock::now();
+  const auto rows = items_->lookup(inputs.index.unique);
+  stats.comm_seconds += comm_->world() > 1 ? seconds_since(t) : 0.0;
+  torch::Tensor loss;
   if (batch.rows > 0) {
     // bf16 autocast on GPU only; CPU runs fp32.
     const bool autocast = device_.is_cuda() && train_.bf16;
@@ -100,22 +139,18 @@ StepStats TrainingSession::step(const data::Batch& batch, std::int64_t step, dou
       at::autocast::set_autocast_enabled(at::kCUDA, true);
       at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
     }
-    loss = model::sampled_softmax_loss(*model_, *items_, sequence, derive_seed(config_.seed, 0x9E6ull, step),
-                                       global_positions);
+    loss = model::sampled_softmax_loss(*model_, inputs, rows, global_positions);
     if (autocast) {
       at::autocast::set_autocast_enabled(at::kCUDA, false);
       at::autocast::clear_cache();
     }
-    loss.loss.backward();
-  } else {
-    // No rows here: the table's gather is collective all the same.
-    loss.rows = items_->gather(torch::zeros({0}, torch::TensorOptions().dtype(torch::kInt64).device(device_)));
+    loss.backward();
   }
   t = Clock::now();
   gradient_sync_->all_reduce(model_->parameters());
-  stats.loss = dist::sum_over_ranks(
-                   *comm_, torch::tensor({loss.loss.defined() ? loss.loss.item<double>() : 0.0}, torch::kFloat64))
-                   .item<double>();
+  stats.loss =
+      distributed::sum_over_ranks(*comm_, torch::tensor({loss.defined() ? loss.item<double>() : 0.0}, torch::kFloat64))
+          .item<double>();
   stats.comm_seconds += seconds_since(t);
 
   const double max_norm = train_.clip_grad_norm > 0 ? train_.clip_grad_norm : std::numeric_limits<double>::infinity();
@@ -127,7 +162,7 @@ StepStats TrainingSession::step(const data::Batch& batch, std::int64_t step, dou
   }
   if (global_positions > 0) optimizer_->step();
   t = Clock::now();
-  items_->apply_gradients(loss.rows, train_.sparse_lr * lr_scale);
+  items_->apply_gradients(rows, train_.sparse_lr * lr_scale);
   stats.comm_seconds += comm_->world() > 1 ? seconds_since(t) : 0.0;
 
   return stats;

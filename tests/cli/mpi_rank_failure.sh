@@ -7,13 +7,24 @@
 # and a SIGUSR1 (Slurm's warning before the time limit) to mpirun, which
 # forwards it to the ranks: they checkpoint together and exit 75.
 #   tests/cli/mpi_rank_failure.sh LONGREC MPIEXEC
-set -uo pipefail
+set -euo pipefail
 LONGREC="$1"
 MPIEXEC="$2"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
 dir="$(mktemp -d)"
 trap 'rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*"; echo "--- output:"; cat "$dir"/out* 2>/dev/null; exit 1; }
+# fail WHAT [EXIT_CODE]: names what failed (and how the command ended), shows the outputs, exits 1.
+fail() {
+  local how=""
+  if [ $# -ge 2 ]; then
+    how=" (exit code $2"
+    if [ "$2" -gt 128 ]; then how+=", signal $(kill -l "$(($2 - 128))" 2>/dev/null || echo "$(($2 - 128))")"; fi
+    how+=")"
+  fi
+  echo "FAIL: $1$how"; echo "--- output:"; cat "$dir"/out* 2>/dev/null || true; exit 1
+}
+# Any other command that fails ends the test with its exit code, naming the line.
+trap 'code=$?; echo "FAIL: line $LINENO: a command exited with code $code"; exit $code' ERR
 # Waits (up to 2 min) until rank 1 of the job logged a training step in RUN.
 wait_for_training() {
   local job="$1" run="$2"
@@ -35,13 +46,14 @@ TRAIN=(train --dataset "$dir/data" --model.max_len=32 --data.max_len=32 --model.
        --data.batch_size=16 --data.read_users=8 --train.threads=1 --train.eval_every=0 --train.log_every=1)
 
 "$LONGREC" synth --out "$dir/data" --users 200 --items 300 --clusters 10 --mean_length 40 --max_length 200 \
-  > /dev/null || fail "synth"
+  > /dev/null || fail "synth" $?
 
 # 1. Rank 1's log path is a directory.
 mkdir -p "$dir/run1/train-rank-00001.log"
 start=$(date +%s)
-timeout 120 "${MPI[@]}" "$LONGREC" "${TRAIN[@]}" --run_dir "$dir/run1" --train.max_steps=100000 > "$dir/out1" 2>&1
-code=$?
+code=0
+timeout 120 "${MPI[@]}" "$LONGREC" "${TRAIN[@]}" --run_dir "$dir/run1" --train.max_steps=100000 > "$dir/out1" 2>&1 ||
+  code=$?
 elapsed=$(( $(date +%s) - start ))
 [ "$code" -ne 0 ] || fail "exit code 0 although rank 1 failed"
 [ "$code" -ne 124 ] || fail "the job hung (timeout)"
@@ -54,12 +66,12 @@ echo "bad input on rank 1: exit $code after ${elapsed}s"
 "${MPI[@]}" "$LONGREC" "${TRAIN[@]}" --run_dir "$dir/run2" --train.epochs=1000000 > "$dir/out2" 2>&1 &
 job=$!
 wait_for_training "$job" "$dir/run2"
-pid=$(grep -o "pid [0-9]*" "$dir/run2/train-rank-00001.log" | head -1 | cut -d' ' -f2)
+pid=$(grep -m 1 -o "pid [0-9]*" "$dir/run2/train-rank-00001.log" | cut -d' ' -f2) || fail "no pid in rank 1's log"
 start=$(date +%s)
-kill -9 "$pid"
+kill -9 "$pid" || fail "could not kill rank 1 (pid $pid)"
 wait_for_exit "$job" "rank 1 was killed"
-wait "$job"
-code=$?
+code=0
+wait "$job" || code=$?
 elapsed=$(( $(date +%s) - start ))
 [ "$code" -ne 0 ] || fail "exit code 0 although rank 1 was killed"
 echo "rank 1 killed: exit $code after ${elapsed}s"
@@ -70,9 +82,9 @@ job=$!
 wait_for_training "$job" "$dir/run3"
 kill -USR1 "$job"
 wait_for_exit "$job" "SIGUSR1"
-wait "$job"
-code=$?
-[ "$code" -eq 75 ] || fail "SIGUSR1: exit code $code, expected 75"
+code=0
+wait "$job" || code=$?
+[ "$code" -eq 75 ] || fail "SIGUSR1: expected exit code 75" "$code"
 [ -f "$dir/run3/ckpt/LATEST" ] || fail "SIGUSR1: no checkpoint"
 grep -q "stopped by a signal at step" "$dir/out3" || fail "SIGUSR1: no message"
 echo "SIGUSR1: exit 75 with checkpoint $(cat "$dir/run3/ckpt/LATEST")"

@@ -4,25 +4,36 @@
 # model compared with itself differs by exactly 0 (p = 1); two models compare;
 # ranks of another dataset are refused with both files named.
 #   tests/eval/compare_cli.sh LONGREC PYTHON
-set -uo pipefail
+set -euo pipefail
 LONGREC="$1"; PYTHON="$2"
 dir="$(mktemp -d)"
 trap 'rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*"; cat "$dir"/out* 2>/dev/null; exit 1; }
-"$LONGREC" synth --out "$dir/data" --users 80 --items 90 --clusters 6 --mean_length 30 > /dev/null || fail synth
-"$LONGREC" synth --out "$dir/other" --users 50 --items 90 --clusters 6 --mean_length 30 > /dev/null || fail synth
+# fail WHAT [EXIT_CODE]: names what failed (and how the command ended), shows the outputs, exits 1.
+fail() {
+  local how=""
+  if [ $# -ge 2 ]; then
+    how=" (exit code $2"
+    if [ "$2" -gt 128 ]; then how+=", signal $(kill -l "$(($2 - 128))" 2>/dev/null || echo "$(($2 - 128))")"; fi
+    how+=")"
+  fi
+  echo "FAIL: $1$how"; cat "$dir"/out* 2>/dev/null || true; exit 1
+}
+# Any other command that fails ends the test with its exit code, naming the line.
+trap 'code=$?; echo "FAIL: line $LINENO: a command exited with code $code"; exit $code' ERR
+"$LONGREC" synth --out "$dir/data" --users 80 --items 90 --clusters 6 --mean_length 30 > /dev/null || fail synth $?
+"$LONGREC" synth --out "$dir/other" --users 50 --items 90 --clusters 6 --mean_length 30 > /dev/null || fail synth $?
 for seed in 1 2; do
   "$LONGREC" train --dataset "$dir/data" --run_dir "$dir/run$seed" --model.dim=8 --model.blocks=1 --model.max_len=32 \
     --data.max_len=32 --train.max_steps=3 --train.threads=1 --train.eval_every=0 --model.seed=$seed > /dev/null \
-    || fail train
+    || fail train $?
   "$LONGREC" eval --checkpoint "$dir/run$seed" --threads 1 --long_history 30 --ranks "$dir/ranks$seed.tsv" \
-    > "$dir/out.eval$seed" || fail eval
+    > "$dir/out.eval$seed" || fail eval $?
 done
 "$LONGREC" eval --checkpoint "$dir/run1" --dataset "$dir/other" --threads 1 --ranks "$dir/other.tsv" > /dev/null \
-  || fail "eval other"
+  || fail "eval other" $?
 
 # One row per user; the means are what eval printed.
-"$PYTHON" - "$dir/ranks1.tsv" "$dir/out.eval1" <<'PY' || fail "ranks file"
+"$PYTHON" - "$dir/ranks1.tsv" "$dir/out.eval1" <<'PY' || fail "ranks file" $?
 import math, re, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
 assert rows[0] == ["user", "history_events", "rank"], rows[0]
@@ -38,15 +49,16 @@ assert f"users with > 30 events ({len(long)})" in printed, printed
 PY
 
 "$LONGREC" compare --candidate "$dir/ranks1.tsv" --baseline "$dir/ranks1.tsv" --long_history 30 \
-  --output "$dir/compare.jsonl" > "$dir/out.self" || fail "compare self"
+  --output "$dir/compare.jsonl" > "$dir/out.self" || fail "compare self" $?
 grep -Eq "^all +80 ndcg@10 .* \+0\.0000 .* 1\.0000" "$dir/out.self" || fail "self comparison not 0 / p 1"
 grep -Eq "^hist>30 " "$dir/out.self" || fail "no long-history slice"
 [ "$(wc -l < "$dir/compare.jsonl")" = 4 ] || fail "expected 4 JSON lines (2 slices x 2 metrics)"
 "$LONGREC" compare --candidate "$dir/ranks2.tsv" --baseline "$dir/ranks1.tsv" --metrics mrr --resamples 500 \
-  > "$dir/out.pair" || fail "compare pair"
+  > "$dir/out.pair" || fail "compare pair" $?
 grep -Eq "^all +80 mrr " "$dir/out.pair" || fail "pair row"
 
-"$LONGREC" compare --candidate "$dir/ranks1.tsv" --baseline "$dir/other.tsv" > "$dir/out.bad" 2>&1
-[ $? = 1 ] || fail "different datasets accepted"
+code=0
+"$LONGREC" compare --candidate "$dir/ranks1.tsv" --baseline "$dir/other.tsv" > "$dir/out.bad" 2>&1 || code=$?
+[ "$code" = 1 ] || fail "different datasets: expected exit code 1" "$code"
 grep -q "ranks1.tsv and .*other.tsv rank different users" "$dir/out.bad" || fail "mismatch message"
 echo "PASS: eval --ranks and compare"

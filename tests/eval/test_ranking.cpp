@@ -11,7 +11,7 @@
 #include "longrec/eval/retrieval.h"
 #include "longrec/data/loader.h"
 #include "longrec/data/prepare.h"
-#include "longrec/model/item_embedding.h"
+#include "longrec/model/item_table.h"
 #include "longrec/model/sequential_recommender.h"
 #include "support/test_support.h"
 
@@ -34,7 +34,7 @@ TEST(RankingMetrics, HandComputedValues) {
 TEST(Retrieval, ChunkedRanksEqualBruteForceWithHistoryExcluded) {
   torch::manual_seed(4);
   const std::int64_t I = 1000, D = 16, B = 12;
-  model::LocalItemEmbedding items(I, D, {}, 9);
+  model::LocalItemTable items(I, D, {}, 9);
   auto queries = torch::randn({B, D});
   queries = queries / queries.norm(2, 1, true);
   auto targets = torch::randint(1, I + 1, {B}, torch::kInt64);
@@ -84,7 +84,7 @@ TEST(Retrieval, LongHistorySliceCountsTheRightUsersOnMl1m) {
   model_config.dim = 8;
   model_config.max_len = 8;
   model::SequentialRecommender model(model_config);
-  model::LocalItemEmbedding items(loader.num_items(), 8, {}, 1);
+  model::LocalItemTable items(loader.num_items(), 8, {}, 1);
   const auto result = evaluate(model, items, loader, torch::kCPU, 512, /*comm=*/nullptr, /*keep_user_ranks=*/true);
   EXPECT_EQ(result.all.count(), 6040);
   EXPECT_EQ(result.long_histories.count(), 366);

@@ -4,6 +4,8 @@
 #include <cmath>
 
 #include "longrec/model/backbone.h"
+#include "longrec/model/backbones/hstu.h"
+#include "longrec/model/backbones/sasrec.h"
 #include "longrec/model/sequential_recommender.h"
 
 namespace longrec::model {

@@ -3,7 +3,8 @@
 
 #include <cmath>
 
-#include "longrec/model/item_embedding.h"
+#include "longrec/model/item_table.h"
+#include "longrec/model/sampled_softmax.h"
 #include "longrec/model/sequential_recommender.h"
 
 namespace longrec::model {
@@ -46,14 +47,14 @@ TEST_P(LossGradient, Float64FiniteDifferencesMatchBackward) {
   torch::manual_seed(11);
   SequentialRecommender model(loss_config(negatives, in_batch));
   model.to(torch::kFloat64);
-  LocalItemEmbedding items(8, 6, {}, 3, torch::kCPU, torch::kFloat64);
+  LocalItemTable items(8, 6, {}, 3, torch::kCPU, torch::kFloat64);
   const auto b = batch();
-  const auto loss_of = [&](EmbeddingRows* rows_out) {
+  const auto loss_of = [&](ItemRows* rows_out) {
     auto out = sampled_softmax_loss(model, items, b, /*negatives_seed=*/42);
     if (rows_out != nullptr) *rows_out = out.rows;
     return out.loss;
   };
-  EmbeddingRows rows;
+  ItemRows rows;
   auto loss = loss_of(&rows);
   loss.backward();
   // Items 1..7 appear in inputs and targets; negatives may add item 8.
@@ -102,7 +103,7 @@ TEST(Loss, MatchesAHandComputedSoftmaxAndMasksTheTargetAmongNegatives) {
   SequentialRecommender model(config);
   model.to(torch::kFloat64);
   model.eval();
-  LocalItemEmbedding items(8, 6, {}, 3, torch::kCPU, torch::kFloat64);
+  LocalItemTable items(8, 6, {}, 3, torch::kCPU, torch::kFloat64);
   const auto b = batch();
   auto out = sampled_softmax_loss(model, items, b, /*negatives_seed=*/7);
   EXPECT_EQ(out.positions, 6);
@@ -133,10 +134,10 @@ TEST(Loss, MatchesAHandComputedSoftmaxAndMasksTheTargetAmongNegatives) {
   EXPECT_NEAR(out.loss.item<double>(), total / count, 1e-9);
 }
 
-TEST(ItemEmbedding, RowwiseAdagradTouchesOnlyTheStepsRows) {
-  LocalItemEmbedding items(5, 3, {"rowwise_adagrad", 0.1, 1e-8}, 1);
+TEST(ItemTable, RowwiseAdagradTouchesOnlyTheStepsRows) {
+  LocalItemTable items(5, 3, {"rowwise_adagrad", 0.1, 1e-8}, 1);
   auto before = items.weight().clone();
-  auto rows = items.gather(torch::tensor({2, 4}, torch::kInt64));
+  auto rows = items.lookup(torch::tensor({2, 4}, torch::kInt64));
   (rows.rows * torch::tensor({{1.0, 2.0, 3.0}, {0.0, 0.0, 3.0}})).sum().backward();
   items.apply_gradients(rows, 0.1);
   auto after = items.weight();
@@ -162,7 +163,7 @@ TEST(LastPositionVectors, RowChunksGiveTheWholeBatchsVectors) {
     SequentialRecommender model(config);
     model.to(torch::kFloat64);
     model.eval();
-    LocalItemEmbedding items(8, 6, {}, 3, torch::kCPU, torch::kFloat64);
+    LocalItemTable items(8, 6, {}, 3, torch::kCPU, torch::kFloat64);
     SequenceBatch b;
     const std::int64_t B = 7, L = 12;
     b.lengths = torch::tensor({12, 3, 7, 1, 12, 9, 5}, torch::kInt64);

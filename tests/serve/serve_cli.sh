@@ -3,16 +3,27 @@
 # HTTP what `longrec recommend` prints, refusing a bad request with a 400 and
 # going on, and exiting 0 on SIGTERM.
 #   tests/serve/serve_cli.sh LONGREC PYTHON
-set -uo pipefail
+set -euo pipefail
 LONGREC="$1"; PYTHON="$2"
 dir="$(mktemp -d)"
 server=""
 trap '[ -n "$server" ] && kill -9 "$server" 2>/dev/null; rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*"; cat "$dir"/out* 2>/dev/null; exit 1; }
-"$LONGREC" synth --out "$dir/data" --users 60 --items 90 --clusters 6 --mean_length 30 > /dev/null || fail synth
+# fail WHAT [EXIT_CODE]: names what failed (and how the command ended), shows the outputs, exits 1.
+fail() {
+  local how=""
+  if [ $# -ge 2 ]; then
+    how=" (exit code $2"
+    if [ "$2" -gt 128 ]; then how+=", signal $(kill -l "$(($2 - 128))" 2>/dev/null || echo "$(($2 - 128))")"; fi
+    how+=")"
+  fi
+  echo "FAIL: $1$how"; cat "$dir"/out* 2>/dev/null || true; exit 1
+}
+# Any other command that fails ends the test with its exit code, naming the line.
+trap 'code=$?; echo "FAIL: line $LINENO: a command exited with code $code"; exit $code' ERR
+"$LONGREC" synth --out "$dir/data" --users 60 --items 90 --clusters 6 --mean_length 30 > /dev/null || fail synth $?
 "$LONGREC" train --dataset "$dir/data" --run_dir "$dir/run" --model.dim=8 --model.blocks=1 --model.max_len=32 \
-  --data.max_len=32 --train.max_steps=3 --train.threads=1 --train.eval_every=0 > /dev/null || fail train
-"$LONGREC" export --checkpoint "$dir/run" --out "$dir/model.h5" > /dev/null || fail export
+  --data.max_len=32 --train.max_steps=3 --train.threads=1 --train.eval_every=0 > /dev/null || fail train $?
+"$LONGREC" export --checkpoint "$dir/run" --out "$dir/model.h5" > /dev/null || fail export $?
 "$LONGREC" serve --model "$dir/model.h5" --port 0 --port_file "$dir/port" > "$dir/out.serve" 2>&1 &
 server=$!
 for _ in $(seq 200); do [ -s "$dir/port" ] && break; sleep 0.05; done
@@ -20,10 +31,10 @@ for _ in $(seq 200); do [ -s "$dir/port" ] && break; sleep 0.05; done
 grep -q "on http://127.0.0.1:$(cat "$dir/port")" "$dir/out.serve" || fail "not bound to loopback"
 
 history=$("$PYTHON" -c "import h5py,sys; f=h5py.File(sys.argv[1]); print(','.join(map(str, f['/items/ids'][:12])))" \
-  "$dir/model.h5")
-"$LONGREC" recommend --model "$dir/model.h5" --history "$history" --k 10 > "$dir/out.recommend" || fail recommend
+  "$dir/model.h5") || fail "item ids from the bundle" $?
+"$LONGREC" recommend --model "$dir/model.h5" --history "$history" --k 10 > "$dir/out.recommend" || fail recommend $?
 ours=$(awk 'NR > 1 {print $2}' "$dir/out.recommend" | tr '\n' ' ')
-"$PYTHON" - "$(cat "$dir/port")" "$history" "$ours" <<'PY' || fail "HTTP answers"
+"$PYTHON" - "$(cat "$dir/port")" "$history" "$ours" <<'PY' || fail "HTTP answers" $?
 import json, sys, urllib.request, urllib.error
 port, history, expected = sys.argv[1], [int(x) for x in sys.argv[2].split(",")], sys.argv[3].split()
 def call(method, path, body=None):
@@ -49,16 +60,18 @@ status, answer = call("GET", "/healthz")
 assert status == 200 and answer["users"] == 1, answer
 PY
 kill -TERM "$server"
-wait "$server"; rc=$?
+rc=0
+wait "$server" || rc=$?
 server=""
-[ "$rc" -eq 0 ] || fail "exit $rc after SIGTERM"
+[ "$rc" -eq 0 ] || fail "serve after SIGTERM: expected exit code 0" "$rc"
 grep -q "stopped with 1 user states held" "$dir/out.serve" || fail "no clean stop"
 # bench serve: one row per (length, request threads), every request answered.
 "$LONGREC" bench serve --model "$dir/model.h5" --bench.histories=8,30 --bench.request_threads=1,2 \
-  --bench.seconds=0.05 > "$dir/out.bench" 2>&1 || fail "bench serve"
+  --bench.seconds=0.05 > "$dir/out.bench" 2>&1 || fail "bench serve" $?
 [ "$(grep -c '^| \(8\|30\) | [12] | ' "$dir/out.bench")" -eq 4 ] || fail "bench serve table"
-"$LONGREC" bench serve --model "$dir/model.h5" --bench.histories=4000 > "$dir/out.long" 2>&1 &&
-  fail "a history longer than the model reads was benchmarked"
+code=0
+"$LONGREC" bench serve --model "$dir/model.h5" --bench.histories=4000 > "$dir/out.long" 2>&1 || code=$?
+[ "$code" -eq 2 ] || fail "a history longer than the model reads: expected exit code 2 (refused)" "$code"
 grep -q "config key 'bench.histories': 4000 events, but the model reads at most 32" "$dir/out.long" ||
   fail "long history not refused"
 echo "PASS: serve answers over HTTP as recommend, refuses bad JSON, stops on SIGTERM"

@@ -12,12 +12,14 @@
 
 #include "longrec/core/error.h"
 #include "longrec/data/history_store.h"
-#include "longrec/serve/bundle.h"
+#include "longrec/ckpt/bundle.h"
 #include "longrec/serve/http_server.h"
 #include "longrec/serve/recommender.h"
-#include "trained_fixture.h"
+#include "support/trained_fixture.h"
 
 namespace longrec::serve {
+
+using testing::trained;
 
 namespace {
 
@@ -34,10 +36,10 @@ struct RunningServer {
     auto& t = trained();
     const auto path = t.dir / "http.h5";
     if (!std::filesystem::exists(path)) {
-      ExportOptions e;
+      ckpt::ExportOptions e;
       e.checkpoint = t.run.string();
       e.out = path.string();
-      export_bundle(e);
+      ckpt::export_bundle(e);
     }
     recommender = Recommender::load(path, 1);
     options.port = 0;

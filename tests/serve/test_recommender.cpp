@@ -14,11 +14,13 @@
 #include "longrec/data/history_store.h"
 #include "longrec/data/loader.h"
 #include "longrec/model/sequence_batch.h"
-#include "longrec/serve/bundle.h"
+#include "longrec/ckpt/bundle.h"
 #include "longrec/serve/recommender.h"
-#include "trained_fixture.h"
+#include "support/trained_fixture.h"
 
 namespace longrec::serve {
+
+using testing::trained;
 
 namespace fs = std::filesystem;
 
@@ -28,11 +30,11 @@ fs::path bundle(const std::string& name, bool items_only = false) {
   auto& t = trained();
   const auto path = t.dir / name;
   if (!fs::exists(path)) {
-    ExportOptions o;
+    ckpt::ExportOptions o;
     o.checkpoint = t.run.string();
     o.out = path.string();
     o.items_only = items_only;
-    export_bundle(o);
+    ckpt::export_bundle(o);
   }
   return path;
 }
@@ -55,7 +57,7 @@ TEST(Recommender, RanksEveryItemByTheTrainedModelsUserVectorWithTheHistoryExclud
   const auto checkpoint = ckpt::resolve_checkpoint(t.run.string(), "auto");
   const auto manifest = ckpt::read_manifest(checkpoint);
   model::SequentialRecommender model(manifest.model);
-  model::LocalItemEmbedding items(manifest.num_items, manifest.model.dim, {}, 0);
+  model::LocalItemTable items(manifest.num_items, manifest.model.dim, {}, 0);
   ckpt::load_checkpoint(checkpoint, manifest, model, nullptr, items);
   model.eval();
   data::Batch batch;

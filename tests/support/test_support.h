@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -37,7 +38,14 @@ inline std::filesystem::path write_file(const std::filesystem::path& path, const
   return path;
 }
 
-// Where the real public datasets live (CI has them at the same place).
-inline std::filesystem::path shared_data() { return LONGREC_SHARED_DATA; }
+// Where the real public datasets live (CI has them at the same place): the
+// LONGREC_SHARED_DATA environment variable when set (e.g. a directory that does
+// not exist, to see the tests that need the data report "Skipped"), else
+// ../shared/data next to the checkout. A test that needs a file from there
+// GTEST_SKIPs when it is absent, which CTest reports as skipped, never passed.
+inline std::filesystem::path shared_data() {
+  if (const char* dir = std::getenv("LONGREC_SHARED_DATA"); dir != nullptr && *dir != '\0') return dir;
+  return LONGREC_SHARED_DATA;
+}
 
 }  // namespace longrec::testing

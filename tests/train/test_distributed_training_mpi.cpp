@@ -16,9 +16,9 @@
 #include "longrec/core/error.h"
 #include "longrec/data/h5.h"
 #include "support/synthetic_store.h"
-#include "longrec/dist/communicator.h"
-#include "longrec/dist/runtime.h"
-#include "longrec/train/train_config.h"
+#include "longrec/distributed/communicator.h"
+#include "longrec/distributed/runtime.h"
+#include "longrec/train/trainer.h"
 
 namespace longrec::train {
 
@@ -26,8 +26,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-dist::Communicator& world_comm() {
-  static auto c = dist::make_mpi_communicator();
+distributed::Communicator& world_comm() {
+  static auto c = distributed::make_mpi_communicator();
   return *c;
 }
 
@@ -96,7 +96,7 @@ Setup setup(const std::string& run, const std::string& backbone, const std::stri
 // One process: rank 0 alone, the others wait.
 void run_one_process(const Setup& s) {
   if (world_comm().rank() == 0) {
-    auto single = dist::make_single_process_communicator();
+    auto single = distributed::make_single_process_communicator();
     run_training(s.train, s.model, s.data, "", "", single.get());
   }
   world_comm().barrier();
@@ -238,10 +238,10 @@ TEST(DistributedCheckpoint, ACorruptRankFileIsRefusedOnEveryRankWithTheFileNamed
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  longrec::dist::MpiRuntime::start();
+  longrec::distributed::MpiRuntime::start();
   const auto scratch = longrec::train::job_scratch();  // collective: before any rank may skip a test
   const int failed = RUN_ALL_TESTS();
   longrec::train::world_comm().barrier();
-  if (longrec::dist::MpiRuntime::start().topology().rank == 0) std::filesystem::remove_all(scratch);
+  if (longrec::distributed::MpiRuntime::start().topology().rank == 0) std::filesystem::remove_all(scratch);
   return failed;
 }

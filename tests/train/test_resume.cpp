@@ -8,7 +8,7 @@
 #include "longrec/core/error.h"
 #include "longrec/data/synth.h"
 #include "longrec/eval/evaluate_checkpoint.h"
-#include "longrec/train/train_config.h"
+#include "longrec/train/trainer.h"
 #include "support/synthetic_store.h"
 #include "support/test_support.h"
 

@@ -17,12 +17,12 @@
 #include <filesystem>
 #include <string>
 
-#include "longrec/data/loader.h"
-#include "longrec/model/item_embedding.h"
+#include "longrec/data/loader_position.h"
+#include "longrec/model/item_table.h"
 #include "longrec/model/model_config.h"
 #include "longrec/model/sequential_recommender.h"
 
-namespace longrec::dist {
+namespace longrec::distributed {
 class Communicator;
 }
 
@@ -47,15 +47,10 @@ struct Manifest {
   std::string dataset;
 };
 
-// The model configuration as manifests (and serving bundles) store it: JSON
-// text, and back (throws DataError on malformed text).
-std::string model_config_to_json(const model::ModelConfig& config);
-model::ModelConfig model_config_from_json(const std::string& text);
-
 // Collective: every rank of `comm` calls it.
 std::filesystem::path save_checkpoint(const std::filesystem::path& run_dir, const Manifest& manifest,
                                       model::SequentialRecommender& model, torch::optim::Optimizer& optimizer,
-                                      model::ItemEmbedding& items, int keep, dist::Communicator& comm);
+                                      model::ItemTable& items, int keep, distributed::Communicator& comm);
 
 // "auto": the checkpoint LATEST names under run_dir/ckpt (empty path if none);
 // otherwise the given directory (or a LATEST file / ckpt directory that names one).
@@ -76,6 +71,6 @@ void check_compatible(const Manifest& manifest, const model::ModelConfig& config
 // (evaluation).
 void load_checkpoint(const std::filesystem::path& checkpoint, const Manifest& manifest,
                      model::SequentialRecommender& model, torch::optim::Optimizer* optimizer,
-                     model::ItemEmbedding& items);
+                     model::ItemTable& items);
 
 }  // namespace longrec::ckpt

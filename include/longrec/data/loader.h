@@ -17,11 +17,14 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "longrec/data/batch.h"
+#include "longrec/data/loader_position.h"
 #include "longrec/data/split.h"
 
 namespace longrec {
@@ -50,34 +53,6 @@ struct LoaderConfig {
 // Registers the [data] keys of LoaderConfig with validation.
 void register_loader_options(OptionRegistry& registry, LoaderConfig& config);
 
-// Row-major padded arrays; rows are left-aligned, padding is item 0.
-struct Batch {
-  bool training = true;           // train batch (targets per position) or eval batch (one target per row)
-  std::int64_t global_index = 0;  // which global batch of the epoch this is
-  int rows = 0;                   // B: this rank's rows (may be 0 on some ranks)
-  int global_rows = 0;            // rows of the global batch over all ranks
-  int width = 0;                  // L: longest row in this batch
-  std::vector<std::int32_t> items;         // [B, L] input item ids
-  std::vector<std::int64_t> times;         // [B, L] input event times
-  std::vector<std::int32_t> lengths;       // [B]
-  std::vector<std::int32_t> targets;       // train: [B, L] next item (0 = none); eval: [B] held-out item
-  std::vector<std::int64_t> target_times;  // same shape as targets
-  std::vector<std::int64_t> user_ids;      // [B] raw user ids
-  std::vector<std::int64_t> window_starts; // [B] index of each row's first input event in its user's history
-  // Evaluation only: each row's whole history before its target (CSR), so that
-  // ranking can exclude items the user has seen.
-  std::vector<std::int64_t> seen_offsets;  // [B+1]
-  std::vector<std::int32_t> seen_items;
-
-  std::int64_t num_events() const;  // inputs + targets in this batch
-};
-
-struct LoaderPosition {
-  std::int64_t epoch = 0;
-  std::int64_t batch = 0;  // global batches already handed out in this epoch
-  bool operator==(const LoaderPosition&) const = default;
-};
-
 class HistoryLoader {
  public:
   HistoryLoader(const std::filesystem::path& dataset, LoaderConfig config, SplitPart part, int rank = 0,
@@ -98,6 +73,12 @@ class HistoryLoader {
   std::int64_t samples_per_epoch() const;  // global samples
   std::int64_t rank_users() const;         // users this rank owns
   std::int64_t num_items() const;
+
+  // Work done on the loader's thread for every batch before it is handed out
+  // (the trainer's step inputs: negatives and unique item ids), so that it
+  // overlaps the consumer's compute. Set before the first next(); an
+  // exception it throws comes out of next().
+  void set_batch_preparer(std::function<void(Batch&)> preparer);
 
  private:
   struct Impl;

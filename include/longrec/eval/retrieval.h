@@ -10,7 +10,7 @@
 
 #include "longrec/eval/ranking_metrics.h"
 #include "longrec/eval/user_ranks.h"
-#include "longrec/model/item_embedding.h"
+#include "longrec/model/item_vectors.h"
 
 namespace longrec::data {
 class HistoryLoader;
@@ -18,7 +18,7 @@ class HistoryLoader;
 namespace longrec::model {
 class SequentialRecommender;
 }
-namespace longrec::dist {
+namespace longrec::distributed {
 class Communicator;
 }
 
@@ -31,8 +31,8 @@ namespace longrec::eval {
 // queries), each rank scores the items it holds and the counts are summed.
 std::vector<std::int64_t> target_ranks(const torch::Tensor& queries, const torch::Tensor& targets,
                                        const std::vector<std::int64_t>& seen_offsets,
-                                       const std::vector<std::int32_t>& seen_items, model::ItemEmbedding& items,
-                                       dist::Communicator* comm = nullptr, std::int64_t item_chunk = 1 << 16);
+                                       const std::vector<std::int32_t>& seen_items, model::ItemVectors& items,
+                                       distributed::Communicator* comm = nullptr, std::int64_t item_chunk = 1 << 16);
 
 // Metrics of all users, and of the slice whose whole history (all events
 // before the held-out one) is longer than `long_history` events.
@@ -51,8 +51,8 @@ struct Evaluation {
 // all-gathered, every rank scores its shard of the items, and the counts are
 // summed, so that every rank returns the metrics of all users (and, with
 // keep_user_ranks, every user's rank).
-Evaluation evaluate(model::SequentialRecommender& model, model::ItemEmbedding& items, data::HistoryLoader& loader,
-                    torch::Device device, std::int64_t long_history = 0, dist::Communicator* comm = nullptr,
+Evaluation evaluate(model::SequentialRecommender& model, model::ItemVectors& items, data::HistoryLoader& loader,
+                    torch::Device device, std::int64_t long_history = 0, distributed::Communicator* comm = nullptr,
                     bool keep_user_ranks = false);
 
 }  // namespace longrec::eval

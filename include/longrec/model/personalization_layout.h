@@ -42,9 +42,6 @@ struct PersonalizationConfig {
   int total_tokens() const;  // sum of K_g over group_specs()
 };
 
-// Registers the [personalization] section.
-void register_personalization_options(OptionRegistry& registry, PersonalizationConfig& config);
-
 // Throws ConfigError naming the key when the layout cannot work: S < 1, K < 1,
 // malformed or unordered groups, more groups than max_groups, R >= model_max_len.
 void validate_personalization_config(const PersonalizationConfig& config, int model_max_len);

@@ -34,4 +34,12 @@ SequenceBatch slice_rows(const SequenceBatch& batch, std::int64_t begin, std::in
 // Wraps a loader batch (copies into tensors on `device`).
 SequenceBatch to_sequence_batch(const data::Batch& batch, torch::Device device = torch::kCPU);
 
+// An evaluation-style batch of explicit histories (serving): items[r] are
+// internal ids, oldest first, cut to the newest `window` events; times[r]
+// their times (empty: event e at time e); request_times[r] the time the last
+// position predicts for.
+SequenceBatch history_batch(const std::vector<std::vector<std::int64_t>>& items,
+                            const std::vector<std::vector<std::int64_t>>& times,
+                            const std::vector<std::int64_t>& request_times, std::int64_t window);
+
 }  // namespace longrec::model

@@ -1,7 +1,7 @@
 // The common frame around a backbone (design section 4): item embeddings
 // scaled by sqrt(D) plus learned positions, dropout, backbone, L2-normalised
 // user vectors; cosine scores over temperature against L2-normalised items,
-// trained with sampled softmax.
+// trained with sampled softmax (model/sampled_softmax.h).
 #pragma once
 
 #include <torch/torch.h>
@@ -9,7 +9,7 @@
 #include <memory>
 
 #include "longrec/model/backbone.h"
-#include "longrec/model/item_embedding.h"
+#include "longrec/model/item_vectors.h"
 #include "longrec/model/model_config.h"
 #include "longrec/model/personalization.h"
 #include "longrec/model/sequence_batch.h"
@@ -62,32 +62,12 @@ class SequentialRecommender : public torch::nn::Module {
 // tokens: the causal plan computes every pair of the padded row).
 double attended_keys_per_slot(const ModelConfig& config, std::int64_t width);
 
-// The loss of one training batch and what it touched.
-struct TrainingLoss {
-  torch::Tensor loss;          // scalar: sum over supervised positions / loss_positions
-  std::int64_t positions = 0;  // supervised positions (targets > 0)
-  EmbeddingRows rows;          // gathered item rows (their grad after backward)
-};
-
-// Sampled softmax at every position with a target: logits are
-// [cos(h, e_target), cos(h, e_neg_1..m)] / temperature, label 0; negatives are
-// uniform over 1..I, per position or one pool shared by the batch, plus
-// optionally the batch's other targets; a negative equal to the target is
-// masked out. Negatives are drawn from `negatives_seed` (the shared pool) or
-// from (negatives_seed, sample key) row by row (per position), so that a row
-// gets the same negatives in any batch and on any rank. The loss is the sum
-// over this batch's positions divided by `loss_positions` (0: this batch's
-// count, i.e. the mean; W ranks pass the global count, so that their summed
-// gradients are the gradient of the global batch's mean).
-TrainingLoss sampled_softmax_loss(SequentialRecommender& model, ItemEmbedding& items, const SequenceBatch& batch,
-                                  std::uint64_t negatives_seed, std::int64_t loss_positions = 0);
-
 // User vectors at each row's last position: [B, D] (evaluation and serving).
 // The forward runs on row chunks of at most max_attention_elements / L^2
 // rows (at least one), so that the [rows, L, L] attention intermediates stay
 // bounded whatever the batch size: 256 rows of 1,024 events took 18 GB at
 // once. Rows are independent, so the result does not depend on the chunking.
-torch::Tensor last_position_vectors(SequentialRecommender& model, ItemEmbedding& items, const SequenceBatch& batch,
+torch::Tensor last_position_vectors(SequentialRecommender& model, ItemVectors& items, const SequenceBatch& batch,
                                     std::int64_t max_attention_elements = std::int64_t{1} << 26);
 
 }  // namespace longrec::model

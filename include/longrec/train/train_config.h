@@ -11,10 +11,6 @@
 namespace longrec {
 class OptionRegistry;
 }
-namespace longrec::dist {
-class Communicator;
-}
-
 namespace longrec::train {
 
 struct TrainConfig {
@@ -46,22 +42,5 @@ struct TrainConfig {
 };
 
 void register_train_options(OptionRegistry& registry, TrainConfig& config);
-
-struct TrainResult {
-  std::int64_t steps = 0;
-  int epochs = 0;
-  double final_loss = 0;
-  double seconds = 0;
-  // Non-zero: SIGUSR1 or SIGTERM arrived; the run checkpointed and stopped early.
-  int stopped_by_signal = 0;
-};
-
-// Trains (and evaluates periodically), writing logs, metrics.jsonl and
-// checkpoints under run_dir. `resolved_table` / `resolved_ini` describe the
-// configuration for the log and the run directory. `comm`: the ranks to train
-// with; null: the job's (a world of one, or every rank mpirun/srun started).
-TrainResult run_training(const TrainConfig& train, const model::ModelConfig& model, const data::LoaderConfig& data,
-                         const std::string& resolved_table, const std::string& resolved_ini,
-                         dist::Communicator* comm = nullptr);
 
 }  // namespace longrec::train

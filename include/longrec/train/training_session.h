@@ -7,13 +7,14 @@
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <memory>
 
 #include "longrec/core/error.h"
-#include "longrec/data/loader.h"
-#include "longrec/dist/communicator.h"
-#include "longrec/dist/gradient_sync.h"
-#include "longrec/model/item_embedding.h"
+#include "longrec/data/batch.h"
+#include "longrec/distributed/communicator.h"
+#include "longrec/distributed/gradient_sync.h"
+#include "longrec/model/item_table.h"
 #include "longrec/model/sequential_recommender.h"
 #include "longrec/train/train_config.h"
 
@@ -40,7 +41,7 @@ class TrainingSession {
  public:
   // comm: the ranks this session trains with (null: a world of one).
   TrainingSession(const TrainConfig& train, const model::ModelConfig& model, std::int64_t num_items,
-                  torch::Device device, dist::Communicator* comm = nullptr);
+                  torch::Device device, distributed::Communicator* comm = nullptr);
 
   // One step on this rank's rows of a global batch (possibly none; every rank
   // calls it every step) at learning-rate multiplier `lr_scale`. The loss is
@@ -52,9 +53,18 @@ class TrainingSession {
   // non-finite loss or gradient, naming the tensor.
   StepStats step(const data::Batch& batch, std::int64_t step, double lr_scale);
 
+  // For HistoryLoader::set_batch_preparer: prepares each batch's step inputs
+  // (negatives, unique item ids) on the loader's thread, for step
+  // epoch * batches_per_epoch + global index (what the training loop counts).
+  // step() uses them when they are of its step and prepares them itself
+  // otherwise: the result is the same, only the work moves.
+  std::function<void(data::Batch&)> batch_preparer(std::int64_t batches_per_epoch) const;
+  // Whether the loader's thread prepared `batch` for this step.
+  static bool is_prepared_for(const data::Batch& batch, std::int64_t step);
+
   model::SequentialRecommender& model() { return *model_; }
-  model::ItemEmbedding& items() { return *items_; }
-  dist::Communicator& comm() { return *comm_; }
+  model::ItemTable& items() { return *items_; }
+  distributed::Communicator& comm() { return *comm_; }
   torch::optim::AdamW& optimizer() { return *optimizer_; }
   torch::Device device() const { return device_; }
 
@@ -62,12 +72,12 @@ class TrainingSession {
   TrainConfig train_;
   model::ModelConfig config_;
   torch::Device device_;
-  std::unique_ptr<dist::Communicator> own_comm_;  // when none was given
-  dist::Communicator* comm_;
+  std::unique_ptr<distributed::Communicator> own_comm_;  // when none was given
+  distributed::Communicator* comm_;
   std::shared_ptr<model::SequentialRecommender> model_;
-  std::unique_ptr<model::ItemEmbedding> items_;
+  std::unique_ptr<model::ItemTable> items_;
   std::unique_ptr<torch::optim::AdamW> optimizer_;
-  std::unique_ptr<dist::GradientSync> gradient_sync_;
+  std::unique_ptr<distributed::GradientSync> gradient_sync_;
 };
 
 // auto -> cuda when a GPU is visible, else cpu; throws ConfigError("train.device") when cuda is asked without one.

@@ -1,0 +1,67 @@
+// The serving bundle (design section 7): one self-contained, versioned HDF5
+// file made from a checkpoint of any world size, readable without longrec
+// (h5py + numpy, scripts/inspect_bundle.py). Torch-free interface for the CLI.
+//
+//   /                  attrs: format "longrec-bundle", version, dtype (fp32 | bf16),
+//                      content (full | items_only), checksum (CRC-32 of every
+//                      dataset below, in the order of /config/datasets)
+//   /config/model      model configuration (JSON, one string)
+//   /config/train_ini  the training configuration the checkpoint was made with
+//   /config/source     checkpoint path, step, epoch, world size, dataset (JSON)
+//   /config/tensors    {"dataset name": shape, ...} (datasets are stored flat)
+//   /config/datasets   dataset names, in checksum order
+//   /model/<param>     every dense parameter (token embeddings included); full only
+//   /items/ids         raw item id of internal id k + 1, [I] int64
+//   /items/table       the item-embedding rows [I, D] gathered from every shard (full)
+//   /items/vectors     the same rows L2-normalised [I, D] (items_only: for an ANN index)
+//   /items/text        item titles, when the dataset had them
+// fp32 values are float32; bf16 values are the upper 16 bits of float32 (uint16).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace longrec::ckpt {
+
+inline constexpr const char* kBundleFormat = "longrec-bundle";
+inline constexpr int kBundleVersion = 1;
+
+struct ExportOptions {
+  std::string checkpoint;  // step directory, LATEST file, ckpt directory or run directory
+  std::string out;         // bundle path (.h5)
+  std::string dataset;     // history store for the item ids / text (default: the checkpoint's)
+  std::string dtype = "fp32";  // fp32 | bf16
+  bool items_only = false;
+  bool overwrite = false;
+};
+
+struct ExportSummary {
+  std::filesystem::path path;
+  std::int64_t items = 0, dim = 0, parameters = 0, step = 0;
+  int world_size = 1;
+  bool has_text = false;
+  std::string checksum;
+  std::int64_t bytes = 0;
+};
+
+// Writes the bundle atomically (a temporary file renamed into place); refuses
+// an incomplete or corrupt checkpoint (every rank file is verified) and a
+// dataset whose catalogue differs from the checkpoint's.
+ExportSummary export_bundle(const ExportOptions& options);
+
+// A bundle read back and verified (format, version <= kBundleVersion, checksum):
+// every dataset as float32 (bf16 widened) or as stored. Throws DataError
+// naming the file on any mismatch.
+struct BundleContent {
+  std::string model_json, train_ini, source_json, dtype, content, checksum;
+  std::map<std::string, std::vector<float>> tensors;              // /model/*, /items/table or /items/vectors
+  std::map<std::string, std::vector<std::int64_t>> shapes;
+  std::vector<std::int64_t> item_ids;                             // raw id of internal id k + 1
+  std::vector<std::string> item_text;                             // empty when none
+};
+BundleContent read_bundle(const std::filesystem::path& path);
+
+}  // namespace longrec::ckpt

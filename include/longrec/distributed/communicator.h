@@ -1,0 +1,73 @@
+// Collectives on tensors between the data-parallel ranks of one job (design
+// section 6): an MPI backend for CPU tensors and an NCCL backend for CUDA
+// tensors behind one interface, plus a single-process one (world of 1).
+// Every library call is checked; a failure throws DistError naming the call,
+// the file and line, and the library's own error text.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "longrec/distributed/runtime.h"
+
+namespace longrec::distributed {
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual std::string backend() const = 0;  // "single" | "mpi" | "nccl"
+  virtual const Topology& topology() const = 0;
+  int rank() const { return topology().rank; }
+  int world() const { return topology().world; }
+
+  // Element-wise sum over ranks, in place (same shape everywhere).
+  virtual void all_reduce_sum(torch::Tensor& tensor) = 0;
+  // Concatenation along dim 0 of every rank's tensor (same shape everywhere): [W * n, ...].
+  virtual torch::Tensor all_gather(const torch::Tensor& tensor) = 0;
+  // Rows [sum(send_counts), ...] split by destination rank (send_counts[r]
+  // rows to rank r, in rank order); returns the rows received, grouped by
+  // source rank, and their counts in recv_counts.
+  virtual torch::Tensor all_to_all_v(const torch::Tensor& rows, const std::vector<std::int64_t>& send_counts,
+                                     std::vector<std::int64_t>& recv_counts) = 0;
+  // root's tensor copied into every rank's (same shape and dtype), in place.
+  virtual void broadcast(torch::Tensor& tensor, int root) = 0;
+  virtual void barrier() = 0;
+
+  // Where tensors must be to travel: the compute device for NCCL, the CPU for MPI.
+  torch::Device wire_device(torch::Device compute) const {
+    return backend() == "nccl" ? compute : torch::Device(torch::kCPU);
+  }
+};
+
+// The element-wise sum over ranks of `tensor`, moved through the backend's
+// wire device and returned on the tensor's own device (a world of one: the
+// tensor itself). Collective.
+torch::Tensor sum_over_ranks(Communicator& comm, const torch::Tensor& tensor);
+
+// Concatenation along dim 0 of every rank's tensor when the ranks hold
+// different numbers of rows (the other dims equal): counts gathered first,
+// rows padded to the longest, gathered, unpadded. Returned on the tensor's
+// device; `counts` (optional) receives the rows of each rank.
+torch::Tensor all_gather_rows(Communicator& comm, const torch::Tensor& tensor,
+                              std::vector<std::int64_t>* counts = nullptr);
+
+// Checks all_to_all_v's arguments (one count per rank, summing to the rows)
+// and returns the elements per row (an empty [0, D] tensor still has rows of D).
+std::int64_t check_all_to_all_counts(const torch::Tensor& rows, const std::vector<std::int64_t>& send_counts,
+                                     int world);
+
+// A world of one: every collective is the identity.
+std::unique_ptr<Communicator> make_single_process_communicator();
+// The communicator of this process for tensors on `device`: a world of one
+// unless started by mpirun/srun; then MPI for CPU tensors, NCCL for CUDA ones.
+std::unique_ptr<Communicator> make_job_communicator(torch::Device device);
+// MPI_COMM_WORLD (duplicated) for CPU tensors; starts the MPI runtime.
+std::unique_ptr<Communicator> make_mpi_communicator();
+// NCCL for CUDA tensors (builds with LONGREC_WITH_CUDA only): the GPU is
+// local_rank % visible devices; `bootstrap` (MPI) carries the ncclUniqueId.
+std::unique_ptr<Communicator> make_nccl_communicator(Communicator& bootstrap);
+
+}  // namespace longrec::distributed

@@ -1,0 +1,198 @@
+#include "longrec/distributed/communicator.h"
+
+#include <mpi.h>
+
+#include <algorithm>
+#include <climits>
+#include <numeric>
+
+#include <fmt/format.h>
+
+namespace longrec::distributed {
+
+namespace {
+
+class SingleProcessCommunicator final : public Communicator {
+ public:
+  std::string backend() const override { return "single"; }
+  const Topology& topology() const override { return topology_; }
+  void all_reduce_sum(torch::Tensor&) override {}
+  torch::Tensor all_gather(const torch::Tensor& tensor) override { return tensor.clone(); }
+  torch::Tensor all_to_all_v(const torch::Tensor& rows, const std::vector<std::int64_t>& send_counts,
+                             std::vector<std::int64_t>& recv_counts) override {
+    check_all_to_all_counts(rows, send_counts, 1);
+    recv_counts = send_counts;
+    return rows.clone();
+  }
+  void broadcast(torch::Tensor&, int root) override {
+    if (root != 0) throw DistError(fmt::format("broadcast from rank {} in a world of 1", root));
+  }
+  void barrier() override {}
+
+ private:
+  Topology topology_;
+};
+
+MPI_Datatype mpi_type(const torch::Tensor& t) {
+  switch (t.scalar_type()) {
+    case torch::kFloat32: return MPI_FLOAT;
+    case torch::kFloat64: return MPI_DOUBLE;
+    case torch::kInt64: return MPI_INT64_T;
+    case torch::kInt32: return MPI_INT32_T;
+    case torch::kUInt8:
+    case torch::kBool: return MPI_UINT8_T;
+    case torch::kBFloat16:
+    case torch::kFloat16: return MPI_UINT16_T;  // moved, never reduced (all_reduce refuses them)
+    default: throw DistError(fmt::format("no MPI type for tensors of {}", c10::toString(t.scalar_type())));
+  }
+}
+
+int as_count(std::int64_t n, const char* what) {
+  if (n < 0 || n > INT_MAX) throw DistError(fmt::format("{}: {} elements exceed MPI's int count", what, n));
+  return static_cast<int>(n);
+}
+
+void require_cpu(const torch::Tensor& t, const char* what) {
+  if (!t.device().is_cpu()) {
+    throw DistError(fmt::format("{}: the MPI backend moves CPU tensors, got one on {}", what, t.device().str()));
+  }
+  if (!t.is_contiguous()) throw DistError(fmt::format("{}: tensor must be contiguous", what));
+}
+
+class MpiCommunicator final : public Communicator {
+ public:
+  explicit MpiCommunicator(const Topology& topology) : topology_(topology) {
+    LONGREC_MPI(MPI_Comm_dup(MPI_COMM_WORLD, &comm_));
+    LONGREC_MPI(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
+  }
+  ~MpiCommunicator() override {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (!finalized) MPI_Comm_free(&comm_);
+  }
+  std::string backend() const override { return "mpi"; }
+  const Topology& topology() const override { return topology_; }
+
+  void all_reduce_sum(torch::Tensor& tensor) override {
+    require_cpu(tensor, "all_reduce_sum");
+    if (tensor.scalar_type() == torch::kBFloat16 || tensor.scalar_type() == torch::kFloat16) {
+      throw DistError("all_reduce_sum: MPI cannot sum 16-bit floats; reduce in float32");
+    }
+    // In pieces of at most 2^30 elements: MPI counts are ints.
+    constexpr std::int64_t kPiece = std::int64_t{1} << 30;
+    auto* base = static_cast<char*>(tensor.data_ptr());
+    for (std::int64_t first = 0; first < tensor.numel(); first += kPiece) {
+      const auto n = std::min(kPiece, tensor.numel() - first);
+      LONGREC_MPI(MPI_Allreduce(MPI_IN_PLACE, base + first * tensor.element_size(), static_cast<int>(n),
+                                mpi_type(tensor), MPI_SUM, comm_));
+    }
+  }
+
+  torch::Tensor all_gather(const torch::Tensor& tensor) override {
+    require_cpu(tensor, "all_gather");
+    auto shape = tensor.sizes().vec();
+    if (shape.empty()) shape.push_back(1);
+    shape[0] *= topology_.world;
+    auto out = torch::empty(shape, tensor.options());
+    const int count = as_count(tensor.numel(), "all_gather");
+    LONGREC_MPI(MPI_Allgather(tensor.data_ptr(), count, mpi_type(tensor), out.data_ptr(), count, mpi_type(tensor),
+                              comm_));
+    return out;
+  }
+
+  torch::Tensor all_to_all_v(const torch::Tensor& rows, const std::vector<std::int64_t>& send_counts,
+                             std::vector<std::int64_t>& recv_counts) override {
+    require_cpu(rows, "all_to_all_v");
+    const auto W = static_cast<std::size_t>(topology_.world);
+    const auto row_size = check_all_to_all_counts(rows, send_counts, topology_.world);
+    recv_counts.assign(W, 0);
+    LONGREC_MPI(MPI_Alltoall(send_counts.data(), 1, MPI_INT64_T, recv_counts.data(), 1, MPI_INT64_T, comm_));
+    std::vector<int> sc(W), sd(W), rc(W), rd(W);
+    std::int64_t send_at = 0, recv_at = 0;
+    for (std::size_t r = 0; r < W; ++r) {
+      sc[r] = as_count(send_counts[r] * row_size, "all_to_all_v send");
+      sd[r] = as_count(send_at, "all_to_all_v send offset");
+      rc[r] = as_count(recv_counts[r] * row_size, "all_to_all_v receive");
+      rd[r] = as_count(recv_at, "all_to_all_v receive offset");
+      send_at += send_counts[r] * row_size;
+      recv_at += recv_counts[r] * row_size;
+    }
+    auto shape = rows.sizes().vec();
+    shape[0] = std::accumulate(recv_counts.begin(), recv_counts.end(), std::int64_t{0});
+    auto out = torch::empty(shape, rows.options());
+    LONGREC_MPI(MPI_Alltoallv(rows.data_ptr(), sc.data(), sd.data(), mpi_type(rows), out.data_ptr(), rc.data(),
+                              rd.data(), mpi_type(rows), comm_));
+    return out;
+  }
+
+  void broadcast(torch::Tensor& tensor, int root) override {
+    require_cpu(tensor, "broadcast");
+    LONGREC_MPI(MPI_Bcast(tensor.data_ptr(), as_count(tensor.numel(), "broadcast"), mpi_type(tensor), root, comm_));
+  }
+
+  void barrier() override { LONGREC_MPI(MPI_Barrier(comm_)); }
+
+ private:
+  Topology topology_;
+  MPI_Comm comm_ = MPI_COMM_NULL;
+};
+
+}  // namespace
+
+std::int64_t check_all_to_all_counts(const torch::Tensor& rows, const std::vector<std::int64_t>& send_counts,
+                                     int world) {
+  const auto total = std::accumulate(send_counts.begin(), send_counts.end(), std::int64_t{0});
+  if (send_counts.size() != static_cast<std::size_t>(world) || total != rows.size(0)) {
+    throw DistError(fmt::format("all_to_all_v: {} send counts summing to {} for a world of {} and {} rows",
+                                send_counts.size(), total, world, rows.size(0)));
+  }
+  std::int64_t row_size = 1;
+  for (std::int64_t d = 1; d < rows.dim(); ++d) row_size *= rows.size(d);
+  return row_size;
+}
+
+torch::Tensor sum_over_ranks(Communicator& comm, const torch::Tensor& tensor) {
+  if (comm.world() == 1) return tensor;
+  auto wire = tensor.to(comm.wire_device(tensor.device())).contiguous();
+  if (wire.data_ptr() == tensor.data_ptr()) wire = wire.clone();  // never sum into the caller's tensor
+  comm.all_reduce_sum(wire);
+  return wire.to(tensor.device());
+}
+
+torch::Tensor all_gather_rows(Communicator& comm, const torch::Tensor& tensor, std::vector<std::int64_t>* counts) {
+  const auto wire = comm.wire_device(tensor.device());
+  const auto W = comm.world();
+  auto own = torch::full({1}, tensor.size(0), torch::TensorOptions().dtype(torch::kInt64).device(wire));
+  const auto gathered_counts = comm.all_gather(own).to(torch::kCPU);
+  std::vector<std::int64_t> rows(gathered_counts.data_ptr<std::int64_t>(),
+                                 gathered_counts.data_ptr<std::int64_t>() + W);
+  if (counts != nullptr) *counts = rows;
+  const auto longest = *std::max_element(rows.begin(), rows.end());
+  auto shape = tensor.sizes().vec();
+  shape[0] = longest;
+  auto padded = torch::zeros(shape, tensor.options().device(wire));
+  padded.slice(0, 0, tensor.size(0)).copy_(tensor);
+  const auto all = comm.all_gather(padded);
+  std::vector<torch::Tensor> parts;
+  for (int r = 0; r < W; ++r) parts.push_back(all.slice(0, r * longest, r * longest + rows[static_cast<std::size_t>(r)]));
+  return torch::cat(parts).to(tensor.device());
+}
+
+std::unique_ptr<Communicator> make_job_communicator(torch::Device device) {
+  if (!launched_by_mpi()) return make_single_process_communicator();
+  if (device.is_cuda()) {
+    auto bootstrap = make_mpi_communicator();  // carries the ncclUniqueId only
+    return make_nccl_communicator(*bootstrap);
+  }
+  return make_mpi_communicator();
+}
+
+std::unique_ptr<Communicator> make_single_process_communicator() {
+  return std::make_unique<SingleProcessCommunicator>();
+}
+
+std::unique_ptr<Communicator> make_mpi_communicator() {
+  return std::make_unique<MpiCommunicator>(MpiRuntime::start().topology());
+}
+
+}  // namespace longrec::distributed

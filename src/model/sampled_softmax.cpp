@@ -1,0 +1,60 @@
+#include "longrec/model/sampled_softmax.h"
+
+#include <algorithm>
+
+#include "longrec/model/sampled_scores.h"
+
+namespace longrec::model {
+
+torch::Tensor sampled_softmax_loss(SequentialRecommender& model, const StepInputs& inputs, const ItemRows& rows,
+                                   std::int64_t loss_positions) {
+  const auto& config = model.config();
+  const auto& batch = inputs.batch;
+  const auto& positives = inputs.positives;
+  const auto& negatives = inputs.negatives;
+  const auto P = inputs.positions;
+  const auto K = static_cast<std::int64_t>(config.num_negatives);
+
+  auto item_inputs = embed(rows, inputs.inputs_index()).view({batch.rows(), batch.width(), -1});
+  auto target_rows = l2_normalize(embed(rows, inputs.positives_index()));  // [P, D]
+  auto users = model.forward(item_inputs, batch);                          // [B, L, D]
+  const auto supervised = (batch.targets > 0).reshape({-1});
+  auto queries = users.reshape({-1, users.size(-1)}).index_select(0, supervised.nonzero().squeeze(1));  // [P, D]
+  const double inv_t = 1.0 / config.temperature;
+  auto positive_logits = (queries * target_rows).sum(-1, true) * inv_t;  // [P, 1]
+  std::vector<torch::Tensor> logits{positive_logits};
+  constexpr double kMasked = -5e4;  // as the reference: a negative equal to the target
+  if (K > 0) {
+    torch::Tensor negative_logits, same;
+    if (config.negatives == "shared") {
+      auto negative_rows = l2_normalize(embed(rows, inputs.negatives_index()));  // [K, D]
+      negative_logits = torch::matmul(queries, negative_rows.t()) * inv_t;     // [P, K]
+      same = positives.unsqueeze(1) == negatives.unsqueeze(0);
+    } else {
+      // Each position against its own K rows, without a [P, K, D] gather.
+      negative_logits =
+          sampled_scores(queries, l2_normalize(rows.rows), inputs.negatives_index().inverse.view({P, K})) * inv_t;
+      same = positives.unsqueeze(1) == negatives;
+    }
+    logits.push_back(negative_logits.masked_fill(same, kMasked));
+  }
+  if (config.in_batch_negatives) {
+    auto in_batch = torch::matmul(queries, target_rows.t()) * inv_t;  // [P, P]
+    logits.push_back(in_batch.masked_fill(positives.unsqueeze(1) == positives.unsqueeze(0), kMasked));
+  }
+  auto all_logits = torch::cat(logits, 1);
+  const auto normalizer = loss_positions > 0 ? loss_positions : std::max<std::int64_t>(P, 1);
+  return -torch::log_softmax(all_logits, 1).select(1, 0).sum() / static_cast<double>(normalizer);
+}
+
+TrainingLoss sampled_softmax_loss(SequentialRecommender& model, ItemVectors& items, const SequenceBatch& batch,
+                                  std::uint64_t negatives_seed, std::int64_t loss_positions) {
+  const auto inputs = prepare_step_inputs(batch, model.config(), items.num_items(), negatives_seed);
+  TrainingLoss out;
+  out.rows = items.lookup(inputs.index.unique);
+  out.positions = inputs.positions;
+  out.loss = sampled_softmax_loss(model, inputs, out.rows, loss_positions);
+  return out;
+}
+
+}  // namespace longrec::model
