@@ -122,17 +122,6 @@ T& value_of(const Binding<T>& binding, const ModelConfig& config) {
 }
 
 template <typename T>
-std::string as_text(const T& value) {
-  if constexpr (std::is_same_v<T, std::string>) {
-    return value;
-  } else if constexpr (std::is_same_v<T, bool>) {
-    return value ? "true" : "false";
-  } else {
-    return fmt::format("{}", value);
-  }
-}
-
-template <typename T>
 T parse_text(const std::string& key, const std::string& text) {
   if constexpr (std::is_same_v<T, std::string>) {
     return text;
@@ -188,7 +177,7 @@ const std::vector<ModelField>& model_fields() {
 }
 
 std::string model_field_value(const ModelConfig& config, const std::string& key) {
-  return std::visit([&](const auto& b) { return as_text(value_of(b, config)); }, field_of(key).binding);
+  return std::visit([&](const auto& b) { return config_detail::format_value(value_of(b, config)); }, field_of(key).binding);
 }
 
 void set_model_field(ModelConfig& config, const std::string& key, const std::string& value) {

@@ -13,18 +13,7 @@ MPIEXEC="$2"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
 dir="$(mktemp -d)"
 trap 'rm -rf "$dir"' EXIT
-# fail WHAT [EXIT_CODE]: names what failed (and how the command ended), shows the outputs, exits 1.
-fail() {
-  local how=""
-  if [ $# -ge 2 ]; then
-    how=" (exit code $2"
-    if [ "$2" -gt 128 ]; then how+=", signal $(kill -l "$(($2 - 128))" 2>/dev/null || echo "$(($2 - 128))")"; fi
-    how+=")"
-  fi
-  echo "FAIL: $1$how"; echo "--- output:"; cat "$dir"/out* 2>/dev/null || true; exit 1
-}
-# Any other command that fails ends the test with its exit code, naming the line.
-trap 'code=$?; echo "FAIL: line $LINENO: a command exited with code $code"; exit $code' ERR
+source "$(dirname "${BASH_SOURCE[0]}")/../support/script_checks.sh"  # fail, ERR trap
 # Waits (up to 2 min) until rank 1 of the job logged a training step in RUN.
 wait_for_training() {
   local job="$1" run="$2"

@@ -7,18 +7,7 @@ set -euo pipefail
 LONGREC="$1"; PYTHON="$2"; ROOT="$3"
 dir="$(mktemp -d)"
 trap 'rm -rf "$dir"' EXIT
-# fail WHAT [EXIT_CODE]: names what failed (and how the command ended), shows the outputs, exits 1.
-fail() {
-  local how=""
-  if [ $# -ge 2 ]; then
-    how=" (exit code $2"
-    if [ "$2" -gt 128 ]; then how+=", signal $(kill -l "$(($2 - 128))" 2>/dev/null || echo "$(($2 - 128))")"; fi
-    how+=")"
-  fi
-  echo "FAIL: $1$how"; cat "$dir"/out* 2>/dev/null || true; exit 1
-}
-# Any other command that fails ends the test with its exit code, naming the line.
-trap 'code=$?; echo "FAIL: line $LINENO: a command exited with code $code"; exit $code' ERR
+source "$(dirname "${BASH_SOURCE[0]}")/../support/script_checks.sh"  # fail, ERR trap
 "$LONGREC" synth --out "$dir/data" --users 60 --items 90 --clusters 6 --mean_length 30 > /dev/null || fail synth $?
 "$LONGREC" train --dataset "$dir/data" --run_dir "$dir/run" --model.dim=8 --model.blocks=1 --model.max_len=32 \
   --data.max_len=32 --train.max_steps=3 --train.threads=1 --train.eval_every=0 > /dev/null || fail train $?
