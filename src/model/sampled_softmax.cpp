@@ -12,14 +12,13 @@ torch::Tensor sampled_softmax_loss(SequentialRecommender& model, const StepInput
   const auto& batch = inputs.batch;
   const auto& positives = inputs.positives;
   const auto& negatives = inputs.negatives;
-  const auto P = inputs.positions;
+  const auto P = inputs.positions();
   const auto K = static_cast<std::int64_t>(config.num_negatives);
 
   auto item_inputs = embed(rows, inputs.inputs_index()).view({batch.rows(), batch.width(), -1});
   auto target_rows = l2_normalize(embed(rows, inputs.positives_index()));  // [P, D]
   auto users = model.forward(item_inputs, batch);                          // [B, L, D]
-  const auto supervised = (batch.targets > 0).reshape({-1});
-  auto queries = users.reshape({-1, users.size(-1)}).index_select(0, supervised.nonzero().squeeze(1));  // [P, D]
+  auto queries = users.reshape({-1, users.size(-1)}).index_select(0, inputs.supervised);  // [P, D]
   const double inv_t = 1.0 / config.temperature;
   auto positive_logits = (queries * target_rows).sum(-1, true) * inv_t;  // [P, 1]
   std::vector<torch::Tensor> logits{positive_logits};
@@ -52,7 +51,7 @@ TrainingLoss sampled_softmax_loss(SequentialRecommender& model, ItemVectors& ite
   const auto inputs = prepare_step_inputs(batch, model.config(), items.num_items(), negatives_seed);
   TrainingLoss out;
   out.rows = items.lookup(inputs.index.unique);
-  out.positions = inputs.positions;
+  out.positions = inputs.positions();
   out.loss = sampled_softmax_loss(model, inputs, out.rows, loss_positions);
   return out;
 }

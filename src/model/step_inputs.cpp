@@ -22,11 +22,11 @@ UniqueIds StepInputs::inputs_index() const { return index_slice(index, 0, batch.
 
 UniqueIds StepInputs::positives_index() const {
   const auto begin = batch.items.numel();
-  return index_slice(index, begin, begin + positions);
+  return index_slice(index, begin, begin + positions());
 }
 
 UniqueIds StepInputs::negatives_index() const {
-  return index_slice(index, batch.items.numel() + positions, index.inverse.size(0));
+  return index_slice(index, batch.items.numel() + positions(), index.inverse.size(0));
 }
 
 StepInputs StepInputs::to(torch::Device device) const {
@@ -34,6 +34,7 @@ StepInputs StepInputs::to(torch::Device device) const {
   StepInputs out = *this;
   auto& b = out.batch;
   for (auto* t : {&b.items, &b.times, &b.query_times, &b.lengths, &b.valid, &b.targets}) *t = t->to(device);
+  out.supervised = supervised.to(device);
   out.positives = positives.to(device);
   out.negatives = negatives.to(device);
   out.index.unique = index.unique.to(device);
@@ -47,8 +48,8 @@ StepInputs prepare_step_inputs(SequenceBatch batch, const ModelConfig& config, s
   const auto device = batch.items.device();
   const auto i64 = torch::TensorOptions().dtype(torch::kInt64).device(device);
   const auto supervised = batch.targets > 0;  // [B, L]
+  out.supervised = supervised.reshape({-1}).nonzero().squeeze(1);
   out.positives = batch.targets.masked_select(supervised);
-  out.positions = out.positives.size(0);
   const auto K = static_cast<std::int64_t>(config.num_negatives);
   if (K > 0 && config.negatives == "shared") {
     auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);

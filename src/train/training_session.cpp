@@ -74,6 +74,12 @@ struct PreparedStep final : data::BatchPreparation {
   model::StepInputs inputs;
 };
 
+// The loader-prepared inputs of `batch` when they are of this step, else null.
+const PreparedStep* prepared_for(const data::Batch& batch, std::int64_t step) {
+  const auto* prepared = dynamic_cast<const PreparedStep*>(batch.prepared.get());
+  return prepared != nullptr && prepared->step == step ? prepared : nullptr;
+}
+
 }  // namespace
 
 std::function<void(data::Batch&)> TrainingSession::batch_preparer(std::int64_t batches_per_epoch) const {
@@ -88,8 +94,7 @@ std::function<void(data::Batch&)> TrainingSession::batch_preparer(std::int64_t b
 }
 
 bool TrainingSession::is_prepared_for(const data::Batch& batch, std::int64_t step) {
-  const auto* prepared = dynamic_cast<const PreparedStep*>(batch.prepared.get());
-  return prepared != nullptr && prepared->step == step;
+  return prepared_for(batch, step) != nullptr;
 }
 
 StepStats TrainingSession::step(const data::Batch& batch, std::int64_t step, double lr_scale) {
@@ -102,9 +107,9 @@ StepStats TrainingSession::step(const data::Batch& batch, std::int64_t step, dou
   torch::manual_seed(derive_seed(config_.seed, 0xD50ull, step, comm_->rank()));
   // Negatives and unique ids: prepared on the loader's thread for this step,
   // or here (the same values) for a batch that comes without them.
-  const auto* prepared = dynamic_cast<const PreparedStep*>(batch.prepared.get());
+  const auto* prepared = prepared_for(batch, step);
   const auto inputs =
-      prepared != nullptr && prepared->step == step
+      prepared != nullptr
           ? prepared->inputs.to(device_)
           : model::prepare_step_inputs(model::to_sequence_batch(batch, device_), config_, items_->num_items(),
                                        model::negatives_seed(config_, step));
@@ -118,7 +123,7 @@ StepStats TrainingSession::step(const data::Batch& batch, std::int64_t step, dou
                                                static_cast<double>(tokens));
   auto t = Clock::now();
   const auto counts =
-      distributed::sum_over_ranks(*comm_, torch::tensor({inputs.positions, tokens, flops}, torch::kInt64));
+      distributed::sum_over_ranks(*comm_, torch::tensor({inputs.positions(), tokens, flops}, torch::kInt64));
   stats.comm_seconds += seconds_since(t);
   const auto global_positions = counts[0].item<std::int64_t>();
   stats.tokens = counts[1].item<std::int64_t>();

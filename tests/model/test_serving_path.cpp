@@ -98,7 +98,7 @@ void expect_same_vectors(const std::string& backbone, bool tokens) {
           << "row " << r << " position " << t << ": max difference " << (served - users[r][t]).abs().max().item<double>();
     }
   }
-  EXPECT_EQ(p, inputs.positions);
+  EXPECT_EQ(p, inputs.positions());
 }
 
 }  // namespace

@@ -18,12 +18,13 @@ namespace longrec::model {
 
 struct StepInputs {
   SequenceBatch batch;
-  std::int64_t positions = 0;  // P: supervised positions (targets > 0)
-  torch::Tensor positives;     // [P] the targets of those positions, row-major
+  torch::Tensor supervised;  // [P] int64: the flat (row-major) positions with a target (> 0)
+  torch::Tensor positives;   // [P] the targets of those positions
   torch::Tensor negatives;     // per_position: [P, K]; shared: [K]; none: [0]
   // Unique ids of [inputs (B*L), positives (P), negatives (flat)] and each one's index in them.
   UniqueIds index;
 
+  std::int64_t positions() const { return positives.size(0); }  // P
   // The index entries of the inputs, the positives and the negatives.
   UniqueIds inputs_index() const;
   UniqueIds positives_index() const;
