@@ -22,6 +22,7 @@
 #include "longrec/data/prepare.h"
 #include "longrec/data/synth.h"
 #include "longrec/bench/comm_benchmark.h"
+#include "longrec/bench/data_benchmark.h"
 #include "longrec/model/model_config.h"
 #include "longrec/serve/recommender.h"
 #include "longrec/bench/serve_benchmark.h"
@@ -33,148 +34,32 @@ namespace longrec::cli {
 
 namespace {
 
-namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
-
-struct LoaderRate {
-  double seconds = 0;
-  std::int64_t batches = 0, positions = 0, store_events = 0;
-};
-
-// One full training epoch through the loader: every user's history is read
-// from the store and cut into padded batches.
-LoaderRate time_loader(const fs::path& dataset, const data::LoaderConfig& config) {
-  const auto start = Clock::now();
-  data::HistoryLoader loader(dataset, config, data::SplitPart::Train);
-  LoaderRate rate;
-  while (auto batch = loader.next()) {
-    ++rate.batches;
-    for (auto len : batch->lengths) rate.positions += len;
-  }
-  rate.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  rate.store_events = data::HistoryStoreReader(dataset).meta().num_events;
-  return rate;
-}
-
-// Writes a store back out as a raw `seq` file (user item item ...), so that
-// prepare can be timed on a synthetic set of any size.
-std::int64_t write_seq_file(const fs::path& dataset, const fs::path& out) {
-  const data::HistoryStoreReader store(dataset);
-  const auto raw_items = store.item_raw_ids();
-  std::FILE* file = std::fopen(out.c_str(), "w");
-  if (file == nullptr) throw SystemError(fmt::format("{}: cannot open for writing", out.string()));
-  fmt::memory_buffer text;
-  std::int64_t events = 0;
-  for (int p = 0; p < store.num_parts(); ++p) {
-    const auto offsets = store.part_offsets(p);
-    const auto users = store.part_user_ids(p);
-    std::vector<std::int32_t> items(static_cast<std::size_t>(offsets.back()));
-    std::vector<std::int64_t> times(items.size());
-    store.read_events(p, 0, offsets.back(), items.data(), times.data());
-    for (std::size_t u = 0; u < users.size(); ++u) {
-      fmt::format_to(std::back_inserter(text), "{}", users[u]);
-      for (auto e = offsets[u]; e < offsets[u + 1]; ++e) {
-        fmt::format_to(std::back_inserter(text), " {}", raw_items[static_cast<std::size_t>(items[e] - 1)]);
-      }
-      text.push_back('\n');
-      events += offsets[u + 1] - offsets[u];
-      if (text.size() > (1u << 24)) {
-        std::fwrite(text.data(), 1, text.size(), file);
-        text.clear();
-      }
-    }
-  }
-  std::fwrite(text.data(), 1, text.size(), file);
-  if (std::fclose(file) != 0) throw SystemError(fmt::format("{}: write failed", out.string()));
-  return events;
-}
-
-std::string row(const std::string& what, const std::string& data, std::int64_t events, double seconds) {
-  return fmt::format("| {:<28} | {:<26} | {:>12} | {:>8.2f} | {:>10} |", what, data, events, seconds,
-                     log::human_count(static_cast<double>(events) / std::max(seconds, 1e-9)));
-}
-
 int bench_data(int argc, const char* const* argv) {
-  std::string ml1m = "../shared/data/ml-1m/sequences_orig_ids.txt";
-  std::string workdir = "bench-data";
-  std::int64_t synth_events = 100'000'000;
-  std::int64_t synth_mean_length = 1000;
-  bool prepare_synth = true;
-  data::LoaderConfig loader;
+  bench::DataBenchmarkOptions options;
   OptionRegistry r("bench data",
                    "Events/s through prepare (raw -> store) and through the loader (read + batch, one core)\n"
                    "on ML-1M and on a synthetic store of >= synth_events events.",
                    "bench");
-  r.add("bench", "ml1m", &ml1m, "ML-1M raw sequences file (empty = skip)", check::existing_file(true));
-  r.add("bench", "workdir", &workdir, "scratch directory for the stores (removed at the end)");
-  r.add("bench", "synth_events", &synth_events, "events in the synthetic store (0 = skip)",
+  r.add("bench", "ml1m", &options.ml1m, "ML-1M raw sequences file (empty = skip)", check::existing_file(true));
+  r.add("bench", "workdir", &options.workdir, "scratch directory for the stores (removed at the end)");
+  r.add("bench", "synth_events", &options.synth_events, "events in the synthetic store (0 = skip)",
         check::at_least<std::int64_t>(0));
-  r.add("bench", "synth_mean_length", &synth_mean_length, "mean history length of the synthetic users",
+  r.add("bench", "synth_mean_length", &options.synth_mean_length, "mean history length of the synthetic users",
         check::at_least<std::int64_t>(2));
-  r.flag("bench", "prepare_synth", &prepare_synth, "also time prepare on the synthetic set written as a seq file");
-  data::register_loader_options(r, loader);
+  r.flag("bench", "prepare_synth", &options.prepare_synth,
+         "also time prepare on the synthetic set written as a seq file");
+  data::register_loader_options(r, options.loader);
   if (!r.parse(argc, argv)) return 0;
 
-  fs::create_directories(workdir);
-  std::vector<std::string> rows;
-  // Both window policies: "last" reads whole histories but batches only the
-  // newest max_len events; "all" batches every training position.
-  const auto loader_rows = [&](const std::string& name, const fs::path& store) {
-    for (const std::string windows : {"last", "all"}) {
-      auto config = loader;
-      config.windows = windows;
-      const auto rate = time_loader(store, config);
-      rows.push_back(row(fmt::format("loader ({}): events read", windows), name, rate.store_events, rate.seconds));
-      rows.push_back(row(fmt::format("loader ({}): positions", windows), name, rate.positions, rate.seconds));
-    }
-  };
-
-  if (!ml1m.empty()) {
-    data::PrepareOptions options;
-    options.input = ml1m;
-    options.output = fs::path(workdir) / "ml-1m";
-    options.overwrite = true;
-    const auto report = data::prepare_dataset(options);
-    rows.push_back(row("prepare (parse+sort+write)", "ml-1m", report.meta.num_events, report.seconds));
-    loader_rows("ml-1m", options.output);
-  }
-  if (synth_events > 0) {
-    data::SynthConfig config;
-    config.out = (fs::path(workdir) / "synth").string();
-    config.mean_length = synth_mean_length;
-    config.users = synth_events / synth_mean_length * 21 / 20 + 1;  // 5% margin: lengths are clamped
-    config.items = 1'000'000;
-    config.clusters = 1000;
-    config.overwrite = true;
-    // Clamping at min/max_length moves the realised mean: top up until the target is met.
-    data::SynthReport report;
-    for (int attempt = 0; attempt < 3; ++attempt) {
-      report = data::generate_synthetic(config, /*show_progress=*/true);
-      if (report.meta.num_events >= synth_events) break;
-      config.users = config.users * synth_events / std::max<std::int64_t>(1, report.meta.num_events) + 1;
-    }
-    const std::string name = fmt::format("synth ({} users)", report.meta.num_users);
-    rows.push_back(row("synth (generate+write)", name, report.meta.num_events, report.seconds));
-    loader_rows(name, config.out);
-    if (prepare_synth) {
-      const fs::path raw = fs::path(workdir) / "synth.seq.txt";
-      write_seq_file(config.out, raw);
-      data::PrepareOptions options;
-      options.input = raw;
-      options.output = fs::path(workdir) / "synth-prepared";
-      options.overwrite = true;
-      const auto prepared = data::prepare_dataset(options);
-      rows.push_back(row("prepare (parse+sort+write)", name + " seq", prepared.meta.num_events, prepared.seconds));
-      fs::remove(raw);
-    }
-  }
-
+  const auto rows = bench::benchmark_data(options);
   fmt::print("| {:<28} | {:<26} | {:>12} | {:>8} | {:>10} |\n", "stage", "data", "events", "seconds", "events/s");
   fmt::print("|{:-<30}|{:-<28}|{:-<14}|{:-<10}|{:-<12}|\n", "", "", "", "", "");
-  for (const auto& line : rows) fmt::print("{}\n", line);
+  for (const auto& x : rows) {
+    fmt::print("| {:<28} | {:<26} | {:>12} | {:>8.2f} | {:>10} |\n", x.stage, x.data, x.events, x.seconds,
+               log::human_count(static_cast<double>(x.events) / std::max(x.seconds, 1e-9)));
+  }
   fmt::print("loader: one epoch of the train split, batch_size {}, max_len {}, one reader thread + one consumer\n",
-             loader.batch_size, loader.max_len);
-  fs::remove_all(workdir);
+             options.loader.batch_size, options.loader.max_len);
   return 0;
 }
 
