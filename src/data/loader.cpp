@@ -341,6 +341,14 @@ struct HistoryLoader::Impl {
     running = false;
   }
 
+  const Batch* peek() {
+    if (!running) start_worker();
+    std::unique_lock lock(mutex);
+    changed.wait(lock, [&] { return !queue.empty(); });
+    // The consumer alone pops, and pushes at the back leave the front in place.
+    return std::get_if<Batch>(&queue.front());
+  }
+
   std::optional<Batch> next() {
     if (!running) start_worker();
     std::variant<Batch, EndOfEpoch, std::exception_ptr> item;
@@ -371,6 +379,7 @@ HistoryLoader::HistoryLoader(const std::filesystem::path& dataset, LoaderConfig 
 HistoryLoader::~HistoryLoader() = default;
 
 std::optional<Batch> HistoryLoader::next() { return impl_->next(); }
+const Batch* HistoryLoader::peek() { return impl_->peek(); }
 LoaderPosition HistoryLoader::position() const { return impl_->next_position; }
 void HistoryLoader::restore(const LoaderPosition& position) {
   impl_->stop_worker();

@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdio>
 #include <numeric>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -59,6 +61,64 @@ void require_cpu(const torch::Tensor& t, const char* what) {
   if (!t.is_contiguous()) throw DistError(fmt::format("{}: tensor must be contiguous", what));
 }
 
+// Where each rank's rows sit in an all_to_all_v's send and receive buffers (MPI counts are ints).
+struct ExchangeLayout {
+  std::vector<int> send_counts, send_offsets, recv_counts, recv_offsets;
+  std::vector<std::int64_t> recv_shape;
+};
+
+ExchangeLayout exchange_layout(const torch::Tensor& rows, const std::vector<std::int64_t>& send_counts,
+                               const std::vector<std::int64_t>& recv_counts, std::int64_t row_size) {
+  const auto W = send_counts.size();
+  ExchangeLayout out{std::vector<int>(W), std::vector<int>(W), std::vector<int>(W), std::vector<int>(W), {}};
+  std::int64_t send_at = 0, recv_at = 0;
+  for (std::size_t r = 0; r < W; ++r) {
+    out.send_counts[r] = as_count(send_counts[r] * row_size, "all_to_all_v send");
+    out.send_offsets[r] = as_count(send_at, "all_to_all_v send offset");
+    out.recv_counts[r] = as_count(recv_counts[r] * row_size, "all_to_all_v receive");
+    out.recv_offsets[r] = as_count(recv_at, "all_to_all_v receive offset");
+    send_at += send_counts[r] * row_size;
+    recv_at += recv_counts[r] * row_size;
+  }
+  out.recv_shape = rows.sizes().vec();
+  out.recv_shape[0] = std::accumulate(recv_counts.begin(), recv_counts.end(), std::int64_t{0});
+  return out;
+}
+
+// MPI_Ialltoallv and what it needs alive until it completes: the send
+// buffer, the receive buffer and the count / offset arrays.
+class MpiPendingExchange final : public PendingExchange {
+ public:
+  MpiPendingExchange(torch::Tensor rows, std::vector<std::int64_t> recv_counts, ExchangeLayout layout,
+                     MPI_Comm comm)
+      : rows_(std::move(rows)), layout_(std::move(layout)) {
+    recv_counts_ = std::move(recv_counts);
+    out_ = torch::empty(layout_.recv_shape, rows_.options());
+    LONGREC_MPI(MPI_Ialltoallv(rows_.data_ptr(), layout_.send_counts.data(), layout_.send_offsets.data(),
+                               mpi_type(rows_), out_.data_ptr(), layout_.recv_counts.data(),
+                               layout_.recv_offsets.data(), mpi_type(rows_), comm, &request_));
+  }
+  ~MpiPendingExchange() override {
+    if (request_ == MPI_REQUEST_NULL) return;
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    // Destructors cannot throw: a failed wait is reported and the job goes on to fail elsewhere.
+    if (!finalized && MPI_Wait(&request_, MPI_STATUS_IGNORE) != MPI_SUCCESS) {
+      std::fprintf(stderr, "longrec: MPI_Wait of an abandoned all_to_all_v failed\n");
+    }
+  }
+  torch::Tensor wait() override {
+    if (request_ == MPI_REQUEST_NULL) throw DistError("all_to_all_v: wait() called twice");
+    LONGREC_MPI(MPI_Wait(&request_, MPI_STATUS_IGNORE));
+    return out_;
+  }
+
+ private:
+  torch::Tensor rows_, out_;
+  ExchangeLayout layout_;
+  MPI_Request request_ = MPI_REQUEST_NULL;
+};
+
 class MpiCommunicator final : public Communicator {
  public:
   explicit MpiCommunicator(const Topology& topology) : topology_(topology) {
@@ -107,22 +167,23 @@ class MpiCommunicator final : public Communicator {
     const auto row_size = check_all_to_all_counts(rows, send_counts, topology_.world);
     recv_counts.assign(W, 0);
     LONGREC_MPI(MPI_Alltoall(send_counts.data(), 1, MPI_INT64_T, recv_counts.data(), 1, MPI_INT64_T, comm_));
-    std::vector<int> sc(W), sd(W), rc(W), rd(W);
-    std::int64_t send_at = 0, recv_at = 0;
-    for (std::size_t r = 0; r < W; ++r) {
-      sc[r] = as_count(send_counts[r] * row_size, "all_to_all_v send");
-      sd[r] = as_count(send_at, "all_to_all_v send offset");
-      rc[r] = as_count(recv_counts[r] * row_size, "all_to_all_v receive");
-      rd[r] = as_count(recv_at, "all_to_all_v receive offset");
-      send_at += send_counts[r] * row_size;
-      recv_at += recv_counts[r] * row_size;
-    }
-    auto shape = rows.sizes().vec();
-    shape[0] = std::accumulate(recv_counts.begin(), recv_counts.end(), std::int64_t{0});
-    auto out = torch::empty(shape, rows.options());
-    LONGREC_MPI(MPI_Alltoallv(rows.data_ptr(), sc.data(), sd.data(), mpi_type(rows), out.data_ptr(), rc.data(),
-                              rd.data(), mpi_type(rows), comm_));
+    const auto layout = exchange_layout(rows, send_counts, recv_counts, row_size);
+    auto out = torch::empty(layout.recv_shape, rows.options());
+    LONGREC_MPI(MPI_Alltoallv(rows.data_ptr(), layout.send_counts.data(), layout.send_offsets.data(), mpi_type(rows),
+                              out.data_ptr(), layout.recv_counts.data(), layout.recv_offsets.data(), mpi_type(rows),
+                              comm_));
     return out;
+  }
+
+  std::unique_ptr<PendingExchange> start_all_to_all_v(const torch::Tensor& rows,
+                                                      const std::vector<std::int64_t>& send_counts) override {
+    require_cpu(rows, "all_to_all_v");
+    const auto W = static_cast<std::size_t>(topology_.world);
+    const auto row_size = check_all_to_all_counts(rows, send_counts, topology_.world);
+    std::vector<std::int64_t> recv_counts(W, 0);
+    LONGREC_MPI(MPI_Alltoall(send_counts.data(), 1, MPI_INT64_T, recv_counts.data(), 1, MPI_INT64_T, comm_));
+    auto layout = exchange_layout(rows, send_counts, recv_counts, row_size);
+    return std::make_unique<MpiPendingExchange>(rows, std::move(recv_counts), std::move(layout), comm_);
   }
 
   void broadcast(torch::Tensor& tensor, int root) override {
@@ -138,6 +199,32 @@ class MpiCommunicator final : public Communicator {
 };
 
 }  // namespace
+
+namespace {
+
+// An exchange that completed when it started (backends without a non-blocking all_to_all_v).
+class CompletedExchange final : public PendingExchange {
+ public:
+  CompletedExchange(torch::Tensor rows, std::vector<std::int64_t> recv_counts) : rows_(std::move(rows)) {
+    recv_counts_ = std::move(recv_counts);
+  }
+  torch::Tensor wait() override {
+    if (!rows_.defined()) throw DistError("all_to_all_v: wait() called twice");
+    return std::exchange(rows_, torch::Tensor());
+  }
+
+ private:
+  torch::Tensor rows_;
+};
+
+}  // namespace
+
+std::unique_ptr<PendingExchange> Communicator::start_all_to_all_v(const torch::Tensor& rows,
+                                                                  const std::vector<std::int64_t>& send_counts) {
+  std::vector<std::int64_t> recv_counts;
+  auto out = all_to_all_v(rows, send_counts, recv_counts);
+  return std::make_unique<CompletedExchange>(std::move(out), std::move(recv_counts));
+}
 
 std::int64_t check_all_to_all_counts(const torch::Tensor& rows, const std::vector<std::int64_t>& send_counts,
                                      int world) {

@@ -40,20 +40,32 @@ torch::Tensor ShardedItemTable::global_ids() const {
   return torch::arange(local_rows_, torch::kInt64) * comm_.world() + comm_.rank();
 }
 
-RoutedIds ShardedItemTable::route(const torch::Tensor& ids) {
+RoutedIds ShardedItemTable::route(const torch::Tensor& ids) { return finish_route(start_route(ids)); }
+
+PendingRoute ShardedItemTable::start_route(const torch::Tensor& ids) {
   torch::NoGradGuard no_grad;
   const auto W = comm_.world();
-  const auto wire = comm_.wire_device(device_);
-  RoutedIds out;
+  PendingRoute out;
   out.ids = ids;
   auto flat = ids.reshape({-1}).to(torch::kCPU, torch::kInt64);
   const auto owners = flat.remainder(W);
-  const auto order = owners.argsort(/*stable=*/true);
+  out.order = owners.argsort(/*stable=*/true);
   const auto counts = torch::bincount(owners, {}, W);
   out.send_counts.assign(counts.data_ptr<std::int64_t>(), counts.data_ptr<std::int64_t>() + W);
-  const auto requested = comm_.all_to_all_v(flat.index_select(0, order).to(wire), out.send_counts, out.recv_counts);
-  out.requested_rows = requested.to(device_).div(W, "floor");  // local row of each id asked for
-  out.order = order.to(device_);
+  out.exchange = comm_.start_all_to_all_v(flat.index_select(0, out.order).to(comm_.wire_device(device_)),
+                                          out.send_counts);
+  return out;
+}
+
+RoutedIds ShardedItemTable::finish_route(PendingRoute pending) {
+  torch::NoGradGuard no_grad;
+  RoutedIds out;
+  out.ids = std::move(pending.ids);
+  out.send_counts = std::move(pending.send_counts);
+  const auto requested = pending.exchange->wait();
+  out.recv_counts = pending.exchange->recv_counts();
+  out.requested_rows = requested.to(device_).div(comm_.world(), "floor");  // local row of each id asked for
+  out.order = pending.order.to(device_);
   return out;
 }
 

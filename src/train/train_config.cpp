@@ -33,6 +33,8 @@ void register_train_options(OptionRegistry& r, TrainConfig& c) {
   r.add("train", "threads", &c.threads, "intra-op threads per process (0 = all cores)", check::at_least(0));
   r.add("train", "device", &c.device, "auto | cpu | cuda", check::one_of({"auto", "cpu", "cuda"}));
   r.flag("train", "bf16", &c.bf16, "bf16 autocast on GPU");
+  r.flag("train", "route_ahead", &c.route_ahead,
+         "several ranks: exchange the next step's item ids while this step computes");
   r.add("train", "ckpt_every", &c.ckpt_every, "steps between checkpoints (0 = at the end only)",
         check::at_least<std::int64_t>(0));
   r.add("train", "keep_ckpts", &c.keep_ckpts, "checkpoints kept (newest)", check::at_least(1));

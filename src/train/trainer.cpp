@@ -135,9 +135,12 @@ TrainResult run_training(const TrainConfig& config, const model::ModelConfig& mo
                   "the loader prepared batch {} of epoch {} for another step than {}", batch->global_index,
                   batch->epoch, state.step);
     const double scale = lr_scale(state.step, config.warmup_steps, planned, config.schedule, config.min_lr_ratio);
+    // The next batch (none at an epoch's end or after the last step): its item
+    // ids can travel to their owners while this step computes.
+    const data::Batch* next = state.step + 1 < planned ? train_loader.peek() : nullptr;
     StepStats stats;
     try {
-      stats = session.step(*batch, state.step, scale);
+      stats = session.step(*batch, state.step, scale, next);
     } catch (const NonFiniteError&) {
       save();  // every rank is here: the state before the failed step, for inspection
       throw;

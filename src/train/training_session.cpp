@@ -56,7 +56,10 @@ TrainingSession::TrainingSession(const TrainConfig& train, const model::ModelCon
   model::SparseOptimizerConfig sparse{train.sparse_optimizer, train.sparse_lr, 1e-8, train.beta1, train.beta2};
   const auto table_seed = derive_seed(config.seed, 0x17E35ull);
   if (comm_->world() > 1) {
-    items_ = std::make_unique<distributed::ShardedItemTable>(num_items, config.dim, sparse, table_seed, *comm_, device);
+    auto sharded = std::make_unique<distributed::ShardedItemTable>(num_items, config.dim, sparse, table_seed, *comm_,
+                                                                   device);
+    sharded_ = sharded.get();
+    items_ = std::move(sharded);
   } else {
     items_ = std::make_unique<model::LocalItemTable>(num_items, config.dim, sparse, table_seed, device);
   }
@@ -97,7 +100,11 @@ bool TrainingSession::is_prepared_for(const data::Batch& batch, std::int64_t ste
   return prepared_for(batch, step) != nullptr;
 }
 
-StepStats TrainingSession::step(const data::Batch& batch, std::int64_t step, double lr_scale) {
+// A pending route still completes (every rank started it) when its step never runs.
+TrainingSession::~TrainingSession() = default;
+
+StepStats TrainingSession::step(const data::Batch& batch, std::int64_t step, double lr_scale,
+                                const data::Batch* next) {
   using Clock = std::chrono::steady_clock;
   const auto seconds_since = [](Clock::time_point t) {
     return std::chrono::duration<double>(Clock::now() - t).count();
@@ -134,7 +141,25 @@ StepStats TrainingSession::step(const data::Batch& batch, std::int64_t step, dou
   // The step's item rows (collective when the table is sharded: every rank
   // looks up, with or without rows).
   t = Clock::now();
-  const auto rows = items_->lookup(inputs.index.unique);
+  model::ItemRows rows;
+  if (sharded_ != nullptr) {
+    // The route of this step's ids, started by the previous step when it knew them.
+    auto pending = std::move(next_route_);
+    if (pending && routed_step_ != step) {
+      sharded_->finish_route(std::move(*pending));  // started for a step that did not come: completed, unused
+      pending.reset();
+    }
+    rows = sharded_->lookup(pending ? sharded_->finish_route(std::move(*pending))
+                                    : sharded_->route(inputs.index.unique));
+    // The next step's ids travel while this step computes.
+    const auto* upcoming = next != nullptr && train_.route_ahead ? prepared_for(*next, step + 1) : nullptr;
+    if (upcoming != nullptr) {
+      next_route_ = std::make_unique<distributed::PendingRoute>(sharded_->start_route(upcoming->inputs.index.unique));
+      routed_step_ = step + 1;
+    }
+  } else {
+    rows = items_->lookup(inputs.index.unique);
+  }
   stats.comm_seconds += comm_->world() > 1 ? seconds_since(t) : 0.0;
   torch::Tensor loss;
   if (batch.rows > 0) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "longrec/core/error.h"
 #include "longrec/distributed/communicator.h"
 
 namespace longrec::distributed {
@@ -52,6 +53,34 @@ TEST(MpiCommunicator, AllToAllVDeliversEachRowToItsDestination) {
     }
   }
   EXPECT_EQ(at, received.size(0));
+}
+
+TEST(MpiCommunicator, AStartedAllToAllVDeliversTheSameRowsAcrossOtherCollectives) {
+  const auto W = comm().world(), r = comm().rank();
+  std::vector<std::int64_t> send_counts;
+  std::vector<torch::Tensor> rows;
+  for (int d = 0; d < W; ++d) {
+    send_counts.push_back(2 * r + d + 1);
+    for (int i = 0; i < 2 * r + d + 1; ++i) rows.push_back(torch::tensor({r, d, i}, torch::kInt64));
+  }
+  const auto stacked = torch::stack(rows);
+  std::vector<std::int64_t> expected_counts;
+  const auto expected = comm().all_to_all_v(stacked, send_counts, expected_counts);
+  auto pending = comm().start_all_to_all_v(stacked, send_counts);
+  EXPECT_EQ(pending->recv_counts(), expected_counts);  // known when it starts
+  // Blocking collectives may run while it travels (every rank in the same order).
+  auto sum = torch::ones({3});
+  comm().all_reduce_sum(sum);
+  EXPECT_TRUE(torch::equal(sum, torch::full({3}, static_cast<float>(W))));
+  EXPECT_TRUE(torch::equal(pending->wait(), expected));
+  EXPECT_THROW(pending->wait(), DistError);
+  // One never waited for completes in its destructor.
+  comm().start_all_to_all_v(stacked, send_counts).reset();
+  // A world of one: the default (completed at start).
+  auto single = make_single_process_communicator();
+  auto own = single->start_all_to_all_v(stacked, {stacked.size(0)});
+  EXPECT_EQ(own->recv_counts(), std::vector<std::int64_t>{stacked.size(0)});
+  EXPECT_TRUE(torch::equal(own->wait(), stacked));
 }
 
 TEST(MpiCommunicator, BroadcastCopiesTheRootsTensor) {

@@ -92,4 +92,30 @@ TEST(ShardedItemTable, StepsEqualTheWholeTableWithSummedGradients) {
   EXPECT_TRUE(torch::allclose(sharded.normalized_vectors(probe), whole.normalized_vectors(probe), 1e-6, 1e-7));
 }
 
+// The overlap of training: the ids of step t + 1 start travelling before step
+// t's update (start_route), their rows are read after it (finish_route,
+// lookup): the same rows and the same table as plain lookups, bit for bit.
+TEST(ShardedItemTable, RoutesStartedAStepAheadGiveTheSameSteps) {
+  auto& comm = test_communicator();
+  const int r = comm.rank();
+  ShardedItemTable plain(kItems, kDim, adam(), 5, comm), ahead(kItems, kDim, adam(), 5, comm);
+  const auto ids_of = [&](int step) { return (r == 1 && step == 2) ? torch::zeros({0}, torch::kInt64) : step_ids(r, step); };
+  auto pending = std::make_unique<PendingRoute>(ahead.start_route(ids_of(0)));
+  for (int step = 0; step < 4; ++step) {
+    const auto ids = ids_of(step);
+    auto expected = plain.lookup(ids);
+    auto rows = ahead.lookup(ahead.finish_route(std::move(*pending)));
+    ASSERT_TRUE(torch::equal(rows.ids, ids));
+    ASSERT_TRUE(torch::equal(rows.rows.detach(), expected.rows.detach())) << "step " << step;
+    pending = std::make_unique<PendingRoute>(ahead.start_route(ids_of(step + 1)));  // before this step's update
+    expected.rows.mutable_grad() = step_grad(r, ids, step);
+    rows.rows.mutable_grad() = step_grad(r, ids, step);
+    plain.apply_gradients(expected, 1e-2);
+    ahead.apply_gradients(rows, 1e-2);
+  }
+  ahead.finish_route(std::move(*pending));  // started for a step that does not come
+  EXPECT_TRUE(torch::equal(ahead.state().at("weight"), plain.state().at("weight")));
+  EXPECT_TRUE(torch::equal(ahead.state().at("adam.second_moment"), plain.state().at("adam.second_moment")));
+}
+
 }  // namespace longrec::distributed

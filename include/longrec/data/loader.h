@@ -65,6 +65,10 @@ class HistoryLoader {
   // next call starts the following epoch (training). Rethrows errors of the
   // background reader (e.g. a corrupt chunk) with the file named.
   std::optional<Batch> next();
+  // The batch the next call of next() returns, without taking it (waits
+  // until it is built); null at the end of an epoch (or when the reader
+  // failed: next() then throws). Valid until the next call of next().
+  const Batch* peek();
 
   LoaderPosition position() const;
   void restore(const LoaderPosition& position);

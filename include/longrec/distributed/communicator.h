@@ -15,6 +15,21 @@
 
 namespace longrec::distributed {
 
+// An all_to_all_v under way (Communicator::start_all_to_all_v): the rows
+// travel while the caller computes. Every rank must complete every exchange
+// it started, in the order started; the destructor waits for one that was
+// not waited for.
+class PendingExchange {
+ public:
+  virtual ~PendingExchange() = default;
+  // The rows received, grouped by source rank (what all_to_all_v returns); once.
+  virtual torch::Tensor wait() = 0;
+  const std::vector<std::int64_t>& recv_counts() const { return recv_counts_; }
+
+ protected:
+  std::vector<std::int64_t> recv_counts_;
+};
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -32,6 +47,12 @@ class Communicator {
   // source rank, and their counts in recv_counts.
   virtual torch::Tensor all_to_all_v(const torch::Tensor& rows, const std::vector<std::int64_t>& send_counts,
                                      std::vector<std::int64_t>& recv_counts) = 0;
+  // all_to_all_v in two halves: the counts are exchanged before this returns
+  // (W integers), the rows travel until wait(). Collectives issued in between
+  // are fine as long as every rank issues them in the same order. Backends
+  // without a non-blocking exchange complete it here (the default).
+  virtual std::unique_ptr<PendingExchange> start_all_to_all_v(const torch::Tensor& rows,
+                                                              const std::vector<std::int64_t>& send_counts);
   // root's tensor copied into every rank's (same shape and dtype), in place.
   virtual void broadcast(torch::Tensor& tensor, int root) = 0;
   virtual void barrier() = 0;

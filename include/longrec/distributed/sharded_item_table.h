@@ -9,8 +9,9 @@
 // owner sums what several ranks sent for one id and applies the row-wise
 // sparse optimizer to exactly those rows. Every stage is collective: every
 // rank calls it every step, with or without ids. route depends on the ids
-// alone, so a step's routing can be done before the previous step's update;
-// lookup_local reads the rows, so it must come after it.
+// alone, so it can start a step early (start_route, finish_route) and travel
+// while the previous step computes; lookup_local reads the rows, so it must
+// come after the previous step's update.
 #pragma once
 
 #include <memory>
@@ -29,6 +30,13 @@ struct RoutedIds {
   std::vector<std::int64_t> send_counts;  // ids sent to each owner
   std::vector<std::int64_t> recv_counts;  // ids each rank asked this one for
   torch::Tensor requested_rows;           // local rows asked for, in receive order
+};
+
+// A route whose id exchange is under way (ShardedItemTable::start_route).
+struct PendingRoute {
+  torch::Tensor ids, order;
+  std::vector<std::int64_t> send_counts;
+  std::unique_ptr<PendingExchange> exchange;
 };
 
 class ShardedItemTable final : public model::ItemTable {
@@ -53,8 +61,10 @@ class ShardedItemTable final : public model::ItemTable {
   // This rank's rows and optimizer state by local row (global_ids() names them).
   std::map<std::string, torch::Tensor> state() { return shard_->state(); }
 
-  // The three stages of a lookup (collective each).
+  // The three stages of a lookup (collective each). route = finish_route(start_route(ids)).
   RoutedIds route(const torch::Tensor& ids);
+  PendingRoute start_route(const torch::Tensor& ids);
+  RoutedIds finish_route(PendingRoute pending);
   torch::Tensor lookup_local(const RoutedIds& routed);                             // [requested, D]
   torch::Tensor return_rows(const RoutedIds& routed, const torch::Tensor& local);  // [U, D] in routed.ids order
 

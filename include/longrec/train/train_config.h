@@ -34,6 +34,9 @@ struct TrainConfig {
   int threads = 0;                    // intra-op threads; 0 = all cores
   std::string device = "auto";        // auto | cpu | cuda
   bool bf16 = true;                   // bf16 autocast on GPU
+  // W ranks: start the next step's item-id exchange while this step computes
+  // (the same results either way; off measures what the overlap saves).
+  bool route_ahead = true;
 
   // ckpt
   std::int64_t ckpt_every = 0;  // steps; 0 = only at the end

@@ -18,6 +18,11 @@
 #include "longrec/model/sequential_recommender.h"
 #include "longrec/train/train_config.h"
 
+namespace longrec::distributed {
+class ShardedItemTable;
+struct PendingRoute;
+}  // namespace longrec::distributed
+
 namespace longrec::train {
 
 // A non-finite loss or gradient: thrown by every rank of the step alike (the
@@ -51,7 +56,11 @@ class TrainingSession {
   // negatives (per sample, see sampled_softmax_loss) and dropout (per rank).
   // Throws NonFiniteError (on every rank, after nothing was updated) on a
   // non-finite loss or gradient, naming the tensor.
-  StepStats step(const data::Batch& batch, std::int64_t step, double lr_scale);
+  // `next`: the batch of step + 1 when that step will run (every rank passes
+  // one or none alike). On W ranks with train.route_ahead its item ids start
+  // travelling to their owners while this step computes (collective).
+  StepStats step(const data::Batch& batch, std::int64_t step, double lr_scale, const data::Batch* next = nullptr);
+  ~TrainingSession();
 
   // For HistoryLoader::set_batch_preparer: prepares each batch's step inputs
   // (negatives, unique item ids) on the loader's thread, for step
@@ -76,6 +85,10 @@ class TrainingSession {
   distributed::Communicator* comm_;
   std::shared_ptr<model::SequentialRecommender> model_;
   std::unique_ptr<model::ItemTable> items_;
+  distributed::ShardedItemTable* sharded_ = nullptr;  // items_ when sharded
+  // The id exchange of step routed_step_, started by the step before it.
+  std::int64_t routed_step_ = -1;
+  std::unique_ptr<distributed::PendingRoute> next_route_;
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::unique_ptr<distributed::GradientSync> gradient_sync_;
 };
