@@ -53,14 +53,18 @@ std::int64_t parse_byte_size(const std::string& key, const std::string& text) {
   std::int64_t unit = 1;
   if (rest != end) {
     const std::string suffix(rest, end);
-    if (suffix == "K" || suffix == "k") unit = 1 << 10;
-    else if (suffix == "M" || suffix == "m") unit = 1 << 20;
-    else if (suffix == "G" || suffix == "g") unit = std::int64_t{1} << 30;
-    else unit = 0;
+    if (suffix == "K" || suffix == "k")
+      unit = 1 << 10;
+    else if (suffix == "M" || suffix == "m")
+      unit = 1 << 20;
+    else if (suffix == "G" || suffix == "g")
+      unit = std::int64_t{1} << 30;
+    else
+      unit = 0;
   }
   if (ec != std::errc() || unit == 0 || value < 1) {
-    throw ConfigError(key, fmt::format("'{}' is not a size: expected a positive integer with an optional K, M or G",
-                                       text));
+    throw ConfigError(key,
+                      fmt::format("'{}' is not a size: expected a positive integer with an optional K, M or G", text));
   }
   return value * unit;
 }
@@ -69,8 +73,8 @@ CommBenchmark benchmark_collectives(const CommBenchmarkOptions& options) {
   const auto dtype = dtype_of(options.dtype);
   if (options.factor <= 1) throw ConfigError("bench.factor", fmt::format("got {}, expected > 1", options.factor));
   if (options.min_bytes > options.max_bytes) {
-    throw ConfigError("bench.min_bytes", fmt::format("{} exceeds bench.max_bytes = {}", options.min_bytes,
-                                                     options.max_bytes));
+    throw ConfigError("bench.min_bytes",
+                      fmt::format("{} exceeds bench.max_bytes = {}", options.min_bytes, options.max_bytes));
   }
   torch::Device device = torch::kCPU;
   if (options.device == "cuda" || (options.device == "auto" && torch::cuda::is_available())) {
@@ -79,8 +83,8 @@ CommBenchmark benchmark_collectives(const CommBenchmarkOptions& options) {
   }
   auto comm = make_job_communicator(device);
   if (device.is_cuda()) {
-    device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(comm->topology().local_rank %
-                                                                       torch::cuda::device_count()));
+    device = torch::Device(torch::kCUDA,
+                           static_cast<c10::DeviceIndex>(comm->topology().local_rank % torch::cuda::device_count()));
   }
   const auto W = comm->world(), rank = comm->rank();
   const auto opts = torch::TensorOptions().dtype(dtype).device(device);
@@ -96,7 +100,8 @@ CommBenchmark benchmark_collectives(const CommBenchmarkOptions& options) {
   for (const auto& name : options.collectives) {
     if (name != "all_reduce" && name != "all_gather" && name != "all_to_all_v") {
       throw ConfigError("bench.collectives", fmt::format("unknown collective '{}', expected all_reduce, all_gather "
-                                                         "or all_to_all_v", name));
+                                                         "or all_to_all_v",
+                                                         name));
     }
     for (double size = static_cast<double>(options.min_bytes); size <= static_cast<double>(options.max_bytes) * 1.0001;
          size *= options.factor) {

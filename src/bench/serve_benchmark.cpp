@@ -45,10 +45,12 @@ double percentile(std::vector<double> values, double q) {
   return values[std::min(values.size() - 1, rank == 0 ? 0 : rank - 1)];
 }
 
-std::vector<ServeBenchmarkRow> benchmark_serving(const serve::Recommender& recommender, const ServeBenchmarkOptions& options) {
+std::vector<ServeBenchmarkRow> benchmark_serving(const serve::Recommender& recommender,
+                                                 const ServeBenchmarkOptions& options) {
   const auto& catalogue = recommender.item_ids();
   if (options.k < 1 || options.k > recommender.num_items()) {
-    throw ConfigError("bench.k", fmt::format("got {}, expected 1..{} (the catalogue)", options.k, recommender.num_items()));
+    throw ConfigError("bench.k",
+                      fmt::format("got {}, expected 1..{} (the catalogue)", options.k, recommender.num_items()));
   }
   if (options.users_per_thread < 1) {
     throw ConfigError("bench.users_per_thread", fmt::format("got {}, expected >= 1", options.users_per_thread));

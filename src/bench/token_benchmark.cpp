@@ -83,8 +83,8 @@ TokenBenchmark benchmark_tokens(const model::ModelConfig& base, const TokenBench
   TokenBenchmark result;
   for (const auto history : options.histories) {
     if (history <= pt.recent_window) {
-      throw ConfigError("bench.histories", fmt::format("history {} is not longer than the recent window {}", history,
-                                                       pt.recent_window));
+      throw ConfigError("bench.histories",
+                        fmt::format("history {} is not longer than the recent window {}", history, pt.recent_window));
     }
     auto full = base;
     full.personalization = {};
@@ -97,8 +97,8 @@ TokenBenchmark benchmark_tokens(const model::ModelConfig& base, const TokenBench
     model::validate_model_config(full);
     model::validate_model_config(tokens);
     result.full_model = full.describe();
-    result.tokens_model = fmt::format("{} (S={}, K={}, R={})", tokens.describe(), pt.segment_len, pt.tokens_per_group,
-                                      pt.recent_window);
+    result.tokens_model =
+        fmt::format("{} (S={}, K={}, R={})", tokens.describe(), pt.segment_len, pt.tokens_per_group, pt.recent_window);
 
     TokenCostRow row;
     row.history = history;
@@ -125,7 +125,7 @@ TokenBenchmark benchmark_tokens(const model::ModelConfig& base, const TokenBench
     const auto sequence = model::to_sequence_batch(eval_batch);
     TrainingSession token_session(train, tokens, options.items, torch::kCPU);
     model::UserStateEncoder encoder(token_session.model(),
-                                   dynamic_cast<model::LocalItemTable&>(token_session.items()).weight());
+                                    dynamic_cast<model::LocalItemTable&>(token_session.items()).weight());
     std::vector<std::int64_t> items(user.items.begin(), user.items.end()), times(user.times.begin(), user.times.end());
     const auto state = encoder.compress(items, times);
     std::vector<double> full_ms, state_ms;

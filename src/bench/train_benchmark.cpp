@@ -12,10 +12,10 @@
 
 namespace longrec::bench {
 
-using train::TrainConfig;
-using train::TrainingSession;
 using train::measure_matmul_peak_flops;
 using train::pick_device;
+using train::TrainConfig;
+using train::TrainingSession;
 
 TrainBenchmark benchmark_training(const TrainConfig& train, const model::ModelConfig& model_config,
                                   const data::LoaderConfig& data_config, int steps, int warmup) {

@@ -91,7 +91,8 @@ ExportSummary export_bundle(const ExportOptions& options) {
   const std::string dataset = options.dataset.empty() ? manifest.dataset : options.dataset;
   if (dataset.empty()) {
     throw ConfigError("export.dataset", fmt::format("{} names no dataset: the history store is needed for the raw "
-                                                    "item ids", checkpoint.string()));
+                                                    "item ids",
+                                                    checkpoint.string()));
   }
   const data::HistoryStoreReader store(dataset);
   const auto raw_ids = store.item_raw_ids();

@@ -98,8 +98,8 @@ fs::path save_checkpoint(const fs::path& run_dir, const Manifest& manifest, mode
     const auto file_name = embedding_file(rank, world);
     auto file = h5::File::create(temporary / file_name);
     const auto ids = items.owned_ids().to(torch::kCPU).contiguous();
-    file.write<std::int64_t>("/ids", std::vector<std::int64_t>(ids.data_ptr<std::int64_t>(),
-                                                               ids.data_ptr<std::int64_t>() + ids.numel()));
+    file.write<std::int64_t>(
+        "/ids", std::vector<std::int64_t>(ids.data_ptr<std::int64_t>(), ids.data_ptr<std::int64_t>() + ids.numel()));
     file.create_group("/rows");
     for (const auto& [state_name, rows] : items.owned_state()) {
       file.write<float>("/rows/" + state_name, flat_floats(rows));
@@ -201,8 +201,7 @@ Manifest read_manifest(const fs::path& checkpoint) {
   try {
     m = json::parse(in);
     if (m.value("format", "") != kCheckpointFormat) {
-      throw DataError(fmt::format("{}: not a longrec checkpoint (format '{}')", path.string(),
-                                  m.value("format", "")));
+      throw DataError(fmt::format("{}: not a longrec checkpoint (format '{}')", path.string(), m.value("format", "")));
     }
     if (m.at("version").get<int>() != kCheckpointVersion) {
       throw DataError(fmt::format("{}: checkpoint version {}, this build reads {}", path.string(),
@@ -255,8 +254,8 @@ void load_checkpoint(const fs::path& checkpoint, const Manifest& manifest, model
   std::vector<std::pair<torch::Tensor, torch::Tensor>> assignments;
   for (const auto& p : model.named_parameters()) {
     const std::string name = "/model/" + p.key();
-    if (!dense.has(name)) throw DataError(fmt::format("{}: parameter missing; the checkpoint is of another model",
-                                                      dense.where(name)));
+    if (!dense.has(name))
+      throw DataError(fmt::format("{}: parameter missing; the checkpoint is of another model", dense.where(name)));
     auto values = dense.read<float>(name);
     if (static_cast<std::int64_t>(values.size()) != p.value().numel()) {
       throw DataError(fmt::format("{}: {} values, the model's parameter has {} ({})", dense.where(name), values.size(),
@@ -281,7 +280,8 @@ void load_checkpoint(const fs::path& checkpoint, const Manifest& manifest, model
       const auto file = h5::File::open(checkpoint / embedding_file(r, manifest.world_size),
                                        "the checkpoint is incomplete or corrupt");
       auto ids = torch::tensor(file.read<std::int64_t>("/ids"), torch::kInt64);
-      if (ids.numel() > 0 && (ids.min().item<std::int64_t>() < 1 || ids.max().item<std::int64_t>() > manifest.num_items)) {
+      if (ids.numel() > 0 &&
+          (ids.min().item<std::int64_t>() < 1 || ids.max().item<std::int64_t>() > manifest.num_items)) {
         throw DataError(fmt::format("{}: /ids outside 1..{}", file.path().string(), manifest.num_items));
       }
       const auto at = position.index_select(0, ids);

@@ -81,8 +81,9 @@ int bench_train(int argc, const char* const* argv) {
   if (!r.parse(argc, argv)) return 0;
   const auto b = bench::benchmark_training(train, model, data, steps, warmup);
   if (b.rank != 0) return 0;
-  fmt::print("| model | ranks x threads | batch | max_len | steps | samples/s | tokens/s | GFLOP/sample | achieved GFLOP/s "
-             "| peak GFLOP/s | MFU | comm ms/step |\n");
+  fmt::print(
+      "| model | ranks x threads | batch | max_len | steps | samples/s | tokens/s | GFLOP/sample | achieved GFLOP/s "
+      "| peak GFLOP/s | MFU | comm ms/step |\n");
   fmt::print("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   fmt::print("| {} | {} x {} | {} | {} | {} | {:.1f} | {} | {:.3f} | {:.1f} | {:.1f} | {:.1f}% | {:.1f} |\n", b.model,
              b.world, train.threads, data.batch_size, data.max_len, b.steps, b.samples_per_s,
@@ -125,22 +126,22 @@ int bench_tokens(int argc, const char* const* argv) {
         check::at_least(1));
   r.add("bench", "threads", &options.threads, "intra-op threads (0 = all cores)", check::at_least(0));
   model::register_model_options(r, model);
-  r.constraint([&] {
-    options.histories = parse_history_lengths(histories);
-  });
+  r.constraint([&] { options.histories = parse_history_lengths(histories); });
   if (!r.parse(argc, argv)) return 0;
   const auto b = bench::benchmark_tokens(model, options);
   fmt::print("full: {}\ntokens: {}\n\n", b.full_model, b.tokens_model);
-  fmt::print("| history | rows/step | full GFLOP/step | tokens GFLOP/step | FLOP ratio | full ms/step | tokens ms/step "
-             "| time ratio | full us/event | tokens us/event | serve full ms | serve state ms | serve ratio |\n");
+  fmt::print(
+      "| history | rows/step | full GFLOP/step | tokens GFLOP/step | FLOP ratio | full ms/step | tokens ms/step "
+      "| time ratio | full us/event | tokens us/event | serve full ms | serve state ms | serve ratio |\n");
   fmt::print("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const auto& row : b.rows) {
     const double events = static_cast<double>(row.history * row.rows);
-    fmt::print("| {} | {} | {:.2f} | {:.2f} | {:.1f}x | {:.0f} | {:.0f} | {:.1f}x | {:.1f} | {:.1f} | {:.1f} | {:.2f} | "
-               "{:.1f}x |\n",
-               row.history, row.rows, row.full_gflop, row.tokens_gflop, row.full_gflop / row.tokens_gflop, row.full_ms,
-               row.tokens_ms, row.full_ms / row.tokens_ms, 1000 * row.full_ms / events, 1000 * row.tokens_ms / events,
-               row.serve_full_ms, row.serve_state_ms, row.serve_full_ms / row.serve_state_ms);
+    fmt::print(
+        "| {} | {} | {:.2f} | {:.2f} | {:.1f}x | {:.0f} | {:.0f} | {:.1f}x | {:.1f} | {:.1f} | {:.1f} | {:.2f} | "
+        "{:.1f}x |\n",
+        row.history, row.rows, row.full_gflop, row.tokens_gflop, row.full_gflop / row.tokens_gflop, row.full_ms,
+        row.tokens_ms, row.full_ms / row.tokens_ms, 1000 * row.full_ms / events, 1000 * row.tokens_ms / events,
+        row.serve_full_ms, row.serve_state_ms, row.serve_full_ms / row.serve_state_ms);
   }
   return 0;
 }
@@ -181,15 +182,17 @@ int bench_serve(int argc, const char* const* argv) {
   const auto rows = bench::benchmark_serving(*recommender, options);
   fmt::print("model: {}\n{} intra-op thread(s) per request, top-{}, {:.1f} s per cell\n\n", recommender->describe(),
              threads, options.k, options.seconds);
-  fmt::print("| history | request threads | recompute req/s | p50 ms | p99 ms | state req/s | p50 ms | p99 ms | "
-             "req/s ratio | p50 ratio | state KiB | events at end |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  fmt::print(
+      "| history | request threads | recompute req/s | p50 ms | p99 ms | state req/s | p50 ms | p99 ms | "
+      "req/s ratio | p50 ratio | state KiB | events at end |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (std::size_t i = 0; i + 1 < rows.size(); i += 2) {
     const auto& full = rows[i];
     const auto& state = rows[i + 1];
-    fmt::print("| {} | {} | {:.1f} | {:.2f} | {:.2f} | {:.1f} | {:.2f} | {:.2f} | {:.1f}x | {:.1f}x | {:.0f} | {:.0f} |\n",
-               full.history, full.threads, full.requests_per_s, full.p50_ms, full.p99_ms, state.requests_per_s,
-               state.p50_ms, state.p99_ms, state.requests_per_s / full.requests_per_s, full.p50_ms / state.p50_ms,
-               state.state_bytes / 1024, state.final_events);
+    fmt::print(
+        "| {} | {} | {:.1f} | {:.2f} | {:.2f} | {:.1f} | {:.2f} | {:.2f} | {:.1f}x | {:.1f}x | {:.0f} | {:.0f} |\n",
+        full.history, full.threads, full.requests_per_s, full.p50_ms, full.p99_ms, state.requests_per_s, state.p50_ms,
+        state.p99_ms, state.requests_per_s / full.requests_per_s, full.p50_ms / state.p50_ms, state.state_bytes / 1024,
+        state.final_events);
   }
   return 0;
 }
@@ -251,9 +254,10 @@ int bench_comm(int argc, const char* const* argv) {
   for (const auto& row : b.rows) {
     if (row.collective != current) {
       current = row.collective;
-      fmt::print("#\n# {}\n#{:>12} {:>12} {:>8} {:>10} {:>8} {:>8} {:>8}\n#{:>12} {:>12} {:>8} {:>10} {:>8} {:>8} {:>8}\n",
-                 current, "size", "count", "type", "time", "algbw", "busbw", "#wrong", "(B)", "(elements)", "", "(us)",
-                 "(GB/s)", "(GB/s)", "");
+      fmt::print(
+          "#\n# {}\n#{:>12} {:>12} {:>8} {:>10} {:>8} {:>8} {:>8}\n#{:>12} {:>12} {:>8} {:>10} {:>8} {:>8} {:>8}\n",
+          current, "size", "count", "type", "time", "algbw", "busbw", "#wrong", "(B)", "(elements)", "", "(us)",
+          "(GB/s)", "(GB/s)", "");
     }
     fmt::print(" {:>12} {:>12} {:>8} {:>10.1f} {:>8.3f} {:>8.3f} {:>8}\n", row.bytes, row.count, row.type, row.time_us,
                row.algbw, row.busbw, row.wrong < 0 ? std::string("N/A") : std::to_string(row.wrong));
@@ -265,11 +269,12 @@ int bench_comm(int argc, const char* const* argv) {
 
 int run_bench(int argc, const char* const* argv) {
   if (argc < 2 || std::strcmp(argv[1], "--help") == 0) {
-    fmt::print("Usage: longrec bench <name> [options]\n\nBenchmarks:\n  data   events/s through prepare and the loader\n"
-               "  train  training samples/s, tokens/s and MFU of a configuration\n"
-               "  tokens personalization tokens vs full attention: step cost and serving latency by history length\n"
-               "  comm   collective bandwidth between ranks (nccl-tests table; run under mpirun)\n"
-               "  serve  serving requests/s and latency: whole-history recompute vs cached user state\n");
+    fmt::print(
+        "Usage: longrec bench <name> [options]\n\nBenchmarks:\n  data   events/s through prepare and the loader\n"
+        "  train  training samples/s, tokens/s and MFU of a configuration\n"
+        "  tokens personalization tokens vs full attention: step cost and serving latency by history length\n"
+        "  comm   collective bandwidth between ranks (nccl-tests table; run under mpirun)\n"
+        "  serve  serving requests/s and latency: whole-history recompute vs cached user state\n");
     return argc < 2 ? 2 : 0;
   }
   if (std::strcmp(argv[1], "data") == 0) return bench_data(argc - 1, argv + 1);
@@ -277,7 +282,8 @@ int run_bench(int argc, const char* const* argv) {
   if (std::strcmp(argv[1], "tokens") == 0) return bench_tokens(argc - 1, argv + 1);
   if (std::strcmp(argv[1], "comm") == 0) return bench_comm(argc - 1, argv + 1);
   if (std::strcmp(argv[1], "serve") == 0) return bench_serve(argc - 1, argv + 1);
-  throw ConfigError("bench", fmt::format("unknown benchmark '{}', expected: data, train, tokens, comm, serve", argv[1]));
+  throw ConfigError("bench",
+                    fmt::format("unknown benchmark '{}', expected: data, train, tokens, comm, serve", argv[1]));
 }
 
 }  // namespace longrec::cli

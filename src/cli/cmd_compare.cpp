@@ -30,8 +30,7 @@ int run_compare(int argc, const char* const* argv) {
         check::existing_file());
   r.add("compare", "metrics", &metric_list, "comma-separated: hr@K, ndcg@K, mrr");
   r.add("compare", "long_history", &long_history,
-        "also compare users whose history is longer than this many events (0 = off)",
-        check::at_least<std::int64_t>(0));
+        "also compare users whose history is longer than this many events (0 = off)", check::at_least<std::int64_t>(0));
   r.add("compare", "resamples", &test.resamples, "bootstrap and randomization resamples", check::at_least(1));
   r.add("compare", "confidence", &test.confidence, "confidence level of the interval", check::in_range(0.5, 0.999));
   r.add("compare", "seed", &test.seed, "seed of the resampling");
@@ -51,8 +50,8 @@ int run_compare(int argc, const char* const* argv) {
 
   fmt::print("A = {}\nB = {}\n{:.0f}% bootstrap interval and randomization p-value of A - B, {} resamples\n\n",
              candidate, baseline, 100 * test.confidence, test.resamples);
-  fmt::print("{:<10} {:>7} {:<9} {:>8} {:>8} {:>9} {:>8} {:>21} {:>8}\n", "users", "count", "metric", "A", "B",
-             "A - B", "rel", "interval", "p");
+  fmt::print("{:<10} {:>7} {:<9} {:>8} {:>8} {:>9} {:>8} {:>21} {:>8}\n", "users", "count", "metric", "A", "B", "A - B",
+             "rel", "interval", "p");
   std::unique_ptr<MetricsLog> log;
   if (!output.empty()) log = std::make_unique<MetricsLog>(output);
   for (const auto& [slice, min_history] : slices) {

@@ -29,10 +29,11 @@ int run_export(int argc, const char* const* argv) {
   });
   if (!r.parse(argc, argv)) return 0;
   const auto s = ckpt::export_bundle(options);
-  log::info("{}: {} items x {} ({}), {} dense parameters{}, from step {} of a {}-rank checkpoint; {:.1f} MB, "
-            "checksum {}",
-            s.path.string(), s.items, s.dim, options.dtype, s.parameters, s.has_text ? ", item titles" : "", s.step,
-            s.world_size, static_cast<double>(s.bytes) / 1e6, s.checksum);
+  log::info(
+      "{}: {} items x {} ({}), {} dense parameters{}, from step {} of a {}-rank checkpoint; {:.1f} MB, "
+      "checksum {}",
+      s.path.string(), s.items, s.dim, options.dtype, s.parameters, s.has_text ? ", item titles" : "", s.step,
+      s.world_size, static_cast<double>(s.bytes) / 1e6, s.checksum);
   return 0;
 }
 

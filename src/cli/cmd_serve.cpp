@@ -33,7 +33,8 @@ int run_serve(int argc, const char* const* argv) {
   r.add("serve", "port_file", &port_file, "write the bound port to this file once listening");
   r.add("serve", "request_threads", &o.request_threads, "requests answered at once", check::at_least(1));
   r.add("serve", "threads", &threads, "intra-op threads per request", check::at_least(1));
-  r.add("serve", "max_body_bytes", &o.max_body_bytes, "larger request bodies get 413", check::at_least<std::int64_t>(64));
+  r.add("serve", "max_body_bytes", &o.max_body_bytes, "larger request bodies get 413",
+        check::at_least<std::int64_t>(64));
   r.add("serve", "max_users", &o.max_users, "user states held (least recently used dropped beyond)",
         check::at_least<std::int64_t>(1));
   r.constraint([&] {

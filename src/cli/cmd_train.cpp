@@ -24,8 +24,8 @@ int run_train(int argc, const char* const* argv) {
   const auto result = train::run_training(train, model, data, r.table(), r.ini());
   // 75 (EX_TEMPFAIL): stopped early with a checkpoint; launchers requeue and resume.
   if (result.stopped_by_signal != 0) return 75;
-  log::info("trained {} steps ({} epochs) in {:.0f} s; final loss {:.4f}", result.steps, result.epochs,
-            result.seconds, result.final_loss);
+  log::info("trained {} steps ({} epochs) in {:.0f} s; final loss {:.4f}", result.steps, result.epochs, result.seconds,
+            result.final_loss);
   return 0;
 }
 

@@ -34,8 +34,9 @@ constexpr Subcommand kSubcommands[] = {
 };
 
 void print_usage() {
-  fmt::print("Usage: longrec <command> [--config FILE] [--section.key=value ...]\n\n"
-             "Trains generative sequential recommenders on very long user histories.\n\nCommands:\n");
+  fmt::print(
+      "Usage: longrec <command> [--config FILE] [--section.key=value ...]\n\n"
+      "Trains generative sequential recommenders on very long user histories.\n\nCommands:\n");
   for (const auto& c : kSubcommands) fmt::print("  {:<9} {}\n", c.name, c.summary);
   fmt::print("\n`longrec <command> --help` lists every key of a command with its default.\n");
 }

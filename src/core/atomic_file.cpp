@@ -34,8 +34,8 @@ void write_file_atomically(const std::filesystem::path& path, const std::functio
     std::error_code error;
     std::filesystem::rename(temporary, path, error);
     if (error) {
-      throw SystemError(fmt::format("{}: cannot rename {} into place: {}", path.string(), temporary.string(),
-                                    error.message()));
+      throw SystemError(
+          fmt::format("{}: cannot rename {} into place: {}", path.string(), temporary.string(), error.message()));
     }
   } catch (...) {
     std::error_code ignored;

@@ -12,12 +12,30 @@ namespace longrec {
 namespace po = boost::program_options;
 
 namespace config_detail {
-template <> std::string type_name<std::string>() { return "a string"; }
-template <> std::string type_name<bool>() { return "true or false"; }
-template <> std::string type_name<int>() { return "an integer"; }
-template <> std::string type_name<std::int64_t>() { return "an integer"; }
-template <> std::string type_name<std::uint64_t>() { return "a non-negative integer"; }
-template <> std::string type_name<double>() { return "a number"; }
+template <>
+std::string type_name<std::string>() {
+  return "a string";
+}
+template <>
+std::string type_name<bool>() {
+  return "true or false";
+}
+template <>
+std::string type_name<int>() {
+  return "an integer";
+}
+template <>
+std::string type_name<std::int64_t>() {
+  return "an integer";
+}
+template <>
+std::string type_name<std::uint64_t>() {
+  return "a non-negative integer";
+}
+template <>
+std::string type_name<double>() {
+  return "a number";
+}
 }  // namespace config_detail
 
 OptionRegistry::OptionRegistry(std::string command, std::string summary, std::string primary_section)
@@ -38,8 +56,11 @@ void OptionRegistry::flag(const std::string& section, const std::string& key, bo
   section_description(section).add_options()(
       name.c_str(), po::value<bool>(target)->default_value(*target, *target ? "true" : "false")->implicit_value(true),
       help.c_str());
-  entries_.push_back(Entry{section, key, config_detail::type_name<bool>(),
-                           [target] { return std::string(*target ? "true" : "false"); }, {}});
+  entries_.push_back(Entry{section,
+                           key,
+                           config_detail::type_name<bool>(),
+                           [target] { return std::string(*target ? "true" : "false"); },
+                           {}});
 }
 
 const OptionRegistry::Entry* OptionRegistry::find(const std::string& key) const {
@@ -123,14 +144,14 @@ bool OptionRegistry::parse(int argc, const char* const* argv) {
     po::store(parsed, values_);
     for (const auto& option : parsed.options) sources_[option.string_key] = "command line";
   } catch (const po::unknown_option& e) {
-    throw ConfigError(key_of(e), fmt::format("unknown option for `longrec {}` (see `longrec {} --help`)", command_,
-                                             command_));
+    throw ConfigError(key_of(e),
+                      fmt::format("unknown option for `longrec {}` (see `longrec {} --help`)", command_, command_));
   } catch (const po::invalid_option_value& e) {
-    throw ConfigError(key_of(e), fmt::format("invalid value on the command line: {}; expected {}", e.what(),
-                                             expected(key_of(e))));
+    throw ConfigError(key_of(e),
+                      fmt::format("invalid value on the command line: {}; expected {}", e.what(), expected(key_of(e))));
   } catch (const po::too_many_positional_options_error&) {
-    throw ConfigError("(positional)", fmt::format("`longrec {}` takes no positional arguments; use --key=value",
-                                                  command_));
+    throw ConfigError("(positional)",
+                      fmt::format("`longrec {}` takes no positional arguments; use --key=value", command_));
   } catch (const po::error_with_option_name& e) {
     throw ConfigError(key_of(e), e.what());
   } catch (const po::error& e) {
@@ -195,7 +216,8 @@ std::string OptionRegistry::table() const {
     value_width = std::max(value_width, r.value.size());
   }
   std::string out = fmt::format("{:<{}}  {:<{}}  {}\n", "key", key_width, "value", value_width, "source");
-  for (const auto& r : rows) out += fmt::format("{:<{}}  {:<{}}  {}\n", r.key, key_width, r.value, value_width, r.source);
+  for (const auto& r : rows)
+    out += fmt::format("{:<{}}  {:<{}}  {}\n", r.key, key_width, r.value, value_width, r.source);
   return out;
 }
 
@@ -213,10 +235,11 @@ std::string OptionRegistry::ini() const {
 }
 
 std::string OptionRegistry::help() const {
-  std::string out = fmt::format("Usage: longrec {} [--config FILE] [--section.key=value ...]\n\n{}\n\n", command_,
-                                summary_);
-  out += "General:\n  --help                 print this help with every key and its default\n"
-         "  --config FILE          INI file with [section] key = value lines; the command line overrides it\n\n";
+  std::string out =
+      fmt::format("Usage: longrec {} [--config FILE] [--section.key=value ...]\n\n{}\n\n", command_, summary_);
+  out +=
+      "General:\n  --help                 print this help with every key and its default\n"
+      "  --config FILE          INI file with [section] key = value lines; the command line overrides it\n\n";
   for (const auto& [name, description] : sections_) {
     std::ostringstream text;
     text << *description;
@@ -243,7 +266,8 @@ Validator<std::string> writable_path() {
     if (!directory.empty() && !std::filesystem::is_directory(directory, ec)) {
       throw ConfigError(key, fmt::format("'{}': directory '{}' does not exist", v, directory.string()));
     }
-    if (std::filesystem::is_directory(v, ec)) throw ConfigError(key, fmt::format("'{}' is a directory, expected a file", v));
+    if (std::filesystem::is_directory(v, ec))
+      throw ConfigError(key, fmt::format("'{}' is a directory, expected a file", v));
   };
 }
 

@@ -52,12 +52,30 @@ void Handle::reset() {
   id_ = H5I_INVALID_HID;
 }
 
-template <> hid_t native_type<std::int32_t>() { return H5T_NATIVE_INT32; }
-template <> hid_t native_type<std::int64_t>() { return H5T_NATIVE_INT64; }
-template <> hid_t native_type<float>() { return H5T_NATIVE_FLOAT; }
-template <> hid_t native_type<double>() { return H5T_NATIVE_DOUBLE; }
-template <> hid_t native_type<std::uint8_t>() { return H5T_NATIVE_UINT8; }
-template <> hid_t native_type<std::uint16_t>() { return H5T_NATIVE_UINT16; }
+template <>
+hid_t native_type<std::int32_t>() {
+  return H5T_NATIVE_INT32;
+}
+template <>
+hid_t native_type<std::int64_t>() {
+  return H5T_NATIVE_INT64;
+}
+template <>
+hid_t native_type<float>() {
+  return H5T_NATIVE_FLOAT;
+}
+template <>
+hid_t native_type<double>() {
+  return H5T_NATIVE_DOUBLE;
+}
+template <>
+hid_t native_type<std::uint8_t>() {
+  return H5T_NATIVE_UINT8;
+}
+template <>
+hid_t native_type<std::uint16_t>() {
+  return H5T_NATIVE_UINT16;
+}
 
 File File::open(const std::filesystem::path& path, const std::string& hint) {
   std::lock_guard lock(library_mutex());
@@ -73,8 +91,8 @@ File File::open(const std::filesystem::path& path, const std::string& hint) {
 #endif
   if (is_hdf5 <= 0) {
     H5Eclear2(H5E_DEFAULT);
-    throw DataError(fmt::format("{}: not a readable HDF5 file (truncated, corrupt or another format); {}",
-                                path.string(), hint));
+    throw DataError(
+        fmt::format("{}: not a readable HDF5 file (truncated, corrupt or another format); {}", path.string(), hint));
   }
   const hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   if (id < 0) {
@@ -121,8 +139,9 @@ bool File::has(const std::string& object) const {
 
 void File::create_group(const std::string& name) {
   std::lock_guard lock(library_mutex());
-  Handle group(check(H5Gcreate2(id(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), where(name) + " create group"),
-               H5Gclose);
+  Handle group(
+      check(H5Gcreate2(id(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), where(name) + " create group"),
+      H5Gclose);
 }
 
 void File::write_attr(const std::string& name, const std::string& value) {
@@ -213,10 +232,10 @@ void File::write(const std::string& name, std::span<const T> values, hsize_t chu
   Handle space(check(H5Screate_simple(1, &size, nullptr), context), H5Sclose);
   chunk = std::max<hsize_t>(1, std::min<hsize_t>(chunk, size));
   Handle props = chunked_properties(chunk, context);
-  Handle dataset(check(H5Dcreate2(id(), name.c_str(), native_type<T>(), space.get(), H5P_DEFAULT, props.get(),
-                                  H5P_DEFAULT),
-                       context),
-                 H5Dclose);
+  Handle dataset(
+      check(H5Dcreate2(id(), name.c_str(), native_type<T>(), space.get(), H5P_DEFAULT, props.get(), H5P_DEFAULT),
+            context),
+      H5Dclose);
   if (size > 0) {
     check(H5Dwrite(dataset.get(), native_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), context);
   }
@@ -336,11 +355,11 @@ void AppendableDataset<T>::append(std::span<const T> values) {
   size_ = new_size;
 }
 
-#define LONGREC_H5_INSTANTIATE(T)                                                                  \
-  template void File::write<T>(const std::string&, std::span<const T>, hsize_t);                 \
-  template std::vector<T> File::read<T>(const std::string&) const;                                \
-  template void File::read_range<T>(const std::string&, hsize_t, hsize_t, T*) const;              \
-  template void Dataset::read_range<T>(hsize_t, hsize_t, T*) const;                               \
+#define LONGREC_H5_INSTANTIATE(T)                                                    \
+  template void File::write<T>(const std::string&, std::span<const T>, hsize_t);     \
+  template std::vector<T> File::read<T>(const std::string&) const;                   \
+  template void File::read_range<T>(const std::string&, hsize_t, hsize_t, T*) const; \
+  template void Dataset::read_range<T>(hsize_t, hsize_t, T*) const;                  \
   template class AppendableDataset<T>;
 LONGREC_H5_INSTANTIATE(std::int32_t)
 LONGREC_H5_INSTANTIATE(std::int64_t)

@@ -103,8 +103,8 @@ struct HistoryStoreWriter::Impl {
 HistoryStoreWriter::HistoryStoreWriter(fs::path target, Options options) : impl_(std::make_unique<Impl>()) {
   if (options.num_parts < 1) throw ConfigError("num_parts", fmt::format("got {}, expected >= 1", options.num_parts));
   if (is_non_empty_directory(target) && !options.overwrite) {
-    throw DataError(fmt::format("{}: target directory exists and is not empty; pass --overwrite to replace it",
-                                target.string()));
+    throw DataError(
+        fmt::format("{}: target directory exists and is not empty; pass --overwrite to replace it", target.string()));
   }
   std::error_code ec;
   if (fs::exists(target, ec) && !fs::is_directory(target, ec)) {
@@ -257,8 +257,8 @@ namespace {
 
 void check_header(const h5::File& file) {
   if (!file.has_attr("format")) {
-    throw DataError(fmt::format("{}: not a longrec history store (no 'format' attribute); {}", file.path().string(),
-                                kRerunHint));
+    throw DataError(
+        fmt::format("{}: not a longrec history store (no 'format' attribute); {}", file.path().string(), kRerunHint));
   }
   const std::string format = file.read_attr_string("format");
   if (format != kHistoryStoreFormat) {
@@ -300,9 +300,8 @@ HistoryStoreReader::HistoryStoreReader(const fs::path& directory) : impl_(std::m
     s.meta.max_time = m.read_attr_int("max_time");
     s.meta.has_item_text = m.has("/items/text");
     if (s.meta.num_users < 0 || s.meta.num_items < 0 || s.meta.num_events < 0 || s.meta.num_parts < 1) {
-      throw DataError(fmt::format("{}: invalid counts (users {}, items {}, events {}, parts {}); {}",
-                                  m.path().string(), s.meta.num_users, s.meta.num_items, s.meta.num_events,
-                                  s.meta.num_parts, kRerunHint));
+      throw DataError(fmt::format("{}: invalid counts (users {}, items {}, events {}, parts {}); {}", m.path().string(),
+                                  s.meta.num_users, s.meta.num_items, s.meta.num_events, s.meta.num_parts, kRerunHint));
     }
     for (const char* name : {"/items/raw_id", "/items/count"}) {
       if (static_cast<std::int64_t>(m.length(name)) != s.meta.num_items) {
@@ -325,8 +324,7 @@ HistoryStoreReader::HistoryStoreReader(const fs::path& directory) : impl_(std::m
       const auto num_users = part.file.length("/users/raw_id");
       if (part.offsets.size() != num_users + 1) {
         throw DataError(fmt::format("{}: has {} entries, expected num users + 1 = {}; {}",
-                                    part.file.where("/users/offsets"), part.offsets.size(), num_users + 1,
-                                    kRerunHint));
+                                    part.file.where("/users/offsets"), part.offsets.size(), num_users + 1, kRerunHint));
       }
       part.items = std::make_unique<h5::Dataset>(part.file.dataset("/events/item"));
       part.times = std::make_unique<h5::Dataset>(part.file.dataset("/events/time"));
@@ -336,8 +334,9 @@ HistoryStoreReader::HistoryStoreReader(const fs::path& directory) : impl_(std::m
           !std::is_sorted(part.offsets.begin(), part.offsets.end()) ||
           static_cast<std::int64_t>(part.times->size()) != n ||
           (part.ratings && static_cast<std::int64_t>(part.ratings->size()) != n)) {
-        throw DataError(fmt::format("{}: offsets are inconsistent with /events/item ({} events) and /events/time ({}); {}",
-                                    part.file.where("/users/offsets"), n, part.times->size(), kRerunHint));
+        throw DataError(
+            fmt::format("{}: offsets are inconsistent with /events/item ({} events) and /events/time ({}); {}",
+                        part.file.where("/users/offsets"), n, part.times->size(), kRerunHint));
       }
       users += static_cast<std::int64_t>(num_users);
       events += n;

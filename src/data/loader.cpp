@@ -18,8 +18,7 @@
 namespace longrec::data {
 
 void register_loader_options(OptionRegistry& r, LoaderConfig& c) {
-  r.add("data", "batch_size", &c.batch_size, "global batch size (rows per step over all ranks)",
-        check::at_least(1));
+  r.add("data", "batch_size", &c.batch_size, "global batch size (rows per step over all ranks)", check::at_least(1));
   r.add("data", "max_len", &c.max_len, "longest input window in events", check::at_least(1));
   r.add("data", "split", &c.split, "split protocol: loo | last2", check::one_of({"loo", "last2"}));
   r.add("data", "windows", &c.windows,
@@ -30,7 +29,8 @@ void register_loader_options(OptionRegistry& r, LoaderConfig& c) {
   r.add("data", "read_users", &c.read_users, "users per chunk read from the store", check::at_least(1));
   r.add("data", "prefetch_batches", &c.prefetch_batches, "batches built ahead by the reader thread",
         check::at_least(1));
-  r.flag("data", "group_by_length", &c.group_by_length, "batch users of similar length together (less padding, but batches are not i.i.d.)");
+  r.flag("data", "group_by_length", &c.group_by_length,
+         "batch users of similar length together (less padding, but batches are not i.i.d.)");
   r.flag("data", "drop_last", &c.drop_last, "drop the final partial batch of a training epoch");
 }
 
@@ -97,8 +97,7 @@ struct HistoryLoader::Impl {
   std::function<void(Batch&)> preparer;  // runs on the worker thread
 
   Impl(const std::filesystem::path& dataset, LoaderConfig c, SplitPart p, int r, int w)
-      : store(dataset), config(std::move(c)), part(p), protocol(parse_split_protocol(config.split)), rank(r),
-        world(w) {
+      : store(dataset), config(std::move(c)), part(p), protocol(parse_split_protocol(config.split)), rank(r), world(w) {
     if (w < 1 || r < 0 || r >= w) throw Error(fmt::format("invalid rank {} of world {}", r, w));
     if (config.batch_size < 1) throw ConfigError("data.batch_size", "expected a value >= 1");
     if (config.max_len < 1) throw ConfigError("data.max_len", "expected a value >= 1");

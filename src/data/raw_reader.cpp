@@ -16,10 +16,14 @@ namespace fs = std::filesystem;
 
 std::string format_name(RawFormat format) {
   switch (format) {
-    case RawFormat::Seq: return "seq";
-    case RawFormat::MovielensDat: return "movielens-dat";
-    case RawFormat::Csv: return "csv";
-    case RawFormat::Tsv: return "tsv";
+    case RawFormat::Seq:
+      return "seq";
+    case RawFormat::MovielensDat:
+      return "movielens-dat";
+    case RawFormat::Csv:
+      return "csv";
+    case RawFormat::Tsv:
+      return "tsv";
   }
   return "?";
 }
@@ -54,10 +58,11 @@ class LineReader {
     ++number_;
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (number_ == 1) {
-      if (line.size() >= 2 && ((static_cast<unsigned char>(line[0]) == 0xFF && static_cast<unsigned char>(line[1]) == 0xFE) ||
-                                (static_cast<unsigned char>(line[0]) == 0xFE && static_cast<unsigned char>(line[1]) == 0xFF))) {
-        throw DataError(fmt::format("{}:1: the file is UTF-16 encoded; convert it to UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)",
-                                    path_.string()));
+      if (line.size() >= 2 &&
+          ((static_cast<unsigned char>(line[0]) == 0xFF && static_cast<unsigned char>(line[1]) == 0xFE) ||
+           (static_cast<unsigned char>(line[0]) == 0xFE && static_cast<unsigned char>(line[1]) == 0xFF))) {
+        throw DataError(fmt::format(
+            "{}:1: the file is UTF-16 encoded; convert it to UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)", path_.string()));
       }
       if (line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);  // UTF-8 BOM
     }
@@ -111,7 +116,8 @@ struct BadLine {
 
 std::int64_t require_int(std::string_view text, const char* what, std::size_t field) {
   const auto value = parse_int(text);
-  if (!value) throw BadLine{fmt::format("{} '{}' (field {}) is not an integer", what, std::string(trim(text)), field + 1)};
+  if (!value)
+    throw BadLine{fmt::format("{} '{}' (field {}) is not an integer", what, std::string(trim(text)), field + 1)};
   return *value;
 }
 
@@ -220,12 +226,14 @@ RawFormat detect_format(const fs::path& path) {
   if (name.ends_with(".tsv") || name == "u.data" || line.find('\t') != std::string::npos) return RawFormat::Tsv;
   if (line.find(',') != std::string::npos) return RawFormat::Csv;
   const auto fields = split_whitespace(line);
-  if (fields.size() >= 2 && std::all_of(fields.begin(), fields.end(), [](auto f) { return parse_int(f).has_value(); })) {
+  if (fields.size() >= 2 &&
+      std::all_of(fields.begin(), fields.end(), [](auto f) { return parse_int(f).has_value(); })) {
     return RawFormat::Seq;
   }
-  throw DataError(fmt::format("{}:{}: cannot tell the format from the first line; pass --format "
-                              "(seq, movielens-dat, csv, tsv)",
-                              path.string(), reader.number()));
+  throw DataError(
+      fmt::format("{}:{}: cannot tell the format from the first line; pass --format "
+                  "(seq, movielens-dat, csv, tsv)",
+                  path.string(), reader.number()));
 }
 
 RawInteractions read_interactions(const fs::path& path, const RawReadOptions& options) {
@@ -289,7 +297,9 @@ RawInteractions read_interactions(const fs::path& path, const RawReadOptions& op
       };
       user_col = *index_or(options.user_column, 0, "user", "--user-col");
       const auto item = index_or(options.item_column, 1, "item", "--item-col");
-      if (!item) throw DataError(fmt::format("{}:1: expected at least 2 columns (user, item), got {}", path.string(), num_columns));
+      if (!item)
+        throw DataError(
+            fmt::format("{}:1: expected at least 2 columns (user, item), got {}", path.string(), num_columns));
       item_col = *item;
       rating_col = index_or(options.rating_column, 2, "rating", "--rating-col");
       time_col = index_or(options.time_column, 3, "time", "--time-col");
@@ -355,8 +365,8 @@ RawInteractions read_interactions(const fs::path& path, const RawReadOptions& op
         if (rating_col) {
           const auto value = parse_number(fields_storage[*rating_col]);
           if (!value) {
-            throw BadLine{fmt::format("rating '{}' (field {}) is not a number", fields_storage[*rating_col],
-                                      *rating_col + 1)};
+            throw BadLine{
+                fmt::format("rating '{}' (field {}) is not a number", fields_storage[*rating_col], *rating_col + 1)};
           }
           rating = static_cast<float>(*value);
         }
@@ -396,8 +406,11 @@ bool valid_utf8(std::string_view s) {
   constexpr std::size_t kInvalid = 99;
   for (std::size_t i = 0; i < s.size();) {
     const auto c = static_cast<unsigned char>(s[i]);
-    const std::size_t n = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 && c >= 0xC2 ? 1 : (c & 0xF0) == 0xE0 ? 2
-                        : (c & 0xF8) == 0xF0 && c <= 0xF4 ? 3 : kInvalid;
+    const std::size_t n = c < 0x80                          ? 0
+                          : (c & 0xE0) == 0xC0 && c >= 0xC2 ? 1
+                          : (c & 0xF0) == 0xE0              ? 2
+                          : (c & 0xF8) == 0xF0 && c <= 0xF4 ? 3
+                                                            : kInvalid;
     if (n == kInvalid || i + n >= s.size()) return false;
     for (std::size_t k = 1; k <= n; ++k) {
       if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
@@ -442,9 +455,10 @@ ItemText read_item_text(const fs::path& path, const std::string& encoding) {
     for (const auto& [number, line] : lines) {
       if (!valid_utf8(line)) {
         if (encoding == "utf-8") {
-          throw DataError(fmt::format("{}:{}: invalid UTF-8 byte sequence; pass --text-encoding latin-1 if the file "
-                                      "is Latin-1",
-                                      path.string(), number));
+          throw DataError(
+              fmt::format("{}:{}: invalid UTF-8 byte sequence; pass --text-encoding latin-1 if the file "
+                          "is Latin-1",
+                          path.string(), number));
         }
         out.encoding = "latin-1";
         break;

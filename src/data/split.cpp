@@ -19,9 +19,12 @@ SplitPart parse_split_part(const std::string& name) {
 
 std::string split_part_name(SplitPart part) {
   switch (part) {
-    case SplitPart::Train: return "train";
-    case SplitPart::Valid: return "valid";
-    case SplitPart::Test: return "test";
+    case SplitPart::Train:
+      return "train";
+    case SplitPart::Valid:
+      return "valid";
+    case SplitPart::Test:
+      return "test";
   }
   return "?";
 }

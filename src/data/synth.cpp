@@ -34,7 +34,8 @@ void register_synth_options(OptionRegistry& r, SynthConfig& c) {
   r.constraint([&c] {
     if (c.out.empty()) throw ConfigError("synth.out", "an output directory is required");
     if (c.min_length > c.max_length) {
-      throw ConfigError("synth.min_length", fmt::format("{} is above synth.max_length = {}", c.min_length, c.max_length));
+      throw ConfigError("synth.min_length",
+                        fmt::format("{} is above synth.max_length = {}", c.min_length, c.max_length));
     }
     if (c.long_term_prob + c.repeat_prob > 1.0) {
       throw ConfigError("synth.repeat_prob", "long_term_prob + repeat_prob must not exceed 1");
@@ -97,8 +98,8 @@ SynthReport generate_synthetic(const SynthConfig& config, bool show_progress) {
     Rng rng(derive_seed(config.seed, 0x5E17ull, user));
     // Box-Muller for the log-normal length.
     const double z = std::sqrt(-2.0 * std::log(1.0 - rng.uniform_real())) * std::cos(2 * M_PI * rng.uniform_real());
-    const auto length = std::clamp<std::int64_t>(static_cast<std::int64_t>(std::exp(mu + sigma * z)),
-                                                 config.min_length, config.max_length);
+    const auto length = std::clamp<std::int64_t>(static_cast<std::int64_t>(std::exp(mu + sigma * z)), config.min_length,
+                                                 config.max_length);
     // Interest weights ~ 1/k^2 after a random draw: the last ones are rare.
     double total = 0;
     for (std::size_t k = 0; k < interests.size(); ++k) {
@@ -119,7 +120,8 @@ SynthReport generate_synthetic(const SynthConfig& config, bool show_progress) {
         const double v = rng.uniform_real();
         const auto k = std::min<std::size_t>(
             interests.size() - 1,
-            static_cast<std::size_t>(std::upper_bound(interest_cdf.begin(), interest_cdf.end(), v) - interest_cdf.begin()));
+            static_cast<std::size_t>(std::upper_bound(interest_cdf.begin(), interest_cdf.end(), v) -
+                                     interest_cdf.begin()));
         item = catalogue.sample(interests[k], rng);
       } else if (u < config.long_term_prob + config.repeat_prob && t >= 2) {
         // Repeat from the older half of the history so far: a long-range dependency.

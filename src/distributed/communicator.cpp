@@ -37,15 +37,22 @@ class SingleProcessCommunicator final : public Communicator {
 
 MPI_Datatype mpi_type(const torch::Tensor& t) {
   switch (t.scalar_type()) {
-    case torch::kFloat32: return MPI_FLOAT;
-    case torch::kFloat64: return MPI_DOUBLE;
-    case torch::kInt64: return MPI_INT64_T;
-    case torch::kInt32: return MPI_INT32_T;
+    case torch::kFloat32:
+      return MPI_FLOAT;
+    case torch::kFloat64:
+      return MPI_DOUBLE;
+    case torch::kInt64:
+      return MPI_INT64_T;
+    case torch::kInt32:
+      return MPI_INT32_T;
     case torch::kUInt8:
-    case torch::kBool: return MPI_UINT8_T;
+    case torch::kBool:
+      return MPI_UINT8_T;
     case torch::kBFloat16:
-    case torch::kFloat16: return MPI_UINT16_T;  // moved, never reduced (all_reduce refuses them)
-    default: throw DistError(fmt::format("no MPI type for tensors of {}", c10::toString(t.scalar_type())));
+    case torch::kFloat16:
+      return MPI_UINT16_T;  // moved, never reduced (all_reduce refuses them)
+    default:
+      throw DistError(fmt::format("no MPI type for tensors of {}", c10::toString(t.scalar_type())));
   }
 }
 
@@ -89,8 +96,7 @@ ExchangeLayout exchange_layout(const torch::Tensor& rows, const std::vector<std:
 // buffer, the receive buffer and the count / offset arrays.
 class MpiPendingExchange final : public PendingExchange {
  public:
-  MpiPendingExchange(torch::Tensor rows, std::vector<std::int64_t> recv_counts, ExchangeLayout layout,
-                     MPI_Comm comm)
+  MpiPendingExchange(torch::Tensor rows, std::vector<std::int64_t> recv_counts, ExchangeLayout layout, MPI_Comm comm)
       : rows_(std::move(rows)), layout_(std::move(layout)) {
     recv_counts_ = std::move(recv_counts);
     out_ = torch::empty(layout_.recv_shape, rows_.options());
@@ -155,8 +161,8 @@ class MpiCommunicator final : public Communicator {
     shape[0] *= topology_.world;
     auto out = torch::empty(shape, tensor.options());
     const int count = as_count(tensor.numel(), "all_gather");
-    LONGREC_MPI(MPI_Allgather(tensor.data_ptr(), count, mpi_type(tensor), out.data_ptr(), count, mpi_type(tensor),
-                              comm_));
+    LONGREC_MPI(
+        MPI_Allgather(tensor.data_ptr(), count, mpi_type(tensor), out.data_ptr(), count, mpi_type(tensor), comm_));
     return out;
   }
 
@@ -261,7 +267,8 @@ torch::Tensor all_gather_rows(Communicator& comm, const torch::Tensor& tensor, s
   padded.slice(0, 0, tensor.size(0)).copy_(tensor);
   const auto all = comm.all_gather(padded);
   std::vector<torch::Tensor> parts;
-  for (int r = 0; r < W; ++r) parts.push_back(all.slice(0, r * longest, r * longest + rows[static_cast<std::size_t>(r)]));
+  for (int r = 0; r < W; ++r)
+    parts.push_back(all.slice(0, r * longest, r * longest + rows[static_cast<std::size_t>(r)]));
   return torch::cat(parts).to(tensor.device());
 }
 

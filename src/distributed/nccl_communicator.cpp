@@ -27,8 +27,8 @@ void check_nccl(ncclResult_t code, const char* call, const char* file, int line)
 
 void check_cuda(cudaError_t code, const char* call, const char* file, int line) {
   if (code == cudaSuccess) return;
-  throw DistError(fmt::format("{} failed at {}:{}: {} ({})", call, file, line, cudaGetErrorString(code),
-                              cudaGetErrorName(code)));
+  throw DistError(
+      fmt::format("{} failed at {}:{}: {} ({})", call, file, line, cudaGetErrorString(code), cudaGetErrorName(code)));
 }
 
 #define LONGREC_NCCL(call) check_nccl((call), #call, __FILE__, __LINE__)
@@ -36,21 +36,29 @@ void check_cuda(cudaError_t code, const char* call, const char* file, int line) 
 
 ncclDataType_t nccl_type(const torch::Tensor& t) {
   switch (t.scalar_type()) {
-    case torch::kFloat32: return ncclFloat32;
-    case torch::kFloat64: return ncclFloat64;
-    case torch::kFloat16: return ncclFloat16;
-    case torch::kBFloat16: return ncclBfloat16;
-    case torch::kInt64: return ncclInt64;
-    case torch::kInt32: return ncclInt32;
+    case torch::kFloat32:
+      return ncclFloat32;
+    case torch::kFloat64:
+      return ncclFloat64;
+    case torch::kFloat16:
+      return ncclFloat16;
+    case torch::kBFloat16:
+      return ncclBfloat16;
+    case torch::kInt64:
+      return ncclInt64;
+    case torch::kInt32:
+      return ncclInt32;
     case torch::kUInt8:
-    case torch::kBool: return ncclUint8;
-    default: throw DistError(fmt::format("no NCCL type for tensors of {}", c10::toString(t.scalar_type())));
+    case torch::kBool:
+      return ncclUint8;
+    default:
+      throw DistError(fmt::format("no NCCL type for tensors of {}", c10::toString(t.scalar_type())));
   }
 }
 
 void require_cuda(const torch::Tensor& t, const char* what) {
-  if (!t.is_cuda()) throw DistError(fmt::format("{}: the NCCL backend moves CUDA tensors, got one on {}", what,
-                                                t.device().str()));
+  if (!t.is_cuda())
+    throw DistError(fmt::format("{}: the NCCL backend moves CUDA tensors, got one on {}", what, t.device().str()));
   if (!t.is_contiguous()) throw DistError(fmt::format("{}: tensor must be contiguous", what));
 }
 
@@ -119,8 +127,8 @@ class NcclCommunicator final : public Communicator {
     ordered([&] {
       LONGREC_NCCL(ncclGroupStart());
       for (std::size_t peer = 0; peer < W; ++peer) {
-        LONGREC_NCCL(ncclSend(counts.data_ptr<std::int64_t>() + peer, 1, ncclInt64, static_cast<int>(peer), comm_,
-                              stream_));
+        LONGREC_NCCL(
+            ncclSend(counts.data_ptr<std::int64_t>() + peer, 1, ncclInt64, static_cast<int>(peer), comm_, stream_));
         LONGREC_NCCL(ncclRecv(received_counts.data_ptr<std::int64_t>() + peer, 1, ncclInt64, static_cast<int>(peer),
                               comm_, stream_));
       }

@@ -6,9 +6,8 @@
 
 namespace longrec::distributed {
 
-ShardedItemTable::ShardedItemTable(std::int64_t num_items, std::int64_t dim,
-                                           model::SparseOptimizerConfig optimizer, std::uint64_t seed,
-                                           Communicator& comm, torch::Device device, torch::Dtype dtype)
+ShardedItemTable::ShardedItemTable(std::int64_t num_items, std::int64_t dim, model::SparseOptimizerConfig optimizer,
+                                   std::uint64_t seed, Communicator& comm, torch::Device device, torch::Dtype dtype)
     : num_items_(num_items), comm_(comm), device_(device) {
   const std::int64_t W = comm.world(), r = comm.rank();
   // Every rank must own a row (the same test on every rank: all refuse alike, none waits).
@@ -21,7 +20,7 @@ ShardedItemTable::ShardedItemTable(std::int64_t num_items, std::int64_t dim,
   // Ids 0..I (0 is padding, on rank 0) with id % W == r.
   local_rows_ = r <= num_items ? (num_items - r) / W + 1 : 0;
   shard_ = std::make_unique<model::LocalItemTable>(std::max<std::int64_t>(local_rows_ - 1, 0), dim,
-                                                       std::move(optimizer), seed, device, dtype);
+                                                   std::move(optimizer), seed, device, dtype);
   // The rows the whole table would have for these ids, drawn block by block.
   auto weight = torch::empty({local_rows_, dim}, torch::TensorOptions().dtype(dtype));
   const auto ids = global_ids();
@@ -52,8 +51,8 @@ PendingRoute ShardedItemTable::start_route(const torch::Tensor& ids) {
   out.order = owners.argsort(/*stable=*/true);
   const auto counts = torch::bincount(owners, {}, W);
   out.send_counts.assign(counts.data_ptr<std::int64_t>(), counts.data_ptr<std::int64_t>() + W);
-  out.exchange = comm_.start_all_to_all_v(flat.index_select(0, out.order).to(comm_.wire_device(device_)),
-                                          out.send_counts);
+  out.exchange =
+      comm_.start_all_to_all_v(flat.index_select(0, out.order).to(comm_.wire_device(device_)), out.send_counts);
   return out;
 }
 
@@ -110,9 +109,7 @@ void ShardedItemTable::apply_gradients(const model::ItemRows& gathered, double l
   shard_->apply_row_gradients(rows, summed, lr);
 }
 
-torch::Tensor ShardedItemTable::owned_ids() const {
-  return global_ids().slice(0, first_owned_row()).to(device_);
-}
+torch::Tensor ShardedItemTable::owned_ids() const { return global_ids().slice(0, first_owned_row()).to(device_); }
 
 torch::Tensor ShardedItemTable::owned_normalized_vectors(std::int64_t begin, std::int64_t end) {
   torch::NoGradGuard no_grad;

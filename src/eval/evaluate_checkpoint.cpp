@@ -64,9 +64,9 @@ EvalResult evaluate_checkpoint(const EvalOptions& options, const data::LoaderCon
   data::HistoryLoader loader(dataset, loader_config, data::parse_split_part(options.part));
   ckpt::check_compatible(manifest, manifest.model, loader.num_items(), checkpoint);
 
-  const torch::Device device =
-      options.device == "cuda" || (options.device == "auto" && torch::cuda::is_available()) ? torch::kCUDA
-                                                                                             : torch::kCPU;
+  const torch::Device device = options.device == "cuda" || (options.device == "auto" && torch::cuda::is_available())
+                                   ? torch::kCUDA
+                                   : torch::kCPU;
   model::SequentialRecommender model(manifest.model);
   model.to(device);
   model::LocalItemTable items(manifest.num_items, manifest.model.dim, {}, 0, device);

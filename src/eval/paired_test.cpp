@@ -108,8 +108,8 @@ PairedRanks pair_by_user(const std::vector<UserRank>& a, const std::string& name
       continue;
     }
     if (match->second->history_events != row.history_events) {
-      throw DataError(fmt::format("user {} has {} events in {} but {} in {}: not the same dataset and split",
-                                  row.user, row.history_events, name_a, match->second->history_events, name_b));
+      throw DataError(fmt::format("user {} has {} events in {} but {} in {}: not the same dataset and split", row.user,
+                                  row.history_events, name_a, match->second->history_events, name_b));
     }
     if (row.history_events > min_history) ranks[row.user] = {row.rank, match->second->rank};
     unmatched_b.erase(match);
@@ -117,9 +117,10 @@ PairedRanks pair_by_user(const std::vector<UserRank>& a, const std::string& name
   if (!only_a.empty() || !unmatched_b.empty()) {
     const auto example = !only_a.empty() ? fmt::format("user {} is only in {}", *only_a.begin(), name_a)
                                          : fmt::format("user {} is only in {}", unmatched_b.begin()->first, name_b);
-    throw DataError(fmt::format("{} and {} rank different users ({} only in the first, {} only in the second; {}): "
-                                "evaluate both on the same dataset and split",
-                                name_a, name_b, only_a.size(), unmatched_b.size(), example));
+    throw DataError(
+        fmt::format("{} and {} rank different users ({} only in the first, {} only in the second; {}): "
+                    "evaluate both on the same dataset and split",
+                    name_a, name_b, only_a.size(), unmatched_b.size(), example));
   }
   PairedRanks paired;
   for (const auto& [user, pair] : ranks) {

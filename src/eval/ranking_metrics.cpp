@@ -69,10 +69,11 @@ RankingMetrics RankingMetrics::from_sums(const std::vector<double>& s) {
 }
 
 std::string format_metrics(const std::map<std::string, double>& v) {
-  return fmt::format("HR@1 {:.4f}  HR@10 {:.4f}  HR@50 {:.4f}  HR@200 {:.4f}  NDCG@10 {:.4f}  NDCG@50 {:.4f}  "
-                     "NDCG@200 {:.4f}  MRR {:.4f}",
-                     v.at("hr@1"), v.at("hr@10"), v.at("hr@50"), v.at("hr@200"), v.at("ndcg@10"), v.at("ndcg@50"),
-                     v.at("ndcg@200"), v.at("mrr"));
+  return fmt::format(
+      "HR@1 {:.4f}  HR@10 {:.4f}  HR@50 {:.4f}  HR@200 {:.4f}  NDCG@10 {:.4f}  NDCG@50 {:.4f}  "
+      "NDCG@200 {:.4f}  MRR {:.4f}",
+      v.at("hr@1"), v.at("hr@10"), v.at("hr@50"), v.at("hr@200"), v.at("ndcg@10"), v.at("ndcg@50"), v.at("ndcg@200"),
+      v.at("mrr"));
 }
 
 }  // namespace longrec::eval

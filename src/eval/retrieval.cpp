@@ -121,7 +121,8 @@ Evaluation evaluate(model::SequentialRecommender& model, model::ItemVectors& ite
       auto all_seen = distributed::all_gather_rows(*comm, torch::tensor(seen_items, torch::kInt32));
       const auto ends = lengths.cumsum(0).contiguous();
       seen_offsets.assign(1, 0);
-      seen_offsets.insert(seen_offsets.end(), ends.data_ptr<std::int64_t>(), ends.data_ptr<std::int64_t>() + ends.numel());
+      seen_offsets.insert(seen_offsets.end(), ends.data_ptr<std::int64_t>(),
+                          ends.data_ptr<std::int64_t>() + ends.numel());
       seen_items.assign(all_seen.data_ptr<std::int32_t>(), all_seen.data_ptr<std::int32_t>() + all_seen.numel());
       if (keep_user_ranks) {
         const auto all_users = distributed::all_gather_rows(*comm, torch::tensor(user_ids, torch::kInt64)).contiguous();

@@ -80,9 +80,10 @@ std::vector<UserRank> read_user_ranks(const std::filesystem::path& path) {
       const char expected_after = f < 2 ? '\t' : '\0';
       const bool ends_right = f < 2 ? (next != end && *next == expected_after) : next == end;
       if (error != std::errc() || next == cursor || !ends_right || (f > 0 && fields[f] < 0)) {
-        throw DataError(fmt::format("{}:{}: expected 'user<TAB>history_events<TAB>rank' with integers "
-                                    "(history_events, rank >= 0), got '{}'",
-                                    path.string(), number, line.substr(0, 80)));
+        throw DataError(
+            fmt::format("{}:{}: expected 'user<TAB>history_events<TAB>rank' with integers "
+                        "(history_events, rank >= 0), got '{}'",
+                        path.string(), number, line.substr(0, 80)));
       }
       cursor = next + (f < 2 ? 1 : 0);
     }

@@ -8,11 +8,11 @@
 namespace longrec::model {
 
 LocalItemTable::LocalItemTable(std::int64_t num_items, std::int64_t dim, SparseOptimizerConfig optimizer,
-                                       std::uint64_t seed, torch::Device device, torch::Dtype dtype)
+                               std::uint64_t seed, torch::Device device, torch::Dtype dtype)
     : num_items_(num_items), optimizer_(std::move(optimizer)) {
   if (optimizer_.kind != "rowwise_adagrad" && optimizer_.kind != "adam") {
-    throw ConfigError("train.sparse_optimizer", fmt::format("got '{}', expected rowwise_adagrad or adam",
-                                                            optimizer_.kind));
+    throw ConfigError("train.sparse_optimizer",
+                      fmt::format("got '{}', expected rowwise_adagrad or adam", optimizer_.kind));
   }
   weight_ = initial_item_rows(0, num_items + 1, dim, seed, dtype).to(device);
   if (optimizer_.kind == "rowwise_adagrad") {

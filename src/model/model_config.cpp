@@ -58,8 +58,8 @@ const std::vector<Field>& fields() {
        Binding<int>{LONGREC_MEMBER(heads), check::at_least(1)}},
       {"model", "head_dim", "per-head q/k/v width (0 = dim / heads)", kArchitecture | kStored,
        Binding<int>{LONGREC_MEMBER(head_dim), check::at_least(0)}},
-      {"model", "max_len", "maximum sequence length N_max (HSTU normaliser, position tables)",
-       kArchitecture | kStored, Binding<int>{LONGREC_MEMBER(max_len), check::at_least(1)}},
+      {"model", "max_len", "maximum sequence length N_max (HSTU normaliser, position tables)", kArchitecture | kStored,
+       Binding<int>{LONGREC_MEMBER(max_len), check::at_least(1)}},
       {"model", "dropout", "dropout on inputs and block outputs", kStored,
        Binding<double>{LONGREC_MEMBER(dropout), check::in_range(0.0, 0.99)}},
       {"model", "attn_dropout", "dropout on attention weights", kStored,
@@ -166,9 +166,11 @@ const std::vector<ModelField>& model_fields() {
   static const std::vector<ModelField> out = [] {
     std::vector<ModelField> list;
     for (const auto& f : fields()) {
-      const auto type = std::visit([](const auto& b) {
-        return std::string(type_name<std::decay_t<decltype(b.ref(std::declval<ModelConfig&>()))>>());
-      }, f.binding);
+      const auto type = std::visit(
+          [](const auto& b) {
+            return std::string(type_name<std::decay_t<decltype(b.ref(std::declval<ModelConfig&>()))>>());
+          },
+          f.binding);
       list.push_back({full_key(f), type, (f.roles & kArchitecture) != 0, (f.roles & kStored) != 0});
     }
     return list;
@@ -177,7 +179,8 @@ const std::vector<ModelField>& model_fields() {
 }
 
 std::string model_field_value(const ModelConfig& config, const std::string& key) {
-  return std::visit([&](const auto& b) { return config_detail::format_value(value_of(b, config)); }, field_of(key).binding);
+  return std::visit([&](const auto& b) { return config_detail::format_value(value_of(b, config)); },
+                    field_of(key).binding);
 }
 
 void set_model_field(ModelConfig& config, const std::string& key, const std::string& value) {
@@ -205,9 +208,15 @@ void apply_size_descriptor(ModelConfig& c, const std::string& descriptor) {
   for (auto it = std::sregex_iterator(rest.begin(), rest.end(), part); it != std::sregex_iterator(); ++it) {
     const int value = std::stoi((*it)[2]);
     switch ((*it)[1].str()[0]) {
-      case 'd': c.dim = value; break;
-      case 'l': c.blocks = value; break;
-      case 'h': c.heads = value; break;
+      case 'd':
+        c.dim = value;
+        break;
+      case 'l':
+        c.blocks = value;
+        break;
+      case 'h':
+        c.heads = value;
+        break;
     }
   }
 }
@@ -309,8 +318,8 @@ void check_same_architecture(const ModelConfig& saved, const ModelConfig& config
     const auto key = full_key(f);
     const auto before = model_field_value(a, key), now = model_field_value(b, key);
     if (before != now) {
-      throw ConfigError(key, fmt::format("{} was trained with {} = {}, this configuration has {}", what, key, before,
-                                         now));
+      throw ConfigError(key,
+                        fmt::format("{} was trained with {} = {}, this configuration has {}", what, key, before, now));
     }
   }
 }

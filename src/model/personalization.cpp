@@ -101,7 +101,8 @@ SlotSequence build_slots(const std::vector<TokenGroupSpec>& specs, int recent_wi
       }
       if (g >= layout.groups.size()) continue;
       const auto& group = layout.groups[g];
-      for (auto e = group.begin; e < group.end; ++e) put_event(base + (e - group.begin), e, static_cast<std::int64_t>(g));
+      for (auto e = group.begin; e < group.end; ++e)
+        put_event(base + (e - group.begin), e, static_cast<std::int64_t>(g));
       // A token carries the time of its segment's last event.
       const auto token_time = time[b * N + (group.end - 1 - start.event)];
       for (int k = 0; k < group.tokens; ++k) {

@@ -27,8 +27,8 @@ std::vector<TokenGroupSpec> parse_groups(const std::string& text) {
                         fmt::format("'{}' is not offset:tokens; expected e.g. 128:4,256:4,512:8", item));
     }
     if (spec.tokens < 1) {
-      throw ConfigError("personalization.groups", fmt::format("group '{}' has {} tokens, expected >= 1", item,
-                                                              spec.tokens));
+      throw ConfigError("personalization.groups",
+                        fmt::format("group '{}' has {} tokens, expected >= 1", item, spec.tokens));
     }
     const std::int64_t previous = out.empty() ? 0 : out.back().offset;
     if (spec.offset <= previous) {
@@ -104,11 +104,11 @@ PersonalizationLayout make_layout(const std::vector<TokenGroupSpec>& specs, int 
     begin = end;
   }
   if (begin < old_part) {
-    throw DataError(fmt::format("a history of {} events needs more than the {} configured token groups (the last "
-                                "ends after event {}, the recent window of {} starts at {}); raise "
-                                "personalization.max_groups or shorten data.max_len",
-                                events, specs.size(), specs.empty() ? 0 : specs.back().offset, recent_window,
-                                old_part));
+    throw DataError(
+        fmt::format("a history of {} events needs more than the {} configured token groups (the last "
+                    "ends after event {}, the recent window of {} starts at {}); raise "
+                    "personalization.max_groups or shorten data.max_len",
+                    events, specs.size(), specs.empty() ? 0 : specs.back().offset, recent_window, old_part));
   }
   layout.recent_begin = old_part;
   return layout;
@@ -125,12 +125,12 @@ void check_model_fits_history(int model_max_len, const PersonalizationConfig& co
     const auto specs = config.group_specs();
     const std::int64_t covered = specs.empty() ? 0 : specs.back().offset;
     if (max_history - config.recent_window > covered) {
-      throw ConfigError("data.max_len",
-                        fmt::format("histories of {} events need {} old events in token groups, but the {} groups "
-                                    "configured cover {} (personalization.max_groups = {}); raise max_groups or "
-                                    "segment_len, or lower data.max_len",
-                                    max_history, max_history - config.recent_window, specs.size(), covered,
-                                    config.max_groups));
+      throw ConfigError(
+          "data.max_len",
+          fmt::format("histories of {} events need {} old events in token groups, but the {} groups "
+                      "configured cover {} (personalization.max_groups = {}); raise max_groups or "
+                      "segment_len, or lower data.max_len",
+                      max_history, max_history - config.recent_window, specs.size(), covered, config.max_groups));
     }
   }
   const auto needed = max_interleaved_length(config, max_history);

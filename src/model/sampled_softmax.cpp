@@ -16,8 +16,8 @@ torch::Tensor sampled_softmax_loss(SequentialRecommender& model, const StepInput
   const auto K = static_cast<std::int64_t>(config.num_negatives);
 
   auto item_inputs = embed(rows, inputs.inputs_index()).view({batch.rows(), batch.width(), -1});
-  auto target_rows = l2_normalize(embed(rows, inputs.positives_index()));  // [P, D]
-  auto users = model.forward(item_inputs, batch);                          // [B, L, D]
+  auto target_rows = l2_normalize(embed(rows, inputs.positives_index()));                 // [P, D]
+  auto users = model.forward(item_inputs, batch);                                         // [B, L, D]
   auto queries = users.reshape({-1, users.size(-1)}).index_select(0, inputs.supervised);  // [P, D]
   const double inv_t = 1.0 / config.temperature;
   auto positive_logits = (queries * target_rows).sum(-1, true) * inv_t;  // [P, 1]
@@ -27,7 +27,7 @@ torch::Tensor sampled_softmax_loss(SequentialRecommender& model, const StepInput
     torch::Tensor negative_logits, same;
     if (config.negatives == "shared") {
       auto negative_rows = l2_normalize(embed(rows, inputs.negatives_index()));  // [K, D]
-      negative_logits = torch::matmul(queries, negative_rows.t()) * inv_t;     // [P, K]
+      negative_logits = torch::matmul(queries, negative_rows.t()) * inv_t;       // [P, K]
       same = positives.unsqueeze(1) == negatives.unsqueeze(0);
     } else {
       // Each position against its own K rows, without a [P, K, D] gather.

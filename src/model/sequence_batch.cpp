@@ -38,20 +38,18 @@ SequenceBatch to_sequence_batch(const data::Batch& b, torch::Device device) {
                                   .to(torch::kInt64)
                                   .to(device)
                             : torch::zeros({B, L}, i64.device(device));
-    s.query_times = b.width > 0 ? torch::from_blob(const_cast<std::int64_t*>(b.target_times.data()), {B, L},
-                                                   torch::kInt64)
-                                      .clone()
-                                      .to(device)
-                                : torch::zeros({B, L}, i64.device(device));
+    s.query_times = b.width > 0
+                        ? torch::from_blob(const_cast<std::int64_t*>(b.target_times.data()), {B, L}, torch::kInt64)
+                              .clone()
+                              .to(device)
+                        : torch::zeros({B, L}, i64.device(device));
   } else {
-    s.targets = torch::from_blob(const_cast<std::int32_t*>(b.targets.data()), {B}, torch::kInt32)
-                    .to(torch::kInt64)
-                    .to(device);
+    s.targets =
+        torch::from_blob(const_cast<std::int32_t*>(b.targets.data()), {B}, torch::kInt32).to(torch::kInt64).to(device);
     // Each position predicts the next event: its time is the next input's
     // time, and the last position's is the held-out event's time.
-    auto target_time = torch::from_blob(const_cast<std::int64_t*>(b.target_times.data()), {B}, torch::kInt64)
-                           .clone()
-                           .to(device);
+    auto target_time =
+        torch::from_blob(const_cast<std::int64_t*>(b.target_times.data()), {B}, torch::kInt64).clone().to(device);
     auto next = torch::cat({s.times.slice(1, 1), torch::zeros({B, 1}, i64.device(device))}, 1);
     auto last = (s.lengths - 1).clamp_min(0);
     next.scatter_(1, last.unsqueeze(1), target_time.unsqueeze(1));

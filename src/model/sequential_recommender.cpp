@@ -14,8 +14,8 @@ SequentialRecommender::SequentialRecommender(const ModelConfig& config)
   position_embedding = register_parameter(
       "position_embedding", torch::empty({config.max_len, config.dim}).normal_(0, std::sqrt(1.0 / config.dim)));
   if (config.personalization.enabled()) {
-    tokens_ = register_module("personalization", std::make_shared<PersonalizationTokens>(config.personalization,
-                                                                                         config.dim));
+    tokens_ =
+        register_module("personalization", std::make_shared<PersonalizationTokens>(config.personalization, config.dim));
   }
 }
 
@@ -39,8 +39,8 @@ torch::Tensor SequentialRecommender::forward(const torch::Tensor& item_embedding
     const auto L = item_embeddings.size(1);
     LONGREC_CHECK(L <= config_.max_len, "sequence width {} exceeds model.max_len {}", L, config_.max_len);
     const auto plan = causal_plan(batch.valid, config_.max_len, buckets, batch.times, batch.query_times);
-    auto x = item_embeddings * std::sqrt(static_cast<double>(config_.dim)) +
-             position_embedding.slice(0, 0, L).unsqueeze(0);
+    auto x =
+        item_embeddings * std::sqrt(static_cast<double>(config_.dim)) + position_embedding.slice(0, 0, L).unsqueeze(0);
     y = encode(x, batch.valid, plan, nullptr, nullptr);
   } else {
     const auto slots = build_slots(tokens_->specs(), config_.personalization.recent_window, batch);

@@ -60,7 +60,7 @@ StepInputs prepare_step_inputs(SequenceBatch batch, const ModelConfig& config, s
     // Batches built by hand (tests) may come without keys: the row index then.
     const auto row_key = [&](std::int64_t r) {
       return r < static_cast<std::int64_t>(batch.sample_keys.size()) ? batch.sample_keys[r]
-                                                                      : static_cast<std::uint64_t>(r);
+                                                                     : static_cast<std::uint64_t>(r);
     };
     std::vector<torch::Tensor> parts;
     for (std::int64_t r = 0; r < batch.rows(); ++r) {

@@ -123,9 +123,8 @@ SequenceBatch one_row(const std::vector<std::int64_t>& items, const std::vector<
   const auto n = count;
   std::vector<std::int64_t> query(static_cast<std::size_t>(n));
   for (std::int64_t i = 0; i < n; ++i) {
-    query[static_cast<std::size_t>(i)] = i + 1 < static_cast<std::int64_t>(times.size())
-                                             ? times[static_cast<std::size_t>(i + 1)]
-                                             : last_query_time;
+    query[static_cast<std::size_t>(i)] =
+        i + 1 < static_cast<std::int64_t>(times.size()) ? times[static_cast<std::size_t>(i + 1)] : last_query_time;
   }
   const auto i64 = torch::TensorOptions().dtype(torch::kInt64);
   b.items = torch::tensor(std::vector<std::int64_t>(items.begin(), items.begin() + n), i64).view({1, n}).to(device);
@@ -151,9 +150,10 @@ TokenMemory token_memory(const UserState& state) {
 void UserStateEncoder::drop_oldest_group(UserState& state) const {
   LONGREC_CHECK(state.groups_done > 0, "no group to drop");
   if (!uniform_layout(model_.config())) {
-    throw DataError(fmt::format("the history has {} events, more than the explicit personalization.groups cover "
-                                "(the last ends after {} events, plus a recent window of {})",
-                                state.events_seen, specs_.back().offset, recent_window_));
+    throw DataError(
+        fmt::format("the history has {} events, more than the explicit personalization.groups cover "
+                    "(the last ends after {} events, plus a recent window of {})",
+                    state.events_seen, specs_.back().offset, recent_window_));
   }
   const auto K = specs_.front().tokens;
   const auto S = specs_.front().offset;
@@ -250,8 +250,7 @@ void UserStateEncoder::append(UserState& state, const std::vector<std::int64_t>&
                                 times.front(), state.raw_times.back()));
   }
   if (const auto it = std::is_sorted_until(times.begin(), times.end()); it != times.end()) {
-    throw DataError(
-        fmt::format("event times out of order: {} after {} (events arrive in time order)", *it, *(it - 1)));
+    throw DataError(fmt::format("event times out of order: {} after {} (events arrive in time order)", *it, *(it - 1)));
   }
   // All or nothing: the work is done on a copy (its tensors are shared, never
   // written in place) that replaces the state only once every event is in.
@@ -273,8 +272,8 @@ void UserStateEncoder::append(UserState& state, const std::vector<std::int64_t>&
     // as the group cap does: the oldest group goes.
     while (interleaved() > max_len && next.groups_done > 0) drop_oldest_group(next);
     if (interleaved() > max_len) {
-      throw DataError(fmt::format("{} raw events and their tokens exceed model.max_len = {}", next.raw_items.size(),
-                                  max_len));
+      throw DataError(
+          fmt::format("{} raw events and their tokens exceed model.max_len = {}", next.raw_items.size(), max_len));
     }
   }
   state = std::move(next);
@@ -294,8 +293,8 @@ torch::Tensor UserStateEncoder::score(const UserState& state, std::int64_t reque
   const auto batch = one_row(state.raw_items, state.raw_times, n_raw, request_time, item_table_.device());
   const auto slots = build_slots(specs_, recent_window_, batch, {g, first_event, state.next_position});
   const auto plan = personalization_plan(slots, true, model_.config().max_len, time_buckets_, token_memory(state));
-  auto out = model_.forward_slots(embed(state.raw_items), slots, plan,
-                                  state.cached_tokens() > 0 ? &state.memory : nullptr);
+  auto out =
+      model_.forward_slots(embed(state.raw_items), slots, plan, state.cached_tokens() > 0 ? &state.memory : nullptr);
   auto user = out[0][slots.event_slot[0][n_raw - 1].item<std::int64_t>()];
   return l2_normalize(user);
 }
@@ -344,13 +343,12 @@ UserState UserStateEncoder::deserialize(const std::string& bytes) const {
   r.take(sizeof(kMagic));
   const auto version = r.get<std::uint32_t>();
   if (version != kFormatVersion) {
-    throw DataError(fmt::format("user state format version {}, this build reads version {}", version,
-                                kFormatVersion));
+    throw DataError(fmt::format("user state format version {}, this build reads version {}", version, kFormatVersion));
   }
   const auto saved = r.get_string();
   if (saved != signature()) {
-    throw DataError(fmt::format("user state belongs to another model: saved '{}', this model is '{}'", saved,
-                                signature()));
+    throw DataError(
+        fmt::format("user state belongs to another model: saved '{}', this model is '{}'", saved, signature()));
   }
   const auto dtype = r.get<std::uint8_t>() == 1 ? torch::kFloat64 : torch::kFloat32;
   UserState state;

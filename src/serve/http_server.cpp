@@ -146,8 +146,9 @@ struct RecommendServer::Impl {
     if (!entry || entry->removed) {
       return refuse(res, 404, fmt::format("unknown user '{}': POST /users/{}/events first", id, id));
     }
-    reply(res, 200, {{"user", id}, {"items", to_json(recommender.recommend(entry->state, k,
-                                                                           bool_field(query, "exclude_seen", true)))}});
+    reply(res, 200,
+          {{"user", id},
+           {"items", to_json(recommender.recommend(entry->state, k, bool_field(query, "exclude_seen", true)))}});
   }
 
   static std::int64_t parse_query_int(const std::string& key, const std::string& text) {
@@ -190,8 +191,8 @@ struct RecommendServer::Impl {
         std::lock_guard lock(users_mutex);
         held = static_cast<std::int64_t>(users.size());
       }
-      reply(res, 200, {{"status", "ok"}, {"model", recommender.describe()}, {"items", recommender.num_items()},
-                       {"users", held}});
+      reply(res, 200,
+            {{"status", "ok"}, {"model", recommender.describe()}, {"items", recommender.num_items()}, {"users", held}});
     });
     http.Post("/recommend", guarded(&Impl::post_recommend));
     http.Post(R"(/users/([^/]+)/events)", guarded(&Impl::post_events));
@@ -206,8 +207,9 @@ struct RecommendServer::Impl {
         if (res.status == 400) message = "malformed HTTP request";
         if (res.status == 404) message = fmt::format("no route {} {}", req.method, req.path);
         if (res.status == 413) {
-          message = "request body over the server's limit (--serve.max_body_bytes for JSON; form-encoded bodies are "
-                    "capped lower: send Content-Type: application/json)";
+          message =
+              "request body over the server's limit (--serve.max_body_bytes for JSON; form-encoded bodies are "
+              "capped lower: send Content-Type: application/json)";
         }
         reply(res, res.status, {{"error", message}});
       } catch (...) {
@@ -234,7 +236,8 @@ struct RecommendServer::Impl {
 RecommendServer::RecommendServer(const Recommender& recommender, ServerOptions options)
     : impl_(std::make_unique<Impl>(recommender, std::move(options))) {
   auto& o = impl_->options;
-  if (o.request_threads < 1) throw ConfigError("serve.request_threads", fmt::format("got {}, expected >= 1", o.request_threads));
+  if (o.request_threads < 1)
+    throw ConfigError("serve.request_threads", fmt::format("got {}, expected >= 1", o.request_threads));
   if (o.max_users < 1) throw ConfigError("serve.max_users", fmt::format("got {}, expected >= 1", o.max_users));
   if (o.max_body_bytes < 64) {
     throw ConfigError("serve.max_body_bytes", fmt::format("got {}, expected >= 64", o.max_body_bytes));

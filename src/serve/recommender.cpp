@@ -80,8 +80,8 @@ struct Recommender::Impl {
       ids.push_back(internal_ids(histories[r]));
       const auto& t = times[r];
       if (!t.empty() && t.size() != ids.back().size()) {
-        throw DataError(fmt::format("{} events but {} times: one time per event expected", ids.back().size(),
-                                    t.size()));
+        throw DataError(
+            fmt::format("{} events but {} times: one time per event expected", ids.back().size(), t.size()));
       }
       const auto n = static_cast<std::int64_t>(ids.back().size());
       const auto last_time = t.empty() ? n - 1 : t.back();
@@ -132,8 +132,8 @@ std::unique_ptr<Recommender> Recommender::load(const std::filesystem::path& path
   if (threads > 0) at::set_num_threads(threads);
   auto content = ckpt::read_bundle(path);
   if (content.content != "full") {
-    throw DataError(fmt::format("{}: an items-only bundle has no model weights; export it without --items-only",
-                                path.string()));
+    throw DataError(
+        fmt::format("{}: an items-only bundle has no model weights; export it without --items-only", path.string()));
   }
   std::unique_ptr<Recommender> out(new Recommender());
   auto& impl = *out->impl_;
@@ -144,11 +144,11 @@ std::unique_ptr<Recommender> Recommender::load(const std::filesystem::path& path
   for (auto& p : impl.model->named_parameters()) {
     const auto name = "/model/" + p.key();
     const auto it = content.tensors.find(name);
-    if (it == content.tensors.end() ||
-        static_cast<std::int64_t>(it->second.size()) != p.value().numel()) {
-      throw DataError(fmt::format("{}: {} missing or of another shape; the bundle does not match its model "
-                                  "configuration",
-                                  path.string(), name));
+    if (it == content.tensors.end() || static_cast<std::int64_t>(it->second.size()) != p.value().numel()) {
+      throw DataError(
+          fmt::format("{}: {} missing or of another shape; the bundle does not match its model "
+                      "configuration",
+                      path.string(), name));
     }
     p.value().copy_(torch::tensor(it->second).view(p.value().sizes()));
   }
@@ -157,7 +157,8 @@ std::unique_ptr<Recommender> Recommender::load(const std::filesystem::path& path
   const auto D = static_cast<std::int64_t>(impl.config.dim);
   const auto& table = content.tensors.at("/items/table");
   if (static_cast<std::int64_t>(table.size()) != I * D) {
-    throw DataError(fmt::format("{}: /items/table holds {} values for {} items x {}", path.string(), table.size(), I, D));
+    throw DataError(
+        fmt::format("{}: /items/table holds {} values for {} items x {}", path.string(), table.size(), I, D));
   }
   impl.items = std::make_unique<model::LocalItemTable>(I, D, model::SparseOptimizerConfig{}, 0);
   auto rows = torch::tensor(table).view({I, D});
@@ -198,7 +199,8 @@ std::vector<std::vector<Recommendation>> Recommender::recommend_batch(
   const auto users = impl_->user_vectors(histories, std::vector<std::vector<std::int64_t>>(histories.size()),
                                          std::vector<std::int64_t>(histories.size(), -1));
   for (std::size_t r = 0; r < histories.size(); ++r) {
-    out.push_back(impl_->top_k(users[static_cast<std::int64_t>(r)], impl_->internal_ids(histories[r]), k, exclude_seen));
+    out.push_back(
+        impl_->top_k(users[static_cast<std::int64_t>(r)], impl_->internal_ids(histories[r]), k, exclude_seen));
   }
   return out;
 }
@@ -209,7 +211,7 @@ std::vector<float> Recommender::user_vector(const std::vector<std::int64_t>& his
 }
 
 UserState Recommender::create_state(const std::vector<std::int64_t>& history,
-                                     const std::vector<std::int64_t>& times) const {
+                                    const std::vector<std::int64_t>& times) const {
   if (history.empty()) throw DataError("empty history: at least one event is needed");
   UserState state;
   append(state, history, times);
@@ -227,10 +229,11 @@ void Recommender::append(UserState& state, const std::vector<std::int64_t>& item
   const auto ids = impl_->internal_ids(items);  // throws before the state changes
   std::vector<std::int64_t> event_times = times;
   if (times.empty()) {
-    for (std::size_t e = 0; e < items.size(); ++e) event_times.push_back(s.state.events_seen + static_cast<std::int64_t>(e));
+    for (std::size_t e = 0; e < items.size(); ++e)
+      event_times.push_back(s.state.events_seen + static_cast<std::int64_t>(e));
   }
   impl_->states->append(s.state, ids, event_times);  // all or nothing; checks one time per event, in order
-  s.ordinal_times = times.empty();  // only once the events are in: a refused append changes nothing
+  s.ordinal_times = times.empty();                   // only once the events are in: a refused append changes nothing
 }
 
 std::vector<Recommendation> Recommender::recommend(const UserState& state, int k, bool exclude_seen,

@@ -18,8 +18,7 @@ void register_train_options(OptionRegistry& r, TrainConfig& c) {
   r.add("train", "schedule", &c.schedule, "learning-rate schedule after warm-up: constant | cosine",
         check::one_of({"constant", "cosine"}));
   r.add("train", "min_lr_ratio", &c.min_lr_ratio, "cosine floor as a fraction of lr", check::in_range(0.0, 1.0));
-  r.add("train", "clip_grad_norm", &c.clip_grad_norm, "clip the dense gradient norm (0 = off)",
-        check::at_least(0.0));
+  r.add("train", "clip_grad_norm", &c.clip_grad_norm, "clip the dense gradient norm (0 = off)", check::at_least(0.0));
   r.add("train", "sparse_optimizer", &c.sparse_optimizer, "item-embedding optimizer: rowwise_adagrad | adam",
         check::one_of({"rowwise_adagrad", "adam"}));
   r.add("train", "sparse_lr", &c.sparse_lr, "item-embedding learning rate", check::in_range(0.0, 10.0));

@@ -39,9 +39,8 @@ void start_run_log(const TrainConfig& config, const model::ModelConfig& model_co
   log::set_rank(comm.rank());
   fs::create_directories(config.run_dir);
   log::set_file(fs::path(config.run_dir) / fmt::format("train-rank-{:05d}.log", comm.rank()));
-  log::info("longrec train: {} on {}, {} intra-op threads; rank {} of {} (pid {}, {} backend)",
-            model_config.describe(), device.str(), at::get_num_threads(), comm.rank(), comm.world(), ::getpid(),
-            comm.backend());
+  log::info("longrec train: {} on {}, {} intra-op threads; rank {} of {} (pid {}, {} backend)", model_config.describe(),
+            device.str(), at::get_num_threads(), comm.rank(), comm.world(), ::getpid(), comm.backend());
   log::info("resolved config:\n{}", resolved_table);
   if (comm.rank() == 0) {
     std::ofstream ini(fs::path(config.run_dir) / "config.ini");
@@ -101,8 +100,9 @@ TrainResult run_training(const TrainConfig& config, const model::ModelConfig& mo
   state = resume_if_asked(config, model_config, num_items, session);
   train_loader.restore(state.loader);
 
-  const std::int64_t planned = config.max_steps > 0 ? std::min<std::int64_t>(config.max_steps, per_epoch * config.epochs)
-                                                    : per_epoch * config.epochs;
+  const std::int64_t planned = config.max_steps > 0
+                                   ? std::min<std::int64_t>(config.max_steps, per_epoch * config.epochs)
+                                   : per_epoch * config.epochs;
   const double peak = measure_matmul_peak_flops(device);
   log::info("{} users on this rank, {} items; {} batches per epoch, {} steps planned; matmul peak {:.1f} GFLOP/s",
             train_loader.rank_users(), num_items, per_epoch, planned, peak / 1e9);

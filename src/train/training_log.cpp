@@ -32,18 +32,18 @@ void TrainingLog::step(std::int64_t step, std::int64_t epoch, const StepStats& s
   if (step % config_.log_every != 0 && step != planned_) return;
 
   const double seconds = std::chrono::duration<double>(Clock::now() - interval_start_).count();
-  const double eta =
-      elapsed_seconds() / static_cast<double>(step - first_step_) * static_cast<double>(planned_ - step);
+  const double eta = elapsed_seconds() / static_cast<double>(step - first_step_) * static_cast<double>(planned_ - step);
   const double mean_loss = interval_loss_ / static_cast<double>(interval_steps_);
   progress_.finish();
   // MFU against every rank's peak (each rank measured its own; rank 0's stands for all).
   const double mfu = interval_flops_ / seconds / (peak_flops_ * world_);
   const double comm_ms = 1e3 * interval_comm_ / static_cast<double>(interval_steps_);
-  log::info("step {:>7} epoch {:>3} loss {:.4f} lr {:.2e} grad {:.3f} | {:.0f} samples/s {} tokens/s MFU {:.1f}%{} | "
-            "ETA {}",
-            step, epoch, mean_loss, lr, stats.grad_norm, static_cast<double>(interval_samples_) / seconds,
-            log::human_count(static_cast<double>(interval_tokens_) / seconds), 100.0 * mfu,
-            world_ > 1 ? fmt::format(" comm {:.1f} ms/step", comm_ms) : std::string(), format_duration(eta));
+  log::info(
+      "step {:>7} epoch {:>3} loss {:.4f} lr {:.2e} grad {:.3f} | {:.0f} samples/s {} tokens/s MFU {:.1f}%{} | "
+      "ETA {}",
+      step, epoch, mean_loss, lr, stats.grad_norm, static_cast<double>(interval_samples_) / seconds,
+      log::human_count(static_cast<double>(interval_tokens_) / seconds), 100.0 * mfu,
+      world_ > 1 ? fmt::format(" comm {:.1f} ms/step", comm_ms) : std::string(), format_duration(eta));
   progress_ = log::ProgressBar("train", planned_);
   metrics_.write("train", {{"step", static_cast<double>(step)},
                            {"epoch", static_cast<double>(epoch)},

@@ -56,8 +56,8 @@ TrainingSession::TrainingSession(const TrainConfig& train, const model::ModelCon
   model::SparseOptimizerConfig sparse{train.sparse_optimizer, train.sparse_lr, 1e-8, train.beta1, train.beta2};
   const auto table_seed = derive_seed(config.seed, 0x17E35ull);
   if (comm_->world() > 1) {
-    auto sharded = std::make_unique<distributed::ShardedItemTable>(num_items, config.dim, sparse, table_seed, *comm_,
-                                                                   device);
+    auto sharded =
+        std::make_unique<distributed::ShardedItemTable>(num_items, config.dim, sparse, table_seed, *comm_, device);
     sharded_ = sharded.get();
     items_ = std::move(sharded);
   } else {
@@ -103,8 +103,7 @@ bool TrainingSession::is_prepared_for(const data::Batch& batch, std::int64_t ste
 // A pending route still completes (every rank started it) when its step never runs.
 TrainingSession::~TrainingSession() = default;
 
-StepStats TrainingSession::step(const data::Batch& batch, std::int64_t step, double lr_scale,
-                                const data::Batch* next) {
+StepStats TrainingSession::step(const data::Batch& batch, std::int64_t step, double lr_scale, const data::Batch* next) {
   using Clock = std::chrono::steady_clock;
   const auto seconds_since = [](Clock::time_point t) {
     return std::chrono::duration<double>(Clock::now() - t).count();
@@ -115,19 +114,18 @@ StepStats TrainingSession::step(const data::Batch& batch, std::int64_t step, dou
   // Negatives and unique ids: prepared on the loader's thread for this step,
   // or here (the same values) for a batch that comes without them.
   const auto* prepared = prepared_for(batch, step);
-  const auto inputs =
-      prepared != nullptr
-          ? prepared->inputs.to(device_)
-          : model::prepare_step_inputs(model::to_sequence_batch(batch, device_), config_, items_->num_items(),
-                                       model::negatives_seed(config_, step));
+  const auto inputs = prepared != nullptr
+                          ? prepared->inputs.to(device_)
+                          : model::prepare_step_inputs(model::to_sequence_batch(batch, device_), config_,
+                                                       items_->num_items(), model::negatives_seed(config_, step));
   StepStats stats;
 
   // The global batch's supervised positions (the loss normaliser), inputs and
   // model FLOPs (each rank's at its own batch width).
   std::int64_t tokens = 0;
   for (auto len : batch.lengths) tokens += len;
-  const auto flops = static_cast<std::int64_t>(model_->training_flops_per_token(batch.width) *
-                                               static_cast<double>(tokens));
+  const auto flops =
+      static_cast<std::int64_t>(model_->training_flops_per_token(batch.width) * static_cast<double>(tokens));
   auto t = Clock::now();
   const auto counts =
       distributed::sum_over_ranks(*comm_, torch::tensor({inputs.positions(), tokens, flops}, torch::kInt64));
@@ -149,8 +147,8 @@ StepStats TrainingSession::step(const data::Batch& batch, std::int64_t step, dou
       sharded_->finish_route(std::move(*pending));  // started for a step that did not come: completed, unused
       pending.reset();
     }
-    rows = sharded_->lookup(pending ? sharded_->finish_route(std::move(*pending))
-                                    : sharded_->route(inputs.index.unique));
+    rows =
+        sharded_->lookup(pending ? sharded_->finish_route(std::move(*pending)) : sharded_->route(inputs.index.unique));
     // The next step's ids travel while this step computes.
     const auto* upcoming = next != nullptr && train_.route_ahead ? prepared_for(*next, step + 1) : nullptr;
     if (upcoming != nullptr) {
@@ -188,7 +186,7 @@ StepStats TrainingSession::step(const data::Batch& batch, std::int64_t step, dou
   if (!std::isfinite(stats.loss) || !std::isfinite(stats.grad_norm)) {
     const std::string where = !std::isfinite(stats.loss) ? std::string("loss") : first_non_finite(*model_);
     throw NonFiniteError(fmt::format("non-finite {} at step {} (loss {}, gradient norm {}); nothing was updated",
-                            where.empty() ? "value" : where, step, stats.loss, stats.grad_norm));
+                                     where.empty() ? "value" : where, step, stats.loss, stats.grad_norm));
   }
   if (global_positions > 0) optimizer_->step();
   t = Clock::now();

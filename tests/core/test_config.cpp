@@ -55,8 +55,8 @@ TEST(Config, DefaultsFileAndCommandLineInPriorityOrder) {
   const auto ini = testing::write_file(dir / "a.ini", "# comment\n[model]\ndim = 96\nheads = 3\n");
   Registry reg;
   ASSERT_TRUE(reg.parse({"--config", ini.string(), "--model.heads=4"}));
-  EXPECT_EQ(reg.model.dim, 96);     // from the file
-  EXPECT_EQ(reg.model.heads, 4);    // command line wins over the file
+  EXPECT_EQ(reg.model.dim, 96);       // from the file
+  EXPECT_EQ(reg.model.heads, 4);      // command line wins over the file
   EXPECT_EQ(reg.model.dropout, 0.2);  // default
   const auto rows = reg.r.resolved();
   EXPECT_EQ(rows[1].key, "model.dim");

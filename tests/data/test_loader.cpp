@@ -129,7 +129,8 @@ TEST(Loader, TwoRanksSeeDisjointUsersWhoseUnionIsTheOneRankBatch) {
   testing::ScratchDir dir;
   const auto store = make_store(dir / "s");
   HistoryLoader single(store, small_config(), SplitPart::Train);
-  HistoryLoader rank0(store, small_config(), SplitPart::Train, 0, 2), rank1(store, small_config(), SplitPart::Train, 1, 2);
+  HistoryLoader rank0(store, small_config(), SplitPart::Train, 0, 2),
+      rank1(store, small_config(), SplitPart::Train, 1, 2);
   EXPECT_EQ(rank0.rank_users() + rank1.rank_users(), 60);
   const auto s = epoch(single), r0 = epoch(rank0), r1 = epoch(rank1);
   ASSERT_EQ(s.size(), r0.size());

@@ -131,7 +131,10 @@ TEST(RawReader, WrongColumnCountOnALine) {
 
 TEST(RawReader, Utf16AndBinaryFilesAreNamed) {
   testing::ScratchDir dir;
-  const auto utf16 = testing::write_file(dir / "u16.txt", std::string("\xFF\xFE" "1\0 \0" "2\0", 8));
+  const auto utf16 = testing::write_file(dir / "u16.txt", std::string("\xFF\xFE"
+                                                                      "1\0 \0"
+                                                                      "2\0",
+                                                                      8));
   EXPECT_NE(read_error(utf16).find("UTF-16"), std::string::npos);
   const auto binary = testing::write_file(dir / "bin.txt", std::string("1 2\n3 \0 4\n", 10));
   RawReadOptions seq;
@@ -141,8 +144,9 @@ TEST(RawReader, Utf16AndBinaryFilesAreNamed) {
 
 TEST(ItemText, MoviesDatLatin1IsDecodedToUtf8) {
   testing::ScratchDir dir;
-  const auto f = testing::write_file(dir / "movies.dat", "1::Toy Story (1995)::Animation|Comedy\n"
-                                                         "2::Les Mis\xE9rables (1995)::Drama\n");
+  const auto f = testing::write_file(dir / "movies.dat",
+                                     "1::Toy Story (1995)::Animation|Comedy\n"
+                                     "2::Les Mis\xE9rables (1995)::Drama\n");
   const auto text = read_item_text(f);
   EXPECT_EQ(text.encoding, "latin-1");
   ASSERT_EQ(text.texts.size(), 2u);

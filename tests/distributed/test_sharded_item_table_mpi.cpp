@@ -99,7 +99,9 @@ TEST(ShardedItemTable, RoutesStartedAStepAheadGiveTheSameSteps) {
   auto& comm = test_communicator();
   const int r = comm.rank();
   ShardedItemTable plain(kItems, kDim, adam(), 5, comm), ahead(kItems, kDim, adam(), 5, comm);
-  const auto ids_of = [&](int step) { return (r == 1 && step == 2) ? torch::zeros({0}, torch::kInt64) : step_ids(r, step); };
+  const auto ids_of = [&](int step) {
+    return (r == 1 && step == 2) ? torch::zeros({0}, torch::kInt64) : step_ids(r, step);
+  };
   auto pending = std::make_unique<PendingRoute>(ahead.start_route(ids_of(0)));
   for (int step = 0; step < 4; ++step) {
     const auto ids = ids_of(step);

@@ -93,9 +93,9 @@ TEST(Hstu, BatchedAttentionEqualsANaivePerPositionLoop) {
           if (j <= i && j < length) {
             const double dot = (q[r][h][i] * k[r][h][j]).sum().item<double>();
             const double rab = block.position_weights[N - 1 + j - i].item<double>() +
-                               block.time_weights[static_cast<std::int64_t>(bucket(
-                                                      b.query_times[r][i].item<std::int64_t>() -
-                                                      b.times[r][j].item<std::int64_t>()))]
+                               block
+                                   .time_weights[static_cast<std::int64_t>(bucket(
+                                       b.query_times[r][i].item<std::int64_t>() - b.times[r][j].item<std::int64_t>()))]
                                    .item<double>();
             const double z = dot + rab;
             expected = z / (1 + std::exp(-z)) / N;  // silu(z) / N_max

@@ -56,7 +56,8 @@ TEST(ModelConfigTable, EveryStoredFieldRoundTripsThroughJson) {
     EXPECT_EQ(model_field_value(back, field.key), changed) << field.key;
     // Every other field keeps its value.
     for (const auto& other : model_fields()) {
-      if (other.stored) EXPECT_EQ(model_field_value(back, other.key), model_field_value(config, other.key)) << other.key;
+      if (other.stored)
+        EXPECT_EQ(model_field_value(back, other.key), model_field_value(config, other.key)) << other.key;
     }
   }
 }

@@ -64,7 +64,7 @@ SequenceBatch random_batch(const std::vector<std::int64_t>& lengths, std::uint64
 }
 
 struct Outputs {
-  torch::Tensor users;                      // [B, N, D]
+  torch::Tensor users;                         // [B, N, D]
   std::map<std::string, torch::Tensor> grads;  // parameter and input gradients
 };
 
@@ -210,13 +210,14 @@ TEST(PersonalizationPlan, DenseMaskIsTheDesignStructure) {
         if (!k.token) return k.group == q.group;
         return k.group < q.group || (k.group == q.group && k.index <= q.index);
       }
-      if (k.token) return k.group < q.group;          // every earlier token
+      if (k.token) return k.group < q.group;            // every earlier token
       return k.group == q.group && k.index <= q.index;  // own segment (or window), causally
     };
     // Map positions to slots.
     std::vector<std::int64_t> slot_of(sequence.size(), -1);
     for (std::int64_t s = 0; s < slots.slots; ++s) {
-      if (slots.valid[b][s].item<bool>()) slot_of[static_cast<std::size_t>(slots.position[b][s].item<std::int64_t>())] = s;
+      if (slots.valid[b][s].item<bool>())
+        slot_of[static_cast<std::size_t>(slots.position[b][s].item<std::int64_t>())] = s;
     }
     for (std::size_t i = 0; i < sequence.size(); ++i) {
       ASSERT_GE(slot_of[i], 0);
@@ -235,10 +236,10 @@ TEST(PersonalizationPlan, DenseMaskIsTheDesignStructure) {
 
 TEST(PersonalizationPlan, BlockPathEqualsDensePathForwardAndGradientsInFloat64) {
   for (const std::string backbone : {"hstu", "sasrec"}) {
-    expect_paths_equal(backbone, uniform(4, 2, 3), {11, 5, 2}, 1);    // several groups, partial, short rows
-    expect_paths_equal(backbone, uniform(5, 3, 4), {9, 4, 8}, 2);     // one group
-    expect_paths_equal(backbone, uniform(3, 1, 0), {7, 9, 1}, 3);     // R = 0
-    expect_paths_equal(backbone, uniform(6, 2, 2), {3, 2}, 4);        // shorter than one segment
+    expect_paths_equal(backbone, uniform(4, 2, 3), {11, 5, 2}, 1);  // several groups, partial, short rows
+    expect_paths_equal(backbone, uniform(5, 3, 4), {9, 4, 8}, 2);   // one group
+    expect_paths_equal(backbone, uniform(3, 1, 0), {7, 9, 1}, 3);   // R = 0
+    expect_paths_equal(backbone, uniform(6, 2, 2), {3, 2}, 4);      // shorter than one segment
     PersonalizationConfig uneven;
     uneven.groups = "2:1,5:3,9:2";
     uneven.recent_window = 2;
@@ -246,8 +247,7 @@ TEST(PersonalizationPlan, BlockPathEqualsDensePathForwardAndGradientsInFloat64) 
   }
   std::mt19937_64 rng(11);
   for (int trial = 0; trial < 12; ++trial) {
-    const int S = 1 + static_cast<int>(rng() % 5), K = 1 + static_cast<int>(rng() % 3),
-              R = static_cast<int>(rng() % 6);
+    const int S = 1 + static_cast<int>(rng() % 5), K = 1 + static_cast<int>(rng() % 3), R = static_cast<int>(rng() % 6);
     const auto pt = uniform(S, K, R, 6);
     std::vector<std::int64_t> lengths;
     for (int b = 0; b < 3; ++b) lengths.push_back(1 + static_cast<std::int64_t>(rng() % (6 * S + R)));

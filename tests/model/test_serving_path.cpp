@@ -72,7 +72,7 @@ void expect_same_vectors(const std::string& backbone, bool tokens) {
   const auto inputs = prepare_step_inputs(batch, model.config(), kItems, /*negatives_seed=*/3);
   const auto rows = items.lookup(inputs.index.unique);
   const auto embedded = embed(rows, inputs.inputs_index()).view({batch.rows(), batch.width(), kDim});
-  const auto users = model.forward(embedded, batch);                      // [B, L, D]
+  const auto users = model.forward(embedded, batch);                              // [B, L, D]
   const auto item_vectors = l2_normalize(embed(rows, inputs.positives_index()));  // [P, D]
 
   // Serving path, one history at a time: the prefix up to each compared position.
@@ -95,7 +95,8 @@ void expect_same_vectors(const std::string& backbone, bool tokens) {
                                          longest_history(model.config().max_len, model.config().personalization));
       const auto served = l2_normalize(last_position_vectors(model, items, request))[0];
       EXPECT_TRUE(torch::allclose(served, users[r][t], 0, 1e-12))
-          << "row " << r << " position " << t << ": max difference " << (served - users[r][t]).abs().max().item<double>();
+          << "row " << r << " position " << t << ": max difference "
+          << (served - users[r][t]).abs().max().item<double>();
     }
   }
   EXPECT_EQ(p, inputs.positions());
@@ -111,8 +112,8 @@ TEST(L2Normalize, OneEpsilonForEveryCaller) {
   const auto x = torch::tensor({{3.0, 4.0}, {0.0, 0.0}, {1e-9, 0.0}}, torch::kFloat64);
   const auto y = l2_normalize(x);
   EXPECT_TRUE(torch::allclose(y[0], torch::tensor({0.6, 0.8}, torch::kFloat64)));
-  EXPECT_TRUE(torch::equal(y[1], torch::zeros({2}, torch::kFloat64)));       // zero stays zero, no NaN
-  EXPECT_NEAR(y[2][0].item<double>(), 1e-9 / kL2NormEpsilon, 1e-18);        // below epsilon: divided by it
+  EXPECT_TRUE(torch::equal(y[1], torch::zeros({2}, torch::kFloat64)));  // zero stays zero, no NaN
+  EXPECT_NEAR(y[2][0].item<double>(), 1e-9 / kL2NormEpsilon, 1e-18);    // below epsilon: divided by it
 }
 
 }  // namespace longrec::model

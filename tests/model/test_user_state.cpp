@@ -81,8 +81,10 @@ struct Fixture {
 
 TEST(UserState, ScoresEqualTheFullMaskedForwardInFloat64) {
   const std::vector<ModelConfig> configs{
-      state_config("hstu", 4, 2, 3, 8),  state_config("sasrec", 4, 2, 3, 8),
-      state_config("hstu", 3, 1, 0, 12), state_config("hstu", 5, 3, 6, 4),
+      state_config("hstu", 4, 2, 3, 8),
+      state_config("sasrec", 4, 2, 3, 8),
+      state_config("hstu", 3, 1, 0, 12),
+      state_config("hstu", 5, 3, 6, 4),
       state_config("sasrec", 0, 1, 2, 4, "2:1,5:3,9:2"),
   };
   for (const auto& config : configs) {
@@ -90,8 +92,8 @@ TEST(UserState, ScoresEqualTheFullMaskedForwardInFloat64) {
     const auto& p = config.personalization;
     const auto longest = longest_history(config.max_len, p);
     for (std::int64_t n = 1; n <= longest; n += 1 + n / 6) {
-      SCOPED_TRACE(fmt::format("{} S={} K={} R={} groups='{}' n={}", config.backbone, p.segment_len,
-                               p.tokens_per_group, p.recent_window, p.groups, n));
+      SCOPED_TRACE(fmt::format("{} S={} K={} R={} groups='{}' n={}", config.backbone, p.segment_len, p.tokens_per_group,
+                               p.recent_window, p.groups, n));
       const auto h = random_history(n, static_cast<std::uint64_t>(n));
       const auto state = f.encoder->compress(h.items, h.times);
       const auto request = h.times.back() + 12'345;
@@ -116,7 +118,8 @@ TEST(UserState, WithoutTokensTheStateIsTheNewestMaxLenEventsRecomputed) {
       f.encoder->append(state, {h.items[i]}, {h.times[i]});
       const auto n = static_cast<std::int64_t>(i + 1);
       const auto first = static_cast<std::ptrdiff_t>(std::max<std::int64_t>(0, n - 12));
-      const History newest{{h.items.begin() + first, h.items.begin() + n}, {h.times.begin() + first, h.times.begin() + n}};
+      const History newest{{h.items.begin() + first, h.items.begin() + n},
+                           {h.times.begin() + first, h.times.begin() + n}};
       ASSERT_EQ(state.raw_items, newest.items);
       EXPECT_EQ(state.events_seen, n);
       EXPECT_EQ(state.dropped_events, first);
@@ -224,7 +227,8 @@ TEST(UserState, SlidesWhereTheModelsPositionsEndBeforeTheGroupCap) {
   UserState batches;
   for (std::size_t i = 0; i < h.items.size(); i += 37) {
     const auto end = std::min(h.items.size(), i + 37);
-    f.encoder->append(batches, {h.items.begin() + i, h.items.begin() + end}, {h.times.begin() + i, h.times.begin() + end});
+    f.encoder->append(batches, {h.items.begin() + i, h.items.begin() + end},
+                      {h.times.begin() + i, h.times.begin() + end});
   }
   EXPECT_EQ(f.encoder->serialize(batches), f.encoder->serialize(state));
 }
@@ -273,11 +277,11 @@ TEST(UserState, EventsOutOfTimeOrderAreRefusedAndLeaveTheStateAlone) {
     }
     return std::string("(accepted)");
   };
-  EXPECT_NE(message({newest - 1}).find(fmt::format("event time {} is before the state's newest event ({})",
-                                                   newest - 1, newest)),
+  EXPECT_NE(message({newest - 1})
+                .find(fmt::format("event time {} is before the state's newest event ({})", newest - 1, newest)),
             std::string::npos);
-  EXPECT_NE(message({newest + 5, newest + 2}).find(fmt::format("event times out of order: {} after {}", newest + 2,
-                                                               newest + 5)),
+  EXPECT_NE(message({newest + 5, newest + 2})
+                .find(fmt::format("event times out of order: {} after {}", newest + 2, newest + 5)),
             std::string::npos);
   EXPECT_EQ(f.encoder->serialize(state), before);
   f.encoder->append(state, {3, 4}, {newest, newest + 1});  // equal times are in order

@@ -98,8 +98,9 @@ TEST(HttpServer, AnswersAsTheLibraryAndEventsBuildTheSameState) {
 
   // Events posted as they arrive (first 5, then one at a time) -> the same
   // answers as the whole history, from the server-held state.
-  auto post = client.Post("/users/alice/events", json{{"items", std::vector(history.begin(), history.begin() + 5)}}.dump(),
-                          "application/json");
+  auto post =
+      client.Post("/users/alice/events", json{{"items", std::vector(history.begin(), history.begin() + 5)}}.dump(),
+                  "application/json");
   ASSERT_EQ(post->status, 200) << post->body;
   EXPECT_TRUE(body_of(post).at("created").get<bool>());
   for (std::size_t e = 5; e < history.size(); ++e) {
@@ -126,8 +127,9 @@ TEST(HttpServer, AnswersAsTheLibraryAndEventsBuildTheSameState) {
     threads.emplace_back([&, w] {
       auto c = s.client();
       for (int i = 0; i < 10; ++i) {
-        const auto r = w % 2 == 0 ? c.Post("/recommend", json{{"history", history}, {"k", 10}}.dump(), "application/json")
-                                  : c.Get("/users/alice/recommend?k=10");
+        const auto r = w % 2 == 0
+                           ? c.Post("/recommend", json{{"history", history}, {"k", 10}}.dump(), "application/json")
+                           : c.Get("/users/alice/recommend?k=10");
         const auto first = w % 2 == 0 ? expected[0].item : from_state_excluded[0];
         ok[w] += r && r->status == 200 && body_of(r)["items"][0]["item"] == first;
       }
@@ -164,7 +166,8 @@ TEST(HttpServer, BadRequestsGetAMessageAndChangeNothing) {
   expect_refused(post("/recommend", "[1, 2]"), 400, "a JSON object is expected");
   expect_refused(post("/recommend", R"({"k": 3})"), 400, "\"history\" is missing");
   expect_refused(post("/recommend", R"({"history": "1,2"})"), 400, "\"history\" must be a list of integers");
-  expect_refused(post("/recommend", json{{"history", {history[0], "x"}}}.dump()), 400, "\"history\"[1] must be an integer");
+  expect_refused(post("/recommend", json{{"history", {history[0], "x"}}}.dump()), 400,
+                 "\"history\"[1] must be an integer");
   expect_refused(post("/recommend", R"({"history": []})"), 400, "empty history");
   expect_refused(post("/recommend", json{{"history", {history[0], 999999}}}.dump()), 400,
                  "item 999999 is not in the model's catalogue");

@@ -137,7 +137,8 @@ TEST(Recommender, CachedUserStateAnswersLikeTheWholeHistory) {
   // exclude_seen drops every event the state still holds raw.
   const std::set<std::int64_t> held(history.end() - state.held_events(), history.end());
   for (const auto& r : recommender->recommend(state, 50)) EXPECT_EQ(held.count(r.item), 0u) << r.item;
-  EXPECT_EQ(recommender->recommend_batch(std::vector<const UserState*>{&state, &state}, 10, false)[1][0].item, recs[0].item);
+  EXPECT_EQ(recommender->recommend_batch(std::vector<const UserState*>{&state, &state}, 10, false)[1][0].item,
+            recs[0].item);
 
   // Event times as given (not ordinal): same answers as the history with those times.
   std::vector<std::int64_t> times;
@@ -157,9 +158,9 @@ TEST(Recommender, CachedUserStateAnswersLikeTheWholeHistory) {
 
   // Refusals leave the state as it was.
   EXPECT_THROW(recommender->append(state, {raw[0], 999999}), DataError);
-  EXPECT_THROW(recommender->append(state, {raw[0]}, {5}), DataError);  // times on an ordinal state
-  EXPECT_THROW(recommender->append(timed, {raw[0]}), DataError);       // no time on a timed state
-  EXPECT_THROW(recommender->append(timed, {raw[0]}, {10}), DataError);  // earlier than the newest event
+  EXPECT_THROW(recommender->append(state, {raw[0]}, {5}), DataError);                   // times on an ordinal state
+  EXPECT_THROW(recommender->append(timed, {raw[0]}), DataError);                        // no time on a timed state
+  EXPECT_THROW(recommender->append(timed, {raw[0]}, {10}), DataError);                  // earlier than the newest event
   EXPECT_THROW(recommender->append(timed, {raw[0], raw[1]}, {5000, 4999}), DataError);  // out of order
   EXPECT_THROW(recommender->append(state, {}), DataError);
   EXPECT_EQ(recommender->serialize(state), bytes);

@@ -7,8 +7,8 @@
 
 namespace longrec::testing {
 
-inline std::filesystem::path make_synthetic_store(const std::filesystem::path& out, int users, int items,
-                                                  int clusters, int mean_length, int max_length = 200) {
+inline std::filesystem::path make_synthetic_store(const std::filesystem::path& out, int users, int items, int clusters,
+                                                  int mean_length, int max_length = 200) {
   data::SynthConfig c;
   c.out = out.string();
   c.users = users;

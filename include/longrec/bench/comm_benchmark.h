@@ -16,24 +16,24 @@
 namespace longrec::bench {
 
 struct CommBenchmarkOptions {
-  std::int64_t min_bytes = 8;                // -b
+  std::int64_t min_bytes = 8;                       // -b
   std::int64_t max_bytes = std::int64_t{64} << 20;  // -e
-  double factor = 2;                         // -f: multiply the size by this each row
-  int iters = 20;                            // -n: timed iterations per size
-  int warmup = 5;                            // -w: untimed iterations per size
-  bool check = true;                         // -c: verify every result (counted in #wrong)
-  std::string dtype = "float";               // float | double | int64
+  double factor = 2;                                // -f: multiply the size by this each row
+  int iters = 20;                                   // -n: timed iterations per size
+  int warmup = 5;                                   // -w: untimed iterations per size
+  bool check = true;                                // -c: verify every result (counted in #wrong)
+  std::string dtype = "float";                      // float | double | int64
   std::vector<std::string> collectives{"all_reduce", "all_gather", "all_to_all_v"};
-  std::string device = "auto";               // auto | cpu | cuda
+  std::string device = "auto";  // auto | cpu | cuda
 };
 
 struct CommBenchmarkRow {
   std::string collective;
   std::int64_t bytes = 0, count = 0;  // count: elements (per rank for all_reduce / all_to_all_v; total for all_gather)
   std::string type;
-  double time_us = 0;                 // mean per iteration, slowest rank
-  double algbw = 0, busbw = 0;        // GB/s
-  std::int64_t wrong = 0;             // elements that differ from the expected result, all ranks
+  double time_us = 0;           // mean per iteration, slowest rank
+  double algbw = 0, busbw = 0;  // GB/s
+  std::int64_t wrong = 0;       // elements that differ from the expected result, all ranks
 };
 
 struct CommBenchmark {

@@ -13,8 +13,8 @@ namespace longrec::bench {
 
 struct DataBenchmarkOptions {
   std::string ml1m = "../shared/data/ml-1m/sequences_orig_ids.txt";  // raw sequences (empty: skip)
-  std::string workdir = "bench-data";                                 // scratch stores, removed at the end
-  std::int64_t synth_events = 100'000'000;                            // 0: skip
+  std::string workdir = "bench-data";                                // scratch stores, removed at the end
+  std::int64_t synth_events = 100'000'000;                           // 0: skip
   std::int64_t synth_mean_length = 1000;
   bool prepare_synth = true;  // also time prepare on the synthetic set written as a seq file
   data::LoaderConfig loader;

@@ -19,7 +19,6 @@ class Recommender;
 
 namespace longrec::bench {
 
-
 struct ServeBenchmarkOptions {
   std::vector<std::int64_t> histories{200, 1000, 4000};
   std::vector<int> threads{1, 2};  // concurrent request threads (each with the recommender's intra-op threads)
@@ -41,7 +40,8 @@ struct ServeBenchmarkRow {
   double final_events = 0;  // mean events per user at the end (the length grew by the requests)
 };
 
-std::vector<ServeBenchmarkRow> benchmark_serving(const serve::Recommender& recommender, const ServeBenchmarkOptions& options);
+std::vector<ServeBenchmarkRow> benchmark_serving(const serve::Recommender& recommender,
+                                                 const ServeBenchmarkOptions& options);
 
 // Nearest-rank percentile (q in [0, 1]) of unsorted values; 0 for none.
 double percentile(std::vector<double> values, double q);

@@ -24,8 +24,8 @@ struct TokenBenchmarkOptions {
 
 struct TokenCostRow {
   std::int64_t history = 0, rows = 0;
-  double full_gflop = 0, tokens_gflop = 0;  // training FLOPs of one step
-  double full_ms = 0, tokens_ms = 0;        // median step time
+  double full_gflop = 0, tokens_gflop = 0;       // training FLOPs of one step
+  double full_ms = 0, tokens_ms = 0;             // median step time
   double serve_full_ms = 0, serve_state_ms = 0;  // median request latency (one user)
 };
 

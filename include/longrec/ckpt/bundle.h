@@ -30,9 +30,9 @@ inline constexpr const char* kBundleFormat = "longrec-bundle";
 inline constexpr int kBundleVersion = 1;
 
 struct ExportOptions {
-  std::string checkpoint;  // step directory, LATEST file, ckpt directory or run directory
-  std::string out;         // bundle path (.h5)
-  std::string dataset;     // history store for the item ids / text (default: the checkpoint's)
+  std::string checkpoint;      // step directory, LATEST file, ckpt directory or run directory
+  std::string out;             // bundle path (.h5)
+  std::string dataset;         // history store for the item ids / text (default: the checkpoint's)
   std::string dtype = "fp32";  // fp32 | bf16
   bool items_only = false;
   bool overwrite = false;
@@ -57,10 +57,10 @@ ExportSummary export_bundle(const ExportOptions& options);
 // naming the file on any mismatch.
 struct BundleContent {
   std::string model_json, train_ini, source_json, dtype, content, checksum;
-  std::map<std::string, std::vector<float>> tensors;              // /model/*, /items/table or /items/vectors
+  std::map<std::string, std::vector<float>> tensors;  // /model/*, /items/table or /items/vectors
   std::map<std::string, std::vector<std::int64_t>> shapes;
-  std::vector<std::int64_t> item_ids;                             // raw id of internal id k + 1
-  std::vector<std::string> item_text;                             // empty when none
+  std::vector<std::int64_t> item_ids;  // raw id of internal id k + 1
+  std::vector<std::string> item_text;  // empty when none
 };
 BundleContent read_bundle(const std::filesystem::path& path);
 

@@ -70,7 +70,6 @@ void check_compatible(const Manifest& manifest, const model::ModelConfig& config
 // tensor was read and matched its expected shape. optimizer may be null
 // (evaluation).
 void load_checkpoint(const std::filesystem::path& checkpoint, const Manifest& manifest,
-                     model::SequentialRecommender& model, torch::optim::Optimizer* optimizer,
-                     model::ItemTable& items);
+                     model::SequentialRecommender& model, torch::optim::Optimizer* optimizer, model::ItemTable& items);
 
 }  // namespace longrec::ckpt

@@ -97,11 +97,10 @@ void OptionRegistry::add(const std::string& section, const std::string& key, T* 
                          std::function<void(const std::string&, const T&)> validate) {
   namespace po = boost::program_options;
   const std::string name = full_key(section, key);
-  section_description(section).add_options()(name.c_str(),
-                           po::value<T>(target)->default_value(*target, config_detail::format_value(*target)),
-                           help.c_str());
-  Entry entry{section, key, config_detail::type_name<T>(), [target] { return config_detail::format_value(*target); },
-              {}};
+  section_description(section).add_options()(
+      name.c_str(), po::value<T>(target)->default_value(*target, config_detail::format_value(*target)), help.c_str());
+  Entry entry{
+      section, key, config_detail::type_name<T>(), [target] { return config_detail::format_value(*target); }, {}};
   if (validate) {
     entry.validate = [target, validate, name] { validate(name, *target); };
   }

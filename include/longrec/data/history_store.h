@@ -49,7 +49,7 @@ class HistoryStoreWriter {
  public:
   struct Options {
     int num_parts = 8;
-    bool overwrite = false;   // replace an existing non-empty target
+    bool overwrite = false;  // replace an existing non-empty target
     bool with_ratings = false;
   };
   // Refuses a non-empty target unless options.overwrite; builds in a temporary

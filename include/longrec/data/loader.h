@@ -55,8 +55,7 @@ void register_loader_options(OptionRegistry& registry, LoaderConfig& config);
 
 class HistoryLoader {
  public:
-  HistoryLoader(const std::filesystem::path& dataset, LoaderConfig config, SplitPart part, int rank = 0,
-                int world = 1);
+  HistoryLoader(const std::filesystem::path& dataset, LoaderConfig config, SplitPart part, int rank = 0, int world = 1);
   ~HistoryLoader();
   HistoryLoader(const HistoryLoader&) = delete;
   HistoryLoader& operator=(const HistoryLoader&) = delete;

@@ -40,8 +40,8 @@ struct RawInteractions {
   std::vector<float> ratings;                     // empty unless has_ratings
   bool time_is_ordinal = false;                   // seq: time = position in the user's line
   bool has_ratings = false;
-  std::int64_t lines = 0;      // data lines read (header excluded)
-  std::int64_t bad_lines = 0;  // skipped with skip_bad_lines
+  std::int64_t lines = 0;                      // data lines read (header excluded)
+  std::int64_t bad_lines = 0;                  // skipped with skip_bad_lines
   std::vector<std::string> bad_line_examples;  // the first few "file:line: why"
 };
 

@@ -27,14 +27,14 @@ struct SynthConfig {
   std::int64_t users = 10000;
   std::int64_t items = 5000;
   int clusters = 100;
-  int interests = 4;             // long-term interests per user
+  int interests = 4;               // long-term interests per user
   std::int64_t mean_length = 200;  // log-normal history lengths with this mean
   std::int64_t min_length = 5;
   std::int64_t max_length = 10000;
   double long_term_prob = 0.5;
   double repeat_prob = 0.1;
-  double switch_prob = 0.1;     // short-term interest moves to a neighbouring cluster
-  double zipf = 1.0;            // popularity exponent inside a cluster
+  double switch_prob = 0.1;  // short-term interest moves to a neighbouring cluster
+  double zipf = 1.0;         // popularity exponent inside a cluster
   std::uint64_t seed = 1;
   int num_parts = 8;
   bool overwrite = false;

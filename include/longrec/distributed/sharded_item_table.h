@@ -41,9 +41,8 @@ struct PendingRoute {
 
 class ShardedItemTable final : public model::ItemTable {
  public:
-  ShardedItemTable(std::int64_t num_items, std::int64_t dim, model::SparseOptimizerConfig optimizer,
-                   std::uint64_t seed, Communicator& comm, torch::Device device = torch::kCPU,
-                   torch::Dtype dtype = torch::kFloat32);
+  ShardedItemTable(std::int64_t num_items, std::int64_t dim, model::SparseOptimizerConfig optimizer, std::uint64_t seed,
+                   Communicator& comm, torch::Device device = torch::kCPU, torch::Dtype dtype = torch::kFloat32);
 
   std::int64_t num_items() const override { return num_items_; }
   std::int64_t dim() const override { return shard_->dim(); }

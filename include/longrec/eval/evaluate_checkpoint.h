@@ -15,9 +15,9 @@ struct EvalOptions {
   std::string part = "test";
   int threads = 0;
   std::string device = "auto";
-  std::string output;  // optional JSONL file the metrics are appended to
+  std::string output;             // optional JSONL file the metrics are appended to
   std::int64_t long_history = 0;  // also report users with longer histories (0 = off)
-  std::string ranks;  // optional TSV of every user's rank (eval/user_ranks.h), for `longrec compare`
+  std::string ranks;              // optional TSV of every user's rank (eval/user_ranks.h), for `longrec compare`
   // Use the checkpoint's training data.max_len (its config) instead of the
   // loader config's: `longrec eval` does unless --data.max_len is given.
   bool window_from_checkpoint = false;

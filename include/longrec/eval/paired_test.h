@@ -24,11 +24,11 @@ struct PairedTestOptions {
 struct PairedTestResult {
   std::int64_t users = 0;
   double mean_a = 0, mean_b = 0;
-  double delta = 0;              // mean_a - mean_b
-  double standard_error = 0;     // of delta: sd(a_i - b_i) / sqrt(n)
+  double delta = 0;                // mean_a - mean_b
+  double standard_error = 0;       // of delta: sd(a_i - b_i) / sqrt(n)
   double ci_low = 0, ci_high = 0;  // bootstrap interval of delta
-  double p_value = 1;            // H0: a_i - b_i symmetric around 0
-  bool exact = false;            // p_value from all 2^n sign patterns
+  double p_value = 1;              // H0: a_i - b_i symmetric around 0
+  bool exact = false;              // p_value from all 2^n sign patterns
 };
 
 // a[i] and b[i] belong to the same user; sizes must match (>= 1).

@@ -25,7 +25,7 @@
 namespace longrec::model {
 
 struct AttentionGroup {
-  std::int64_t blocks = 1;  // G
+  std::int64_t blocks = 1;   // G
   std::int64_t queries = 0;  // Lq
   std::int64_t keys = 0;     // Lk
   // Flat indices into the [B * (L + 1)] query slot axis, [B G Lq] int64;

@@ -66,7 +66,7 @@ class LocalItemTable final : public ItemTable {
   std::int64_t num_items_;
   SparseOptimizerConfig optimizer_;
   torch::Tensor weight_;
-  torch::Tensor accumulator_;            // adagrad: [I+1]
+  torch::Tensor accumulator_;                               // adagrad: [I+1]
   torch::Tensor first_moment_, second_moment_, row_steps_;  // adam: [I+1, D], [I+1, D], [I+1]
 };
 

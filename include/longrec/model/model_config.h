@@ -24,18 +24,18 @@ class OptionRegistry;
 namespace longrec::model {
 
 struct ModelConfig {
-  std::string size;            // optional descriptor, e.g. "hstu-d50-l2-h1"; overrides the keys it names
+  std::string size;               // optional descriptor, e.g. "hstu-d50-l2-h1"; overrides the keys it names
   std::string backbone = "hstu";  // one of registered_backbones()
-  int dim = 50;                // D: item embedding and residual width
+  int dim = 50;                   // D: item embedding and residual width
   int blocks = 2;
   int heads = 1;
-  int head_dim = 0;            // per-head q/k/v width; 0 = dim / heads
-  int max_len = 200;           // N_max: HSTU's attention normaliser and the position tables
-  double dropout = 0.2;        // input and block output dropout
+  int head_dim = 0;      // per-head q/k/v width; 0 = dim / heads
+  int max_len = 200;     // N_max: HSTU's attention normaliser and the position tables
+  double dropout = 0.2;  // input and block output dropout
   double attn_dropout = 0.0;
-  int ffn_dim = 0;             // SASRec point-wise FFN width; 0 = dim
-  int time_buckets = 128;      // HSTU log-time buckets (the reference's 128)
-  double temperature = 0.05;   // cosine logits are divided by it
+  int ffn_dim = 0;            // SASRec point-wise FFN width; 0 = dim
+  int time_buckets = 128;     // HSTU log-time buckets (the reference's 128)
+  double temperature = 0.05;  // cosine logits are divided by it
   int num_negatives = 128;
   std::string negatives = "per_position";  // per_position | shared (one pool per batch)
   bool in_batch_negatives = false;
@@ -55,10 +55,10 @@ std::vector<std::string> registered_backbones();
 
 // One field of the table, as tests and tools see it.
 struct ModelField {
-  std::string key;        // "model.dim", "personalization.segment_len"
-  std::string type;       // int | double | string | bool | uint64
-  bool architecture;      // decides the weights' shapes or the attention layout: must match on resume / load
-  bool stored;            // kept in manifests and bundles (all but the size descriptor)
+  std::string key;    // "model.dim", "personalization.segment_len"
+  std::string type;   // int | double | string | bool | uint64
+  bool architecture;  // decides the weights' shapes or the attention layout: must match on resume / load
+  bool stored;        // kept in manifests and bundles (all but the size descriptor)
 };
 const std::vector<ModelField>& model_fields();
 // A field's value as text, and the reverse (throws ConfigError naming the key on a malformed value).

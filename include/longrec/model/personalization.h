@@ -31,9 +31,9 @@ struct TokenMemory {
 // Where a sequence starts in its user's history: 0 for training and full
 // forwards; for a serving state, the first group not yet compressed.
 struct LayoutStart {
-  int group = 0;               // first token group of the slots
-  std::int64_t event = 0;      // history index of the batch's first event (= that group's begin)
-  std::int64_t position = 0;   // interleaved position of the first slot
+  int group = 0;              // first token group of the slots
+  std::int64_t event = 0;     // history index of the batch's first event (= that group's begin)
+  std::int64_t position = 0;  // interleaved position of the first slot
 };
 
 struct SlotSequence {

@@ -29,12 +29,12 @@ struct TokenGroupSpec {
 };
 
 struct PersonalizationConfig {
-  int segment_len = 0;        // S (0 and no explicit groups: personalization tokens off)
-  int tokens_per_group = 4;   // K
-  int recent_window = 128;    // R
-  int max_groups = 16;        // cap on groups (token parameters exist for this many)
-  std::string groups;         // explicit "offset:K,offset:K,..." (strictly increasing offsets); overrides S and K
-  std::string path = "block"; // block (O(L (S + sum K))) | dense (masked O(L^2) reference)
+  int segment_len = 0;         // S (0 and no explicit groups: personalization tokens off)
+  int tokens_per_group = 4;    // K
+  int recent_window = 128;     // R
+  int max_groups = 16;         // cap on groups (token parameters exist for this many)
+  std::string groups;          // explicit "offset:K,offset:K,..." (strictly increasing offsets); overrides S and K
+  std::string path = "block";  // block (O(L (S + sum K))) | dense (masked O(L^2) reference)
 
   bool enabled() const { return segment_len > 0 || !groups.empty(); }
   // The groups token parameters exist for: the explicit list, or offsets S, 2S, ... max_groups of them.

@@ -20,7 +20,7 @@ struct StepInputs {
   SequenceBatch batch;
   torch::Tensor supervised;  // [P] int64: the flat (row-major) positions with a target (> 0)
   torch::Tensor positives;   // [P] the targets of those positions
-  torch::Tensor negatives;     // per_position: [P, K]; shared: [K]; none: [0]
+  torch::Tensor negatives;   // per_position: [P, K]; shared: [K]; none: [0]
   // Unique ids of [inputs (B*L), positives (P), negatives (flat)] and each one's index in them.
   UniqueIds index;
 

@@ -31,8 +31,8 @@ struct UserState {
   std::int64_t events_seen = 0;     // history events so far (n)
   std::int64_t dropped_events = 0;  // events of groups dropped by the cap
   int dropped_groups = 0;
-  int groups_done = 0;              // groups compressed, in the state's coordinates (after drops)
-  std::int64_t next_position = 0;   // interleaved position of the first raw event
+  int groups_done = 0;                             // groups compressed, in the state's coordinates (after drops)
+  std::int64_t next_position = 0;                  // interleaved position of the first raw event
   std::vector<std::int64_t> raw_items, raw_times;  // events not yet compressed, oldest first
   // Cached tokens: positions and times [M], per layer keys and values [1, H, M, d].
   std::vector<std::int64_t> token_positions, token_times;

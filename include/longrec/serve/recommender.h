@@ -34,8 +34,8 @@ class UserState {
   UserState(UserState&&) noexcept;
   UserState& operator=(UserState&&) noexcept;
 
-  std::int64_t events() const;        // events appended so far
-  std::int64_t held_events() const;   // raw events still held (what exclude_seen excludes)
+  std::int64_t events() const;         // events appended so far
+  std::int64_t held_events() const;    // raw events still held (what exclude_seen excludes)
   std::int64_t cached_tokens() const;  // personalization tokens compressed so far
   std::int64_t memory_bytes() const;
 
@@ -55,8 +55,8 @@ class Recommender {
   std::int64_t num_items() const;
   std::int64_t dim() const;
   const std::vector<std::int64_t>& item_ids() const;  // raw ids of the catalogue, in table order
-  std::int64_t max_history() const;  // events one recommend(history) reads (older ones are ignored)
-  std::string describe() const;  // model descriptor and source checkpoint
+  std::int64_t max_history() const;                   // events one recommend(history) reads (older ones are ignored)
+  std::string describe() const;                       // model descriptor and source checkpoint
 
   // history: raw item ids, oldest first; times: one per event (empty: 0, 1,
   // 2, ... as the ordinal-time datasets); request_time: the time of the event

@@ -14,26 +14,26 @@ class OptionRegistry;
 namespace longrec::train {
 
 struct TrainConfig {
-  std::string dataset;              // history store directory (required)
+  std::string dataset;  // history store directory (required)
   std::string run_dir = "runs/default";
   int epochs = 101;
-  std::int64_t max_steps = 0;       // > 0: stop after this many steps
-  double lr = 1e-3;                 // dense AdamW
+  std::int64_t max_steps = 0;  // > 0: stop after this many steps
+  double lr = 1e-3;            // dense AdamW
   double beta1 = 0.9, beta2 = 0.98;
   double weight_decay = 0.0;
   std::int64_t warmup_steps = 0;
-  std::string schedule = "constant";  // constant | cosine
-  double min_lr_ratio = 0.0;          // cosine floor, as a fraction of lr
-  double clip_grad_norm = 0.0;        // 0 = off
+  std::string schedule = "constant";                 // constant | cosine
+  double min_lr_ratio = 0.0;                         // cosine floor, as a fraction of lr
+  double clip_grad_norm = 0.0;                       // 0 = off
   std::string sparse_optimizer = "rowwise_adagrad";  // rowwise_adagrad | adam
   double sparse_lr = 0.05;
   std::int64_t log_every = 50;
-  int eval_every = 10;                // epochs; 0 = only at the end
-  std::string eval_part = "test";     // valid | test
-  std::int64_t eval_long_history = 0; // also report users with longer histories than this (0 = off)
-  int threads = 0;                    // intra-op threads; 0 = all cores
-  std::string device = "auto";        // auto | cpu | cuda
-  bool bf16 = true;                   // bf16 autocast on GPU
+  int eval_every = 10;                 // epochs; 0 = only at the end
+  std::string eval_part = "test";      // valid | test
+  std::int64_t eval_long_history = 0;  // also report users with longer histories than this (0 = off)
+  int threads = 0;                     // intra-op threads; 0 = all cores
+  std::string device = "auto";         // auto | cpu | cuda
+  bool bf16 = true;                    // bf16 autocast on GPU
   // W ranks: start the next step's item-id exchange while this step computes
   // (the same results either way; off measures what the overlap saves).
   bool route_ahead = true;
@@ -41,7 +41,7 @@ struct TrainConfig {
   // ckpt
   std::int64_t ckpt_every = 0;  // steps; 0 = only at the end
   int keep_ckpts = 3;
-  std::string resume;           // "" | auto | path to a step-NNNNNN directory
+  std::string resume;  // "" | auto | path to a step-NNNNNN directory
 };
 
 void register_train_options(OptionRegistry& registry, TrainConfig& config);

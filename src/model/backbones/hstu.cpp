@@ -65,8 +65,8 @@ torch::Tensor Hstu::forward(const torch::Tensor& x, const AttentionPlan& plan, c
   for (std::size_t b = 0; b < blocks.size(); ++b) {
     torch::Tensor k, v;
     const bool keep = capture != nullptr;
-    y = blocks[b]->forward(y, plan, memory_keys(memory, b), memory_values(memory, b),
-                           keep ? &k : nullptr, keep ? &v : nullptr);
+    y = blocks[b]->forward(y, plan, memory_keys(memory, b), memory_values(memory, b), keep ? &k : nullptr,
+                           keep ? &v : nullptr);
     if (keep) {
       capture->keys.push_back(k);
       capture->values.push_back(v);
@@ -77,10 +77,10 @@ torch::Tensor Hstu::forward(const torch::Tensor& x, const AttentionPlan& plan, c
 
 double Hstu::flops_per_token(std::int64_t width) const {
   const double D = config_.dim, H = config_.heads, d = config_.resolved_head_dim(), L = static_cast<double>(width);
-  const double per_block = 2 * D * 4 * H * d   // uvqk projection
-                           + 2 * L * H * d     // q k^T
-                           + 2 * L * H * d     // A v
-                           + 2 * H * d * D;    // output linear
+  const double per_block = 2 * D * 4 * H * d  // uvqk projection
+                           + 2 * L * H * d    // q k^T
+                           + 2 * L * H * d    // A v
+                           + 2 * H * d * D;   // output linear
   return config_.blocks * per_block;
 }
 

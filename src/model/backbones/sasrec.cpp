@@ -61,8 +61,8 @@ torch::Tensor Sasrec::forward(const torch::Tensor& input, const AttentionPlan& p
   for (std::size_t b = 0; b < blocks_.size(); ++b) {
     torch::Tensor k, v;
     const bool save = capture != nullptr;
-    x = blocks_[b]->forward(x, plan, keep, memory_keys(memory, b), memory_values(memory, b),
-                            save ? &k : nullptr, save ? &v : nullptr);
+    x = blocks_[b]->forward(x, plan, keep, memory_keys(memory, b), memory_values(memory, b), save ? &k : nullptr,
+                            save ? &v : nullptr);
     if (save) {
       capture->keys.push_back(k);
       capture->values.push_back(v);
@@ -74,7 +74,7 @@ torch::Tensor Sasrec::forward(const torch::Tensor& input, const AttentionPlan& p
 double Sasrec::flops_per_token(std::int64_t width) const {
   const double D = config_.dim, H = config_.heads, d = config_.resolved_head_dim(), F = config_.resolved_ffn_dim();
   const double L = static_cast<double>(width);
-  const double per_block = 2 * D * 3 * H * d  // q, k, v
+  const double per_block = 2 * D * 3 * H * d    // q, k, v
                            + 2 * L * H * d * 2  // scores and weighted values
                            + 2 * H * d * D      // attention output
                            + 2 * D * F * 2;     // FFN
