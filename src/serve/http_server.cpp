@@ -87,14 +87,7 @@ struct RecommendServer::Impl {
 
   std::string user_id(const httplib::Request& req) const {
     const auto id = req.matches[1].str();
-    if (static_cast<std::int64_t>(id.size()) > options.max_user_id_bytes) {
-      throw DataError(fmt::format("user id of {} bytes, at most {} allowed", id.size(), options.max_user_id_bytes));
-    }
-    try {
-      (void)nlohmann::json(id).dump();
-    } catch (const nlohmann::json::type_error&) {
-      throw DataError("user id is not valid UTF-8");
-    }
+    check_user_id(id, options.max_user_id_bytes);
     return id;
   }
 

@@ -45,9 +45,35 @@ for e in history:
     assert status == 200, answer
 status, answer = call("GET", "/users/u1/recommend?k=10")
 assert status == 200 and [str(r["item"]) for r in answer["items"]] == expected, answer
+# Hostile bodies (issue 14): 200 KB of nesting once overflowed the parser's stack and killed the server.
+deep = "[" * 100000 + "]" * 100000
+for path, key in (("/recommend", "history"), ("/users/u2/events", "items")):
+    status, answer = call("POST", path, '{"%s": %s}' % (key, deep))
+    assert status == 400 and "nested deeper than 16 levels" in answer["error"], (path, status, answer)
+status, answer = call("POST", "/recommend", '{"history": %s, "k": 1e999}' % json.dumps(history))
+assert status == 400 and '"k": the number 1e999 is out of range' in answer["error"], answer
+status, answer = call("POST", "/users/a%00b/events", json.dumps({"items": history[:1]}))
+assert status == 400 and "control character (byte 0x00)" in answer["error"], answer
 status, answer = call("GET", "/healthz")
 assert status == 200 and answer["users"] == 1, answer
 PY
+# The same requests as JSONL lines: each refused in place, every other line answered.
+"$PYTHON" - "$dir/requests.jsonl" "$history" <<'PY' || fail "requests file" $?
+import json, sys
+history = [int(x) for x in sys.argv[2].split(",")]
+with open(sys.argv[1], "w") as f:
+    f.write('{"history": %s}\n' % ("[" * 100000 + "]" * 100000))
+    f.write('{"history": %s, "k": 1e999}\n' % json.dumps(history))
+    f.write(json.dumps({"history": history, "k": 3}) + "\n")
+PY
+code=0
+"$LONGREC" recommend --model "$dir/model.h5" --input "$dir/requests.jsonl" --output "$dir/answers.jsonl" \
+  > "$dir/out.jsonl" 2>&1 || code=$?
+[ "$code" -eq 1 ] || fail "recommend --input with refused lines: expected exit code 1" "$code"
+grep -q "1 requests answered, 2 refused" "$dir/out.jsonl" || fail "recommend --input summary"
+grep -q 'requests.jsonl:1: .*nested deeper than 16 levels' "$dir/answers.jsonl" || fail "deep line not refused in place"
+grep -q 'requests.jsonl:2: .*the number 1e999 is out of range' "$dir/answers.jsonl" || fail "1e999 line not refused in place"
+[ "$(grep -c '"items"' "$dir/answers.jsonl")" -eq 1 ] || fail "line 3 not answered"
 kill -TERM "$server"
 rc=0
 wait "$server" || rc=$?

@@ -1,0 +1,169 @@
+#include "longrec/serve/request.h"
+
+#include <fmt/format.h>
+
+#include "longrec/core/error.h"
+
+namespace longrec::serve {
+
+namespace {
+
+using json = nlohmann::json;
+
+// One pass over the text before it is turned into a json value: bounds the
+// nesting depth and names where a number overflows. nlohmann's parser is
+// iterative, but dumping or copying a deeply nested value is not, so depth is
+// refused here, before any value exists.
+class RequestShape final : public nlohmann::json_sax<json> {
+ public:
+  std::string error;  // empty while the text is acceptable
+
+  bool null() override { return value(); }
+  bool boolean(bool) override { return value(); }
+  bool number_integer(number_integer_t) override { return value(); }
+  bool number_unsigned(number_unsigned_t) override { return value(); }
+  bool number_float(number_float_t, const string_t&) override { return value(); }
+  bool string(string_t&) override { return value(); }
+  bool binary(binary_t&) override { return value(); }
+  bool key(string_t& key) override {
+    frames_.back().key = key;
+    return true;
+  }
+  bool start_object(std::size_t) override { return open(true); }
+  bool start_array(std::size_t) override { return open(false); }
+  bool end_object() override { return close(); }
+  bool end_array() override { return close(); }
+
+  bool parse_error(std::size_t position, const std::string& last_token, const nlohmann::detail::exception& e) override {
+    if (e.id == 406) {  // out_of_range: a number literal beyond double's range
+      error = fmt::format("{}: the number {} is out of range (a finite number is expected)", where(),
+                          last_token.substr(0, 40));
+    } else {
+      error = fmt::format("malformed JSON at byte {}: {}", position, e.what());
+    }
+    return false;
+  }
+
+ private:
+  struct Frame {
+    bool object = false;
+    std::string key;        // object: the key of the value being read
+    std::size_t index = 0;  // array: the index of the value being read
+  };
+  std::vector<Frame> frames_;
+
+  // A scalar was read, or a container was opened: the next array element follows.
+  bool value() {
+    if (!frames_.empty() && !frames_.back().object) ++frames_.back().index;
+    return true;
+  }
+  bool open(bool object) {
+    if (static_cast<int>(frames_.size()) >= kMaxRequestDepth) {
+      error = fmt::format("{}: JSON nested deeper than {} levels", where(), kMaxRequestDepth);
+      return false;
+    }
+    frames_.push_back({object, {}, 0});
+    return true;
+  }
+  bool close() {
+    frames_.pop_back();
+    return value();
+  }
+  // Where the value being read sits, e.g. "history"[3] ("the request" at the top).
+  std::string where() const {
+    if (frames_.empty()) return "the request";
+    std::string path;
+    for (const auto& f : frames_) {
+      if (f.object) {
+        path += fmt::format("{}\"{}\"", path.empty() ? "" : ".", f.key.substr(0, 64));
+      } else {
+        path += fmt::format("[{}]", f.index);
+      }
+    }
+    return path;
+  }
+};
+
+// A JSON integer that fits int64 (nlohmann keeps values above INT64_MAX unsigned).
+bool is_int64(const json& v) {
+  return v.is_number_integer() &&
+         !(v.is_number_unsigned() && v.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX));
+}
+
+}  // namespace
+
+std::string quote_value(const json& value, std::size_t max_chars) {
+  if (value.is_array()) return fmt::format("a list of {} values", value.size());
+  if (value.is_object()) return fmt::format("an object of {} keys", value.size());
+  auto text = value.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (text.size() > max_chars) text = text.substr(0, max_chars) + "...";
+  return text;
+}
+
+json parse_object(const std::string& text) {
+  RequestShape shape;
+  if (!json::sax_parse(text, &shape) || !shape.error.empty()) {
+    throw DataError(shape.error.empty() ? std::string("malformed JSON") : shape.error);
+  }
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::exception& e) {  // not expected once the shape passed; still a bad request
+    throw DataError(fmt::format("malformed JSON: {}", e.what()));
+  }
+  if (!j.is_object()) throw DataError(fmt::format("a JSON object is expected, got {}", j.type_name()));
+  return j;
+}
+
+std::vector<std::int64_t> int_list(const json& request, const std::string& key, bool required) {
+  const auto it = request.find(key);
+  if (it == request.end()) {
+    if (required) throw DataError(fmt::format("\"{}\" is missing: a list of integers is expected", key));
+    return {};
+  }
+  if (!it->is_array()) throw DataError(fmt::format("\"{}\" must be a list of integers, got {}", key, it->type_name()));
+  std::vector<std::int64_t> out;
+  out.reserve(it->size());
+  for (std::size_t i = 0; i < it->size(); ++i) {
+    const auto& v = (*it)[i];
+    if (!is_int64(v)) {
+      throw DataError(fmt::format("\"{}\"[{}] must be an integer, got {}", key, i, quote_value(v)));
+    }
+    out.push_back(v.get<std::int64_t>());
+  }
+  return out;
+}
+
+std::int64_t int_field(const json& request, const std::string& key, std::int64_t fallback) {
+  const auto it = request.find(key);
+  if (it == request.end()) return fallback;
+  if (!is_int64(*it)) throw DataError(fmt::format("\"{}\" must be an integer, got {}", key, quote_value(*it)));
+  return it->get<std::int64_t>();
+}
+
+bool bool_field(const json& request, const std::string& key, bool fallback) {
+  const auto it = request.find(key);
+  if (it == request.end()) return fallback;
+  if (!it->is_boolean()) throw DataError(fmt::format("\"{}\" must be true or false, got {}", key, quote_value(*it)));
+  return it->get<bool>();
+}
+
+void check_user_id(const std::string& id, std::int64_t max_bytes) {
+  if (id.empty()) throw DataError("user id is empty");
+  if (static_cast<std::int64_t>(id.size()) > max_bytes) {
+    throw DataError(fmt::format("user id of {} bytes, at most {} allowed", id.size(), max_bytes));
+  }
+  for (std::size_t i = 0; i < id.size(); ++i) {
+    const auto c = static_cast<unsigned char>(id[i]);
+    if (c < 0x20 || c == 0x7f) {
+      throw DataError(fmt::format("user id has a control character (byte 0x{:02x}) at offset {}", c, i));
+    }
+  }
+  try {
+    (void)json(id).dump();  // throws on bytes that are not UTF-8
+  } catch (const json::type_error&) {
+    throw DataError("user id is not valid UTF-8");
+  }
+}
+
+}  // namespace longrec::serve
