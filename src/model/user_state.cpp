@@ -3,76 +3,13 @@
 #include <algorithm>
 #include <cstring>
 
-#include "longrec/core/checksum.h"
 #include "longrec/core/error.h"
 #include "longrec/model/personalization_layout.h"
+#include "longrec/model/user_state_format.h"
 
 namespace longrec::model {
 
 namespace {
-
-constexpr char kMagic[8] = {'L', 'R', 'U', 'S', 'T', 'A', 'T', 'E'};
-constexpr std::uint32_t kFormatVersion = 1;
-
-class Writer {
- public:
-  template <typename T>
-  void put(const T& value) {
-    static_assert(std::is_trivially_copyable_v<T>);
-    bytes_.append(reinterpret_cast<const char*>(&value), sizeof(T));
-  }
-  void put_bytes(const void* data, std::size_t size) { bytes_.append(static_cast<const char*>(data), size); }
-  void put_string(const std::string& s) {
-    put<std::uint64_t>(s.size());
-    put_bytes(s.data(), s.size());
-  }
-  void put_vector(const std::vector<std::int64_t>& v) {
-    put<std::uint64_t>(v.size());
-    put_bytes(v.data(), v.size() * sizeof(std::int64_t));
-  }
-  std::string finish() {
-    Crc32 crc;
-    crc.update(bytes_.data(), bytes_.size());
-    put<std::uint32_t>(crc.value());
-    return std::move(bytes_);
-  }
-
- private:
-  std::string bytes_;
-};
-
-class Reader {
- public:
-  explicit Reader(const std::string& bytes) : bytes_(bytes) {}
-  template <typename T>
-  T get() {
-    T value;
-    std::memcpy(&value, take(sizeof(T)), sizeof(T));
-    return value;
-  }
-  const char* take(std::size_t size) {
-    if (size > bytes_.size() - offset_) throw DataError("user state: truncated (the bytes end inside a field)");
-    const char* p = bytes_.data() + offset_;
-    offset_ += size;
-    return p;
-  }
-  std::string get_string() {
-    const auto size = get<std::uint64_t>();
-    return std::string(take(size), size);
-  }
-  std::vector<std::int64_t> get_vector() {
-    const auto size = get<std::uint64_t>();
-    if (size > (bytes_.size() - offset_) / sizeof(std::int64_t)) throw DataError("user state: truncated vector");
-    std::vector<std::int64_t> v(size);
-    std::memcpy(v.data(), take(size * sizeof(std::int64_t)), size * sizeof(std::int64_t));
-    return v;
-  }
-  std::size_t remaining() const { return bytes_.size() - offset_; }
-
- private:
-  const std::string& bytes_;
-  std::size_t offset_ = 0;
-};
 
 bool uniform_layout(const ModelConfig& config) { return config.personalization.groups.empty(); }
 
@@ -302,88 +239,68 @@ torch::Tensor UserStateEncoder::score(const UserState& state, std::int64_t reque
 std::string UserStateEncoder::signature() const { return architecture_signature(model_.config()); }
 
 std::string UserStateEncoder::serialize(const UserState& state) const {
-  Writer w;
-  w.put_bytes(kMagic, sizeof(kMagic));
-  w.put<std::uint32_t>(kFormatVersion);
-  w.put_string(signature());
+  UserStateRecord record;
+  record.signature = signature();
   const auto dtype = model_.position_embedding.scalar_type();
-  w.put<std::uint8_t>(dtype == torch::kFloat64 ? 1 : 0);
-  w.put<std::int64_t>(state.events_seen);
-  w.put<std::int64_t>(state.dropped_events);
-  w.put<std::int32_t>(state.dropped_groups);
-  w.put<std::int32_t>(state.groups_done);
-  w.put<std::int64_t>(state.next_position);
-  w.put_vector(state.raw_items);
-  w.put_vector(state.raw_times);
-  w.put_vector(state.token_positions);
-  w.put_vector(state.token_times);
-  w.put<std::uint32_t>(static_cast<std::uint32_t>(state.memory.keys.size()));
+  record.float64 = dtype == torch::kFloat64;
+  record.events_seen = state.events_seen;
+  record.dropped_events = state.dropped_events;
+  record.dropped_groups = state.dropped_groups;
+  record.groups_done = state.groups_done;
+  record.next_position = state.next_position;
+  record.raw_items = state.raw_items;
+  record.raw_times = state.raw_times;
+  record.token_positions = state.token_positions;
+  record.token_times = state.token_times;
+  std::vector<torch::Tensor> held;  // the CPU copies the record points into
   for (std::size_t layer = 0; layer < state.memory.keys.size(); ++layer) {
-    for (const auto* t : {&state.memory.keys[layer], &state.memory.values[layer]}) {
-      const auto cpu = t->to(torch::kCPU, dtype).contiguous();
-      for (auto size : cpu.sizes()) w.put<std::int64_t>(size);
-      w.put_bytes(cpu.data_ptr(), static_cast<std::size_t>(cpu.numel() * cpu.element_size()));
+    for (auto [t, list] :
+         {std::pair{&state.memory.keys[layer], &record.keys}, std::pair{&state.memory.values[layer], &record.values}}) {
+      held.push_back(t->to(torch::kCPU, dtype).contiguous());
+      UserStateRecord::CachedTensor cached;
+      for (int d = 0; d < 4; ++d) cached.shape[d] = held.back().size(d);
+      cached.data = static_cast<const char*>(held.back().data_ptr());
+      cached.bytes = static_cast<std::size_t>(held.back().numel() * held.back().element_size());
+      list->push_back(cached);
     }
   }
-  return w.finish();
+  return write_user_state_record(record);
 }
 
 UserState UserStateEncoder::deserialize(const std::string& bytes) const {
-  if (bytes.size() < sizeof(kMagic) + 8 || std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0) {
-    throw DataError("not a longrec user state (bad magic bytes)");
+  const auto record = read_user_state_record(bytes);  // the layout, torch-free
+  if (record.signature != signature()) {
+    throw DataError(fmt::format("user state belongs to another model: saved '{}', this model is '{}'", record.signature,
+                                signature()));
   }
-  {
-    Crc32 crc;
-    crc.update(bytes.data(), bytes.size() - sizeof(std::uint32_t));
-    std::uint32_t stored;
-    std::memcpy(&stored, bytes.data() + bytes.size() - sizeof(stored), sizeof(stored));
-    if (stored != crc.value()) throw DataError("user state: checksum mismatch (damaged bytes)");
-  }
-  Reader r(bytes);
-  r.take(sizeof(kMagic));
-  const auto version = r.get<std::uint32_t>();
-  if (version != kFormatVersion) {
-    throw DataError(fmt::format("user state format version {}, this build reads version {}", version, kFormatVersion));
-  }
-  const auto saved = r.get_string();
-  if (saved != signature()) {
-    throw DataError(
-        fmt::format("user state belongs to another model: saved '{}', this model is '{}'", saved, signature()));
-  }
-  const auto dtype = r.get<std::uint8_t>() == 1 ? torch::kFloat64 : torch::kFloat32;
-  UserState state;
-  state.events_seen = r.get<std::int64_t>();
-  state.dropped_events = r.get<std::int64_t>();
-  state.dropped_groups = r.get<std::int32_t>();
-  state.groups_done = r.get<std::int32_t>();
-  state.next_position = r.get<std::int64_t>();
-  state.raw_items = r.get_vector();
-  state.raw_times = r.get_vector();
-  state.token_positions = r.get_vector();
-  state.token_times = r.get_vector();
-  const auto layers = r.get<std::uint32_t>();
   const auto& c = model_.config();
-  if (layers != 0 && static_cast<int>(layers) != c.blocks) {
-    throw DataError(fmt::format("user state has {} layers, the model has {}", layers, c.blocks));
+  if (!record.keys.empty() && static_cast<int>(record.keys.size()) != c.blocks) {
+    throw DataError(fmt::format("user state has {} layers, the model has {}", record.keys.size(), c.blocks));
   }
-  for (std::uint32_t layer = 0; layer < layers; ++layer) {
-    for (auto* list : {&state.memory.keys, &state.memory.values}) {
-      std::vector<std::int64_t> shape(4);
-      for (auto& s : shape) s = r.get<std::int64_t>();
-      if (shape[0] != 1 || shape[1] != c.heads || shape[2] != state.cached_tokens() ||
-          shape[3] != c.resolved_head_dim()) {
+  check_item_ids(record.raw_items);
+  UserState state;
+  state.events_seen = record.events_seen;
+  state.dropped_events = record.dropped_events;
+  state.dropped_groups = record.dropped_groups;
+  state.groups_done = record.groups_done;
+  state.next_position = record.next_position;
+  state.raw_items = record.raw_items;
+  state.raw_times = record.raw_times;
+  state.token_positions = record.token_positions;
+  state.token_times = record.token_times;
+  const auto dtype = record.float64 ? torch::kFloat64 : torch::kFloat32;
+  for (std::size_t layer = 0; layer < record.keys.size(); ++layer) {
+    for (auto [cached, list] :
+         {std::pair{&record.keys[layer], &state.memory.keys}, std::pair{&record.values[layer], &state.memory.values}}) {
+      const auto& shape = cached->shape;
+      if (shape[1] != c.heads || shape[3] != c.resolved_head_dim()) {
         throw DataError(fmt::format("user state layer {}: cached tensor {}x{}x{}x{} does not fit the model", layer,
                                     shape[0], shape[1], shape[2], shape[3]));
       }
-      auto t = torch::empty(shape, torch::TensorOptions().dtype(dtype));
-      std::memcpy(t.data_ptr(), r.take(static_cast<std::size_t>(t.numel() * t.element_size())),
-                  static_cast<std::size_t>(t.numel() * t.element_size()));
+      auto t = torch::empty({shape[0], shape[1], shape[2], shape[3]}, torch::TensorOptions().dtype(dtype));
+      if (cached->bytes > 0) std::memcpy(t.data_ptr(), cached->data, cached->bytes);
       list->push_back(t.to(item_table_.device(), model_.position_embedding.scalar_type()));
     }
-  }
-  if (r.remaining() != sizeof(std::uint32_t)) throw DataError("user state: trailing bytes after the last layer");
-  if (state.raw_items.size() != state.raw_times.size() || state.token_positions.size() != state.token_times.size()) {
-    throw DataError("user state: inconsistent event or token counts");
   }
   return state;
 }
