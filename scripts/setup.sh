@@ -22,6 +22,7 @@ DEB_PACKAGES=(
   libsentencepiece-dev
   nlohmann-json3-dev
   libcpp-httplib-dev wrk
+  clang libclang-rt-14-dev
 )
 
 step() { echo "[setup] $*"; }

@@ -109,8 +109,11 @@ std::optional<double> parse_number(std::string_view text) {
   return value;
 }
 
-// Thrown for one bad line; read_interactions reports or counts it.
-struct BadLine {
+// Thrown for one bad line; read_interactions reports or counts it with the
+// file and line. A DataError, so that one escaping a reader (split_delimited
+// is public) is still a refusal, never std::terminate.
+struct BadLine : DataError {
+  explicit BadLine(const std::string& reason) : DataError(reason), why(reason) {}
   std::string why;
 };
 
@@ -472,8 +475,12 @@ ItemText read_item_text(const fs::path& path, const std::string& encoding) {
   const bool pipe = !dat && name == "u.item";
   bool skip_header = false;
   if (!dat && !pipe && !lines.empty()) {
-    const auto first = split_delimited(lines[0].second, ',');
-    skip_header = !parse_int(first[0]).has_value();
+    try {
+      const auto first = split_delimited(lines[0].second, ',');
+      skip_header = !parse_int(first[0]).has_value();
+    } catch (const BadLine&) {
+      skip_header = false;  // read as data below: refused there with its file and line
+    }
   }
   for (std::size_t i = skip_header ? 1 : 0; i < lines.size(); ++i) {
     const auto& [number, raw] = lines[i];

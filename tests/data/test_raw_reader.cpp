@@ -172,4 +172,18 @@ TEST(ItemText, QuotedCsvAndUItem) {
   EXPECT_EQ(t2.texts[0], "Toy Story (1995)");
 }
 
+// Found by tests/fuzz/fuzz_raw_log: an unterminated quote on the first line
+// escaped the header probe and ended the process in std::terminate.
+TEST(ItemText, AnUnterminatedQuoteOnTheFirstLineIsRefusedWithItsLine) {
+  testing::ScratchDir dir;
+  const auto csv = testing::write_file(dir / "movies.csv", "movieId,title,genres,\"\n To Story, The (1995)\",Comedy\n");
+  try {
+    (void)read_item_text(csv);
+    FAIL() << "accepted";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("movies.csv:1: unterminated quoted field"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(split_delimited("a,\"b", ','), DataError);  // public: a refusal, not an internal type
+}
+
 }  // namespace longrec::data

@@ -78,8 +78,8 @@ TEST(Request, FieldErrorsQuoteAShortValue) {
 TEST(Request, UserIdsWithControlCharactersAreRefused) {
   EXPECT_NO_THROW(check_user_id("alice-42", 256));
   EXPECT_NO_THROW(check_user_id("d\xc3\xa9j\xc3\xa0", 256));  // UTF-8
-  for (const std::string bad : {std::string("a\0b", 3), std::string("a\nb"), std::string("a\x7f"), std::string("\t"),
-                                std::string("\x1b[31m")}) {
+  for (const std::string& bad : {std::string("a\0b", 3), std::string("a\nb"), std::string("a\x7f"), std::string("\t"),
+                                 std::string("\x1b[31m")}) {
     try {
       check_user_id(bad, 256);
       FAIL() << "accepted a control character";
