@@ -153,16 +153,27 @@ ExportSummary export_bundle(const ExportOptions& options) {
     file.write_attr("dtype", options.dtype);
     file.write_attr("content", std::string(options.items_only ? "items_only" : "full"));
     file.write_attr("checksum", writer.checksum());
-    file.flush();
-    file.close();
+    file.close();  // flushed and closed, checked: a full disk fails here, not at exit
     summary.checksum = writer.checksum();
     fsync_path(temporary);
     fs::rename(temporary, out);
     if (!out.parent_path().empty()) fsync_path(out.parent_path());
   } catch (...) {
+    // The HDF5 file is closed (end of the try block); nothing half-written stays behind.
     std::error_code ignored;
-    fs::remove(temporary, ignored);  // nothing half-written stays behind
-    throw;
+    fs::remove(temporary, ignored);
+    const auto note = [&](const std::exception& e) {
+      return fmt::format("{}; {} was not written (the partial file is removed)", e.what(), out.string());
+    };
+    try {
+      throw;
+    } catch (const SystemError& e) {
+      throw SystemError(note(e));
+    } catch (const DataError& e) {
+      throw DataError(note(e));
+    } catch (const fs::filesystem_error& e) {
+      throw SystemError(note(e));
+    }
   }
   summary.path = out;
   summary.bytes = static_cast<std::int64_t>(fs::file_size(out));

@@ -55,6 +55,22 @@ std::string serialize_rng() {
 
 namespace {
 
+// Removes what a failed save wrote (rank 0: the temporary directory; other
+// ranks: their own file), so that a full disk leaves no partial checkpoint.
+class RemoveUnlessSaved {
+ public:
+  explicit RemoveUnlessSaved(fs::path path) : path_(std::move(path)) {}
+  ~RemoveUnlessSaved() {
+    std::error_code ignored;
+    if (!saved_) fs::remove_all(path_, ignored);
+  }
+  void saved() { saved_ = true; }
+
+ private:
+  fs::path path_;
+  bool saved_ = false;
+};
+
 // A string through the communicator (fixed width; checksums are short hex).
 std::vector<std::string> gather_strings(distributed::Communicator& comm, const std::string& value, torch::Device wire) {
   constexpr std::int64_t kWidth = 64;
@@ -91,6 +107,7 @@ fs::path save_checkpoint(const fs::path& run_dir, const Manifest& manifest, mode
   comm.barrier();
   // Harmless where it exists; makes it visible on file systems that cache lookups.
   fs::create_directories(temporary);
+  RemoveUnlessSaved cleanup(rank == 0 ? temporary : temporary / embedding_file(rank, world));
 
   json tensors = json::object();
   {
@@ -107,7 +124,7 @@ fs::path save_checkpoint(const fs::path& run_dir, const Manifest& manifest, mode
       shape[0] = manifest.num_items;  // over all ranks
       tensors["emb/" + state_name] = shape;
     }
-    file.flush();
+    file.close();  // flushed and closed, checked
   }
   fsync_path(temporary / embedding_file(rank, world));
   const auto checksums = gather_strings(comm, file_checksum(temporary / embedding_file(rank, world)), wire);
@@ -124,7 +141,7 @@ fs::path save_checkpoint(const fs::path& run_dir, const Manifest& manifest, mode
       dense.create_group("/state");
       dense.write<std::uint8_t>("/state/optimizer", bytes_of(serialize_optimizer(optimizer)));
       dense.write<std::uint8_t>("/state/rng", bytes_of(serialize_rng()));
-      dense.flush();
+      dense.close();
     }
     json m;
     m["format"] = kCheckpointFormat;
@@ -146,6 +163,7 @@ fs::path save_checkpoint(const fs::path& run_dir, const Manifest& manifest, mode
     {
       std::ofstream out(temporary / "manifest.json");
       out << m.dump(2) << '\n';
+      out.close();  // a failed final write sets failbit here
       if (!out) throw SystemError(fmt::format("{}: write failed", (temporary / "manifest.json").string()));
     }
     fsync_path(temporary / kDenseFile);
@@ -158,6 +176,7 @@ fs::path save_checkpoint(const fs::path& run_dir, const Manifest& manifest, mode
     fs::remove_all(previous);
     if (fs::exists(final_dir)) fs::rename(final_dir, previous);
     fs::rename(temporary, final_dir);
+    cleanup.saved();
 
     // LATEST last: it only ever names a complete checkpoint.
     write_file_atomically(root / "LATEST", [&](std::ostream& out) { out << name << '\n'; });

@@ -45,7 +45,10 @@ int run_prepare(int argc, const char* const* argv) {
 
   const auto report = data::prepare_dataset(o);
   const auto& m = report.meta;
-  log::info("read {} ({} lines, format {}): {} users, {} items, {} events", input, report.lines, report.format,
+  log::info("read {} ({} lines, format {}{}): {} users, {} items, {} events", input, report.lines, report.format,
+            report.format_guess.empty()
+                ? ""
+                : fmt::format(", guessed from {}; --format chooses another", report.format_guess),
             report.raw_users, report.raw_items, report.raw_events);
   if (report.bad_lines > 0) {
     log::warn("skipped {} malformed lines; the first ones:", report.bad_lines);

@@ -25,10 +25,17 @@ void write_file_atomically(const std::filesystem::path& path, const std::functio
   try {
     {
       std::ofstream out(temporary, std::ios::trunc);
-      if (!out) throw SystemError(fmt::format("{}: cannot open {} for writing", path.string(), temporary.string()));
+      if (!out) {
+        throw SystemError(
+            fmt::format("{}: cannot open {} for writing: {}", path.string(), temporary.string(), std::strerror(errno)));
+      }
       write(out);
-      out.flush();
-      if (!out) throw SystemError(fmt::format("{}: write failed", path.string()));
+      errno = 0;
+      out.close();  // the last write happens here
+      if (!out) {
+        throw SystemError(fmt::format("{}: write failed{}", path.string(),
+                                      errno != 0 ? fmt::format(": {}", std::strerror(errno)) : std::string()));
+      }
     }
     fsync_path(temporary);
     std::error_code error;

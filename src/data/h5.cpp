@@ -1,6 +1,11 @@
 #include "longrec/data/h5.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <string_view>
+#include <utility>
 
 namespace longrec::h5 {
 
@@ -17,22 +22,81 @@ void silence_library() {
   std::call_once(once, [] { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); });
 }
 
+std::atomic<bool> g_close_failed{false};
+
+// HDF5's own atexit shutdown closes every id still open; after a failed file
+// close (HDFFV-11052, fixed in HDF5 1.14.1) one of them points at freed memory
+// and the shutdown crashes, so the process that reported a full disk would end
+// with SIGSEGV instead of its exit code. Ours skips H5close in that case (the
+// process is ending; the OS closes the files).
+void shutdown_library() {
+  if (!g_close_failed.load()) H5close();
+}
+
+// Runs during static initialisation, before any HDF5 call can initialise the library.
+[[maybe_unused]] const bool kShutdownInstalled = [] {
+  H5dont_atexit();
+  std::atexit(shutdown_library);
+  return true;
+}();
+
+// What the error stack says: the innermost message, and the OS error of a
+// failed system call when one is described ("errno = 28, error message = '...'").
+struct ErrorStack {
+  std::string innermost;
+  int os_errno = 0;
+  std::string os_call;  // the failing step, e.g. "file write failed"
+  std::string os_message;
+};
+
 herr_t collect_error(unsigned n, const H5E_error2_t* error, void* data) {
-  auto* text = static_cast<std::string*>(data);
-  if (n == 0 && error->desc != nullptr) *text = error->desc;  // innermost: the actual cause
+  auto* stack = static_cast<ErrorStack*>(data);
+  if (error->desc == nullptr) return 0;
+  const std::string_view desc = error->desc;
+  if (n == 0) stack->innermost = desc;  // innermost: the actual cause
+  const auto errno_at = desc.find("errno = ");
+  if (stack->os_errno == 0 && errno_at != std::string_view::npos) {
+    stack->os_errno = std::atoi(std::string(desc.substr(errno_at + 8, 12)).c_str());
+    stack->os_call = std::string(desc.substr(0, desc.find(':')));
+    constexpr std::string_view kMessage = "error message = '";
+    const auto message_at = desc.find(kMessage);
+    if (message_at != std::string_view::npos) {
+      const auto begin = message_at + kMessage.size();
+      stack->os_message = std::string(desc.substr(begin, desc.find('\'', begin) - begin));
+    }
+  }
   return 0;
+}
+
+ErrorStack take_error_stack() {
+  ErrorStack stack;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, collect_error, &stack);
+  H5Eclear2(H5E_DEFAULT);
+  return stack;
+}
+
+std::string describe(const ErrorStack& stack) {
+  if (stack.os_errno != 0) {
+    return fmt::format("{}: {}", stack.os_call,
+                       stack.os_message.empty() ? std::strerror(stack.os_errno) : stack.os_message);
+  }
+  return stack.innermost.empty() ? "HDF5 call failed" : stack.innermost;
 }
 
 constexpr hsize_t kChunkCacheBytes = 8u << 20;
 
 }  // namespace
 
-std::string last_error_text() {
-  std::string text;
-  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, collect_error, &text);
-  H5Eclear2(H5E_DEFAULT);
-  return text.empty() ? "HDF5 call failed" : text;
+std::string last_error_text() { return describe(take_error_stack()); }
+
+void throw_last_error(const std::string& context) {
+  const ErrorStack stack = take_error_stack();
+  const std::string message = fmt::format("{}: {}", context, describe(stack));
+  if (stack.os_errno != 0) throw SystemError(message);
+  throw DataError(message);
 }
+
+bool close_failed() { return g_close_failed.load(); }
 
 Handle& Handle::operator=(Handle&& other) noexcept {
   if (this != &other) {
@@ -47,9 +111,22 @@ Handle& Handle::operator=(Handle&& other) noexcept {
 void Handle::reset() {
   if (id_ >= 0 && closer_ != nullptr) {
     std::lock_guard lock(library_mutex());
-    closer_(id_);
+    if (closer_(id_) < 0) {
+      g_close_failed = true;
+      H5Eclear2(H5E_DEFAULT);
+    }
   }
   id_ = H5I_INVALID_HID;
+}
+
+void Handle::close(const std::string& context) {
+  const hid_t id = std::exchange(id_, H5I_INVALID_HID);
+  if (id < 0 || closer_ == nullptr) return;
+  std::lock_guard lock(library_mutex());
+  if (closer_(id) < 0) {
+    g_close_failed = true;
+    throw_last_error(context);
+  }
 }
 
 template <>
@@ -102,11 +179,13 @@ File File::open(const std::filesystem::path& path, const std::string& hint) {
   return file;
 }
 
-File File::create(const std::filesystem::path& path) {
+File File::create(const std::filesystem::path& path, bool checksums) {
   std::lock_guard lock(library_mutex());
   silence_library();
   File file;
   file.path_ = path;
+  file.writable_ = true;
+  file.checksums_ = checksums;
   file.handle_ = Handle(check(H5Fcreate(path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT),
                               fmt::format("{}: cannot create HDF5 file", path.string())),
                         H5Fclose);
@@ -116,6 +195,20 @@ File File::create(const std::filesystem::path& path) {
 void File::flush() {
   std::lock_guard lock(library_mutex());
   check(H5Fflush(id(), H5F_SCOPE_LOCAL), where("/") + " flush");
+}
+
+void File::close() {
+  if (!handle_) return;
+  std::lock_guard lock(library_mutex());
+  if (writable_) {
+    // With objects still open, H5Fclose would only mark the file and the real
+    // close (the last writes) would happen, unchecked, when they close.
+    const ssize_t open = H5Fget_obj_count(id(), H5F_OBJ_ALL | H5F_OBJ_LOCAL);
+    LONGREC_CHECK(open == 1, "{}: {} objects still open at close; close them before the file", path_.string(),
+                  open - 1);
+    flush();
+  }
+  handle_.close(where("/") + " close");
 }
 
 bool File::has(const std::string& object) const {
@@ -142,6 +235,7 @@ void File::create_group(const std::string& name) {
   Handle group(
       check(H5Gcreate2(id(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), where(name) + " create group"),
       H5Gclose);
+  group.close(where(name) + " create group");
 }
 
 void File::write_attr(const std::string& name, const std::string& value) {
@@ -155,6 +249,7 @@ void File::write_attr(const std::string& name, const std::string& value) {
               H5Aclose);
   std::string padded = value.empty() ? std::string(1, '\0') : value;
   check(H5Awrite(attr.get(), type.get(), padded.data()), context);
+  attr.close(context);
 }
 
 void File::write_attr(const std::string& name, std::int64_t value) {
@@ -164,6 +259,7 @@ void File::write_attr(const std::string& name, std::int64_t value) {
   Handle attr(check(H5Acreate2(id(), name.c_str(), H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT), context),
               H5Aclose);
   check(H5Awrite(attr.get(), H5T_NATIVE_INT64, &value), context);
+  attr.close(context);
 }
 
 bool File::has_attr(const std::string& name) const {
@@ -208,11 +304,12 @@ std::int64_t File::read_attr_int(const std::string& name) const {
 
 namespace {
 
-Handle chunked_properties(hsize_t chunk, const std::string& context) {
+Handle chunked_properties(hsize_t chunk, bool checksum, const std::string& context) {
   Handle props(check(H5Pcreate(H5P_DATASET_CREATE), context), H5Pclose);
   check(H5Pset_chunk(props.get(), 1, &chunk), context);
   check(H5Pset_shuffle(props.get()), context);
   check(H5Pset_deflate(props.get(), 1), context);
+  if (checksum) check(H5Pset_fletcher32(props.get()), context);  // last: over the compressed bytes
   return props;
 }
 
@@ -231,7 +328,7 @@ void File::write(const std::string& name, std::span<const T> values, hsize_t chu
   const hsize_t size = values.size();
   Handle space(check(H5Screate_simple(1, &size, nullptr), context), H5Sclose);
   chunk = std::max<hsize_t>(1, std::min<hsize_t>(chunk, size));
-  Handle props = chunked_properties(chunk, context);
+  Handle props = chunked_properties(chunk, checksums_, context);
   Handle dataset(
       check(H5Dcreate2(id(), name.c_str(), native_type<T>(), space.get(), H5P_DEFAULT, props.get(), H5P_DEFAULT),
             context),
@@ -239,6 +336,7 @@ void File::write(const std::string& name, std::span<const T> values, hsize_t chu
   if (size > 0) {
     check(H5Dwrite(dataset.get(), native_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), context);
   }
+  dataset.close(context);
 }
 
 void File::write_strings(const std::string& name, const std::vector<std::string>& values) {
@@ -249,7 +347,8 @@ void File::write_strings(const std::string& name, const std::vector<std::string>
   check(H5Tset_cset(type.get(), H5T_CSET_UTF8), context);
   const hsize_t size = values.size();
   Handle space(check(H5Screate_simple(1, &size, nullptr), context), H5Sclose);
-  Handle props = chunked_properties(std::max<hsize_t>(1, std::min<hsize_t>(4096, size)), context);
+  // Fletcher-32 refuses variable-length types: strings get none.
+  Handle props = chunked_properties(std::max<hsize_t>(1, std::min<hsize_t>(4096, size)), false, context);
   Handle dataset(
       check(H5Dcreate2(id(), name.c_str(), type.get(), space.get(), H5P_DEFAULT, props.get(), H5P_DEFAULT), context),
       H5Dclose);
@@ -257,6 +356,7 @@ void File::write_strings(const std::string& name, const std::vector<std::string>
   pointers.reserve(values.size());
   for (const auto& v : values) pointers.push_back(v.c_str());
   if (size > 0) check(H5Dwrite(dataset.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, pointers.data()), context);
+  dataset.close(context);
 }
 
 Handle File::open_dataset(const std::string& name) const {
@@ -305,6 +405,17 @@ void Dataset::read_range(hsize_t begin, hsize_t count, T* out) const {
   check(H5Dread(handle_.get(), native_type<T>(), memory_space.get(), file_space.get(), H5P_DEFAULT, out), context);
 }
 
+bool Dataset::has_checksum() const {
+  std::lock_guard lock(library_mutex());
+  Handle plist(check(H5Dget_create_plist(handle_.get()), where_), H5Pclose);
+  unsigned flags = 0, config = 0;
+  std::size_t values = 0;
+  const herr_t found =
+      H5Pget_filter_by_id2(plist.get(), H5Z_FILTER_FLETCHER32, &flags, &values, nullptr, 0, nullptr, &config);
+  if (found < 0) H5Eclear2(H5E_DEFAULT);
+  return found >= 0;
+}
+
 std::vector<std::string> File::read_strings(const std::string& name) const {
   std::lock_guard lock(library_mutex());
   const std::string context = where(name) + " read";
@@ -332,7 +443,7 @@ AppendableDataset<T>::AppendableDataset(File& file, const std::string& name, hsi
   const std::string context = file.where(name) + " create";
   const hsize_t initial = 0, unlimited = H5S_UNLIMITED;
   Handle space(check(H5Screate_simple(1, &initial, &unlimited), context), H5Sclose);
-  Handle props = chunked_properties(chunk, context);
+  Handle props = chunked_properties(chunk, file.checksums(), context);
   Handle access = dataset_access(context);
   dataset_ = Handle(
       check(H5Dcreate2(file.id(), name.c_str(), native_type<T>(), space.get(), H5P_DEFAULT, props.get(), access.get()),
@@ -353,6 +464,11 @@ void AppendableDataset<T>::append(std::span<const T> values) {
   check(H5Dwrite(dataset_.get(), native_type<T>(), memory_space.get(), file_space.get(), H5P_DEFAULT, values.data()),
         context);
   size_ = new_size;
+}
+
+template <typename T>
+void AppendableDataset<T>::close() {
+  if (file_ != nullptr) dataset_.close(file_->where(name_) + " close");
 }
 
 #define LONGREC_H5_INSTANTIATE(T)                                                    \

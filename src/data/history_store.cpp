@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 
 #include "longrec/data/h5.h"
@@ -50,6 +51,26 @@ void remove_stale_temporaries(const fs::path& parent, const std::string& name) {
   throw DataError(what + "; " + kRerunHint);
 }
 
+// Runs one step of writing a store; a failure (a full disk, most often: the
+// message names the file and says so) is rethrown saying that nothing was
+// written under the target name: the writer's destructor removes the
+// temporary directory.
+template <typename F>
+void writing(const fs::path& target, F&& step) {
+  const auto note = [&](const std::exception& e) {
+    return fmt::format("{}; nothing was written to {} (the partial files are removed)", e.what(), target.string());
+  };
+  try {
+    step();
+  } catch (const SystemError& e) {
+    throw SystemError(note(e));
+  } catch (const DataError& e) {
+    throw DataError(note(e));
+  } catch (const fs::filesystem_error& e) {
+    throw SystemError(note(e));
+  }
+}
+
 }  // namespace
 
 int part_of_user(std::int64_t raw_user_id, int num_parts) {
@@ -87,6 +108,13 @@ struct HistoryStoreWriter::Impl {
       time_buffer.clear();
       rating_buffer.clear();
     }
+    // Datasets first, then the file, each close checked (h5.h).
+    void close() {
+      items.close();
+      times.close();
+      ratings.close();
+      file.close();
+    }
   };
 
   fs::path target, temporary;
@@ -116,17 +144,27 @@ HistoryStoreWriter::HistoryStoreWriter(fs::path target, Options options) : impl_
   fs::create_directories(parent);
   remove_stale_temporaries(parent, target.filename().string());
   impl_->temporary = parent / fmt::format(".{}.tmp-{}", target.filename().string(), ::getpid());
-  fs::remove_all(impl_->temporary);
-  fs::create_directories(impl_->temporary);
-  impl_->parts.resize(options.num_parts);
-  for (int p = 0; p < options.num_parts; ++p) {
-    auto& part = impl_->parts[p];
-    part.file = h5::File::create(impl_->temporary / part_file_name(p));
-    part.file.create_group("/users");
-    part.file.create_group("/events");
-    part.items = h5::AppendableDataset<std::int32_t>(part.file, "/events/item", kEventChunk);
-    part.times = h5::AppendableDataset<std::int64_t>(part.file, "/events/time", kEventChunk);
-    if (options.with_ratings) part.ratings = h5::AppendableDataset<float>(part.file, "/events/rating", kEventChunk);
+  try {
+    writing(target, [&] {
+      fs::remove_all(impl_->temporary);
+      fs::create_directories(impl_->temporary);
+      impl_->parts.resize(options.num_parts);
+      for (int p = 0; p < options.num_parts; ++p) {
+        auto& part = impl_->parts[p];
+        part.file = h5::File::create(impl_->temporary / part_file_name(p), /*checksums=*/true);
+        part.file.create_group("/users");
+        part.file.create_group("/events");
+        part.items = h5::AppendableDataset<std::int32_t>(part.file, "/events/item", kEventChunk);
+        part.times = h5::AppendableDataset<std::int64_t>(part.file, "/events/time", kEventChunk);
+        if (options.with_ratings) part.ratings = h5::AppendableDataset<float>(part.file, "/events/rating", kEventChunk);
+      }
+    });
+  } catch (...) {
+    // No destructor runs for a constructor that throws.
+    impl_->parts.clear();
+    std::error_code ignored;
+    fs::remove_all(impl_->temporary, ignored);
+    throw;
   }
 }
 
@@ -144,6 +182,21 @@ void HistoryStoreWriter::add_user(std::int64_t raw_user_id, std::span<const std:
   LONGREC_CHECK(items.size() == times.size(), "items ({}) and times ({}) differ in length", items.size(), times.size());
   LONGREC_CHECK(!impl_->options.with_ratings || ratings.size() == items.size(), "ratings missing for user {}",
                 raw_user_id);
+  // Readers refuse a store whose events are out of time order, or whose ratings are not numbers.
+  for (std::size_t i = 1; i < times.size(); ++i) {
+    if (times[i] < times[i - 1]) {
+      throw DataError(
+          fmt::format("{}: user {}: event {} at time {} comes after time {}; a user's events must be "
+                      "in time order",
+                      impl_->target.string(), raw_user_id, i, times[i], times[i - 1]));
+    }
+  }
+  for (std::size_t i = 0; i < ratings.size(); ++i) {
+    if (!std::isfinite(ratings[i])) {
+      throw DataError(fmt::format("{}: user {}: event {} has rating {}; ratings must be finite numbers",
+                                  impl_->target.string(), raw_user_id, i, ratings[i]));
+    }
+  }
   auto& part = impl_->parts[part_of_user(raw_user_id, impl_->options.num_parts)];
   part.item_buffer.insert(part.item_buffer.end(), items.begin(), items.end());
   part.time_buffer.insert(part.time_buffer.end(), times.begin(), times.end());
@@ -156,7 +209,7 @@ void HistoryStoreWriter::add_user(std::int64_t raw_user_id, std::span<const std:
   }
   ++impl_->num_users;
   impl_->num_events += static_cast<std::int64_t>(items.size());
-  if (part.item_buffer.size() >= kFlushEvents) part.flush();
+  if (part.item_buffer.size() >= kFlushEvents) writing(impl_->target, [&] { part.flush(); });
 }
 
 void HistoryStoreWriter::set_items(std::vector<std::int64_t> raw_ids, std::vector<std::int64_t> counts,
@@ -184,6 +237,12 @@ StoreMeta HistoryStoreWriter::commit(const StoreMeta& description) {
   meta.min_time = s.num_events > 0 ? s.min_time : 0;
   meta.max_time = s.num_events > 0 ? s.max_time : 0;
 
+  writing(s.target, [&] { write_files(meta); });
+  return meta;
+}
+
+void HistoryStoreWriter::write_files(const StoreMeta& meta) {
+  auto& s = *impl_;
   for (int p = 0; p < meta.num_parts; ++p) {
     auto& part = s.parts[p];
     part.flush();
@@ -194,12 +253,11 @@ StoreMeta HistoryStoreWriter::commit(const StoreMeta& description) {
     part.file.write_attr("part", p);
     part.file.write_attr("num_users", static_cast<std::int64_t>(part.user_ids.size()));
     part.file.write_attr("num_events", part.offsets.back());
-    part.file.flush();
-    part.file.close();
+    part.close();
   }
 
   {
-    auto file = h5::File::create(s.temporary / "meta.h5");
+    auto file = h5::File::create(s.temporary / "meta.h5", /*checksums=*/true);
     file.write_attr("format", kHistoryStoreFormat);
     file.write_attr("version", kHistoryStoreVersion);
     file.write_attr("num_users", meta.num_users);
@@ -217,7 +275,7 @@ StoreMeta HistoryStoreWriter::commit(const StoreMeta& description) {
     file.write<std::int64_t>("/items/raw_id", s.item_raw_ids);
     file.write<std::int64_t>("/items/count", s.item_counts);
     if (meta.has_item_text) file.write_strings("/items/text", s.item_text);
-    file.flush();
+    file.close();
   }
 
   for (const auto& entry : fs::directory_iterator(s.temporary)) fsync_path(entry.path());
@@ -235,7 +293,6 @@ StoreMeta HistoryStoreWriter::commit(const StoreMeta& description) {
   if (!old.empty()) fs::remove_all(old, ec);
   fsync_path(s.target.has_parent_path() ? s.target.parent_path() : fs::path("."));
   s.committed = true;
-  return meta;
 }
 
 // ---------------------------------------------------------------------------
@@ -382,6 +439,32 @@ void HistoryStoreReader::read_events(int part, std::int64_t begin, std::int64_t 
     }
   }
 }
+
+void HistoryStoreReader::read_users(int part, std::int64_t first_user, std::int64_t end_user, std::int32_t* items,
+                                    std::int64_t* times) const {
+  const auto offsets = part_offsets(part);
+  LONGREC_CHECK(0 <= first_user && first_user <= end_user && end_user < static_cast<std::int64_t>(offsets.size()),
+                "users [{}, {}) outside part {}'s {} users", first_user, end_user, part, offsets.size() - 1);
+  const std::int64_t base = offsets[first_user];
+  read_events(part, base, offsets[end_user], items, times);
+  for (auto u = first_user; u < end_user; ++u) {
+    for (auto e = offsets[u] + 1; e < offsets[u + 1]; ++e) {
+      if (times[e - base] >= times[e - base - 1]) continue;
+      const auto raw_id = part_user_ids(part).at(static_cast<std::size_t>(u));
+      throw DataError(fmt::format(
+          "{}: user {} has events out of time order (event {} at time {} after time {}); the store is corrupt "
+          "or was not written by longrec; {}",
+          part_path(part).string(), raw_id, e - offsets[u], times[e - base], times[e - base - 1], kRerunHint));
+    }
+  }
+}
+
+bool HistoryStoreReader::part_has_checksums(int part) const {
+  const auto& p = impl_->parts.at(part);
+  return p.items->has_checksum() && p.times->has_checksum() && (!p.ratings || p.ratings->has_checksum());
+}
+
+fs::path HistoryStoreReader::part_path(int part) const { return impl_->parts.at(part).file.path(); }
 
 void HistoryStoreReader::read_ratings(int part, std::int64_t begin, std::int64_t end, float* ratings) const {
   const auto& p = impl_->parts.at(part);

@@ -236,7 +236,7 @@ struct HistoryLoader::Impl {
     for (auto u = chunk.first_user; u <= chunk.end_user; ++u) data.offsets.push_back(offsets[u] - first_event);
     data.items.resize(static_cast<std::size_t>(end_event - first_event));
     data.times.resize(data.items.size());
-    store.read_events(chunk.part, first_event, end_event, data.items.data(), data.times.data());
+    store.read_users(chunk.part, chunk.first_user, chunk.end_user, data.items.data(), data.times.data());
     auto& ids = part_user_ids[static_cast<std::size_t>(chunk.part)];
     if (ids.empty()) ids = store.part_user_ids(chunk.part);
     data.user_ids.assign(ids.begin() + chunk.first_user, ids.begin() + chunk.end_user);

@@ -88,6 +88,7 @@ PrepareReport prepare_dataset(const PrepareOptions& options) {
   PrepareReport report;
   const RawInteractions raw = read_interactions(options.input, options.read);
   report.format = format_name(raw.format);
+  report.format_guess = raw.format_guess;
   report.lines = raw.lines;
   report.bad_lines = raw.bad_lines;
   report.bad_line_examples = raw.bad_line_examples;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cmath>
 #include <fstream>
 #include <optional>
 
@@ -117,6 +118,16 @@ struct BadLine : DataError {
   std::string why;
 };
 
+// A rating: a finite number that fits a float (NaN, inf and 1e39 are refused).
+float require_rating(std::string_view text, std::size_t field) {
+  const auto value = parse_number(text);
+  if (!value) throw BadLine{fmt::format("rating '{}' (field {}) is not a number", std::string(trim(text)), field + 1)};
+  if (!std::isfinite(*value) || !std::isfinite(static_cast<float>(*value))) {
+    throw BadLine{fmt::format("rating '{}' (field {}) is not a finite number", std::string(trim(text)), field + 1)};
+  }
+  return static_cast<float>(*value);
+}
+
 std::int64_t require_int(std::string_view text, const char* what, std::size_t field) {
   const auto value = parse_int(text);
   if (!value)
@@ -217,32 +228,88 @@ std::vector<std::string> split_delimited(const std::string& line, char delimiter
   return fields;
 }
 
-RawFormat detect_format(const fs::path& path) {
+namespace {
+
+bool all_integers(const std::vector<std::string_view>& fields) {
+  return std::all_of(fields.begin(), fields.end(), [](auto f) { return parse_int(f).has_value(); });
+}
+
+// Whether a tab-separated file is a seq file: every field of its first lines
+// an integer and their number varying (a TSV table has a fixed column count).
+bool looks_like_tabbed_seq(LineReader& reader, std::string line) {
+  constexpr int kLines = 50;
+  std::size_t first_count = 0;
+  bool varies = false;
+  for (int n = 0; n < kLines; ++n) {
+    if (!trim(line).empty()) {
+      const auto fields = split_whitespace(line);
+      if (!all_integers(fields)) return false;
+      if (first_count == 0) first_count = fields.size();
+      varies = varies || fields.size() != first_count;
+    }
+    if (!reader.next(line)) break;
+  }
+  return varies;
+}
+
+}  // namespace
+
+FormatGuess guess_format(const fs::path& path) {
   require_non_empty(path);
   const std::string name = lower(path.filename().string());
   LineReader reader(path);
   std::string line;
   while (reader.next(line) && trim(line).empty()) {
   }
-  if (line.find("::") != std::string::npos) return RawFormat::MovielensDat;
-  if (name.ends_with(".csv")) return RawFormat::Csv;
-  if (name.ends_with(".tsv") || name == "u.data" || line.find('\t') != std::string::npos) return RawFormat::Tsv;
-  if (line.find(',') != std::string::npos) return RawFormat::Csv;
+  const std::int64_t number = reader.number();
+  const auto guess = [&](RawFormat format, std::string why) { return FormatGuess{format, std::move(why)}; };
+  if (line.find("::") != std::string::npos)
+    return guess(RawFormat::MovielensDat, fmt::format("'::' on line {}", number));
+  if (name.ends_with(".csv")) return guess(RawFormat::Csv, "the file name ends in .csv");
+  if (name.ends_with(".tsv")) return guess(RawFormat::Tsv, "the file name ends in .tsv");
+  if (name == "u.data") return guess(RawFormat::Tsv, "the file is named u.data");
+  if (line.find('\t') != std::string::npos) {
+    if (looks_like_tabbed_seq(reader, line)) {
+      return guess(RawFormat::Seq,
+                   fmt::format("tab-separated integers, a varying number per line from line {}", number));
+    }
+    return guess(RawFormat::Tsv, fmt::format("a tab on line {}", number));
+  }
+  if (line.find(',') != std::string::npos) return guess(RawFormat::Csv, fmt::format("a comma on line {}", number));
   const auto fields = split_whitespace(line);
-  if (fields.size() >= 2 &&
-      std::all_of(fields.begin(), fields.end(), [](auto f) { return parse_int(f).has_value(); })) {
-    return RawFormat::Seq;
+  if (fields.size() >= 2 && all_integers(fields)) {
+    return guess(RawFormat::Seq, fmt::format("space-separated integers on line {}", number));
   }
   throw DataError(
       fmt::format("{}:{}: cannot tell the format from the first line; pass --format "
                   "(seq, movielens-dat, csv, tsv)",
-                  path.string(), reader.number()));
+                  path.string(), number));
 }
+
+RawFormat detect_format(const fs::path& path) { return guess_format(path).format; }
 
 RawInteractions read_interactions(const fs::path& path, const RawReadOptions& options) {
   require_non_empty(path);
+  if (options.format != "auto") return read_interactions_as(path, parse_format_name(options.format), options);
+  const FormatGuess guess = guess_format(path);
+  try {
+    auto out = read_interactions_as(path, guess.format, options);
+    out.format_guess = guess.why;
+    return out;
+  } catch (const DataError& e) {
+    // What was read depends on the guess: say it, and how to choose another.
+    std::vector<std::string> others;
+    for (auto f : {RawFormat::Seq, RawFormat::MovielensDat, RawFormat::Csv, RawFormat::Tsv}) {
+      if (f != guess.format) others.push_back(format_name(f));
+    }
+    throw DataError(fmt::format("{} [read as {}, the format guessed from {}; if it is another, pass --format {}]",
+                                e.what(), format_name(guess.format), guess.why, fmt::join(others, "|")));
+  }
+}
+
+RawInteractions read_interactions_as(const fs::path& path, RawFormat format, const RawReadOptions& options) {
   RawInteractions out;
-  out.format = options.format == "auto" ? detect_format(path) : parse_format_name(options.format);
+  out.format = format;
   out.time_is_ordinal = out.format == RawFormat::Seq;
 
   LineReader reader(path);
@@ -345,12 +412,11 @@ RawInteractions read_interactions(const fs::path& path, const RawReadOptions& op
         }
         const auto user = require_int(fields[0], "user id", 0);
         const auto item = require_int(fields[1], "item id", 1);
-        const auto rating = parse_number(fields[2]);
-        if (!rating) throw BadLine{fmt::format("rating '{}' (field 3) is not a number", std::string(fields[2]))};
+        const float rating = require_rating(fields[2], 2);
         const auto time = require_int(fields[3], "timestamp", 3);
         out.users.push_back(user);
         out.items.push_back(item);
-        out.ratings.push_back(static_cast<float>(*rating));
+        out.ratings.push_back(rating);
         out.times.push_back(time);
         break;
       }
@@ -365,14 +431,7 @@ RawInteractions read_interactions(const fs::path& path, const RawReadOptions& op
         std::int64_t time = ordinal++;
         if (time_col) time = require_int(fields_storage[*time_col], "timestamp", *time_col);
         float rating = 0;
-        if (rating_col) {
-          const auto value = parse_number(fields_storage[*rating_col]);
-          if (!value) {
-            throw BadLine{
-                fmt::format("rating '{}' (field {}) is not a number", fields_storage[*rating_col], *rating_col + 1)};
-          }
-          rating = static_cast<float>(*value);
-        }
+        if (rating_col) rating = require_rating(fields_storage[*rating_col], *rating_col);
         out.users.push_back(user);
         out.items.push_back(item);
         out.times.push_back(time);

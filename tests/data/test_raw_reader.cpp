@@ -184,6 +184,51 @@ TEST(ItemText, AnUnterminatedQuoteOnTheFirstLineIsRefusedWithItsLine) {
     EXPECT_NE(std::string(e.what()).find("movies.csv:1: unterminated quoted field"), std::string::npos) << e.what();
   }
   EXPECT_THROW(split_delimited("a,\"b", ','), DataError);  // public: a refusal, not an internal type
+
+TEST(RawReader, NonFiniteRatingsAreRefusedWithFileAndLine) {
+  testing::ScratchDir dir;
+  const auto csv = testing::write_file(dir / "r.csv", "userId,movieId,rating,timestamp\n1,10,4.0,5\n1,11,nan,6\n");
+  auto error = read_error(csv);
+  EXPECT_NE(error.find("r.csv:3: rating 'nan' (field 3) is not a finite number"), std::string::npos) << error;
+  const auto dat = testing::write_file(dir / "ratings.dat", "1::10::4::5\n1::11::inf::6\n2::12::-Infinity::7\n");
+  error = read_error(dat);
+  EXPECT_NE(error.find("ratings.dat:2: rating 'inf' (field 3) is not a finite number"), std::string::npos) << error;
+  // Finite as a double, infinite as the float the store keeps.
+  const auto tsv = testing::write_file(dir / "u.data", "1\t10\t1e39\t5\n");
+  error = read_error(tsv);
+  EXPECT_NE(error.find("u.data:1: rating '1e39' (field 3) is not a finite number"), std::string::npos) << error;
+  // With --skip-bad-lines they are counted like any other bad line.
+  RawReadOptions skip;
+  skip.skip_bad_lines = true;
+  const auto raw = read_interactions(dat, skip);
+  EXPECT_EQ(raw.bad_lines, 2);
+  EXPECT_EQ(raw.ratings, (std::vector<float>{4}));
+}
+
+TEST(RawReader, TabSeparatedSeqFileIsGuessedAsSeq) {
+  testing::ScratchDir dir;
+  const auto f = testing::write_file(dir / "seq.txt", "1\t10\t11\t12\n2\t11\n3\t12\t10\n");
+  const auto raw = read_interactions(f, {});
+  EXPECT_EQ(raw.format, RawFormat::Seq);
+  EXPECT_EQ(raw.items, (std::vector<std::int64_t>{10, 11, 12, 11, 12, 10}));
+  EXPECT_NE(raw.format_guess.find("tab-separated integers, a varying number per line"), std::string::npos)
+      << raw.format_guess;
+}
+
+TEST(RawReader, AnErrorAfterAGuessSaysWhichFormatWasGuessedAndHowToChoose) {
+  testing::ScratchDir dir;
+  // Tab-separated with a rating: TSV from line 1; line 2 is short.
+  const auto f = testing::write_file(dir / "log.txt", "1\t10\t4.5\t100\n2\t11\n");
+  const auto error = read_error(f);
+  EXPECT_NE(error.find("log.txt:2: expected 4 columns, got 2"), std::string::npos) << error;
+  EXPECT_NE(error.find("[read as tsv, the format guessed from a tab on line 1; if it is another, pass --format "
+                       "seq|movielens-dat|csv]"),
+            std::string::npos)
+      << error;
+  // A format given is not a guess: no such note.
+  RawReadOptions tsv;
+  tsv.format = "tsv";
+  EXPECT_EQ(read_error(f, tsv).find("guessed"), std::string::npos);
 }
 
 }  // namespace longrec::data

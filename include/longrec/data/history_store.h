@@ -10,7 +10,9 @@
 //                  /users/offsets [U+1] int64, /events/item [N] int32 (1..I,
 //                  0 is padding and never stored), /events/time [N] int64,
 //                  optional /events/rating [N] float32. Events of a user are
-//                  sorted by (time, original order).
+//                  sorted by (time, original order); ratings are finite.
+// Chunked datasets carry a Fletcher-32 checksum per chunk (stores written
+// before it have none and read the same), verified by HDF5 on every read.
 // Writers build the directory under a temporary name and rename it when
 // complete, so a crash never leaves a half-written dataset under the target name.
 #pragma once
@@ -71,6 +73,7 @@ class HistoryStoreWriter {
   const std::filesystem::path& temporary_path() const;
 
  private:
+  void write_files(const StoreMeta& meta);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
@@ -94,6 +97,18 @@ class HistoryStoreReader {
 
   // Events [begin, end) of a part; item ids are checked to be in 1..I.
   void read_events(int part, std::int64_t begin, std::int64_t end, std::int32_t* items, std::int64_t* times) const;
+  // The events of users [first_user, end_user) of a part (from offsets[first_user]),
+  // as read_events, and each user's times checked to be in order: a store
+  // with a user's events out of order throws DataError naming the part file
+  // and the user. What the loader reads training and evaluation data with.
+  void read_users(int part, std::int64_t first_user, std::int64_t end_user, std::int32_t* items,
+                  std::int64_t* times) const;
+  // Whether every chunk of the part's event datasets carries a checksum
+  // (Fletcher-32, verified by HDF5 on every read; stores written before
+  // checksums were added have none).
+  bool part_has_checksums(int part) const;
+  // The part file, e.g. "<dir>/part-00003.h5".
+  std::filesystem::path part_path(int part) const;
   void read_ratings(int part, std::int64_t begin, std::int64_t end, float* ratings) const;
 
   std::vector<std::int64_t> item_raw_ids() const;

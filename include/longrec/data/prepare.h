@@ -32,6 +32,7 @@ struct PrepareOptions {
 struct PrepareReport {
   StoreMeta meta;
   std::string format;
+  std::string format_guess;  // what the guessed format rests on; empty when --format was given
   std::int64_t lines = 0, bad_lines = 0;
   std::vector<std::string> bad_line_examples;
   std::int64_t raw_users = 0, raw_items = 0, raw_events = 0;

@@ -3,8 +3,8 @@
 // Formats: `seq` (one user per line: `user item item ...`, oldest first, no
 // time: ordinal time is the position), `movielens-dat` (`user::item::rating::time`),
 // `csv` / `tsv` (columns chosen by name or 0-based index). Ids must be
-// integers. A malformed line fails with `file:line: what is wrong`, or with
-// skip_bad_lines is counted and reported.
+// integers, ratings finite numbers. A malformed line fails with `file:line:
+// what is wrong`, or with skip_bad_lines is counted and reported.
 #pragma once
 
 #include <cstdint>
@@ -19,7 +19,14 @@ enum class RawFormat { Seq, MovielensDat, Csv, Tsv };
 std::string format_name(RawFormat format);
 // "seq", "movielens-dat", "csv", "tsv"; throws ConfigError("prepare.format") otherwise.
 RawFormat parse_format_name(const std::string& name);
-// From the file name and its first line; throws DataError naming the file when unsure.
+// From the file name and its first line (a tab-separated file whose first
+// lines hold a varying number of integers is seq, not TSV); throws DataError
+// naming the file when unsure.
+struct FormatGuess {
+  RawFormat format;
+  std::string why;  // what the guess rests on, e.g. "a tab on line 1"
+};
+FormatGuess guess_format(const std::filesystem::path& path);
 RawFormat detect_format(const std::filesystem::path& path);
 
 struct RawReadOptions {
@@ -40,12 +47,19 @@ struct RawInteractions {
   std::vector<float> ratings;                     // empty unless has_ratings
   bool time_is_ordinal = false;                   // seq: time = position in the user's line
   bool has_ratings = false;
+  std::string format_guess;                    // with format "auto": what the guess rests on (empty when given)
   std::int64_t lines = 0;                      // data lines read (header excluded)
   std::int64_t bad_lines = 0;                  // skipped with skip_bad_lines
   std::vector<std::string> bad_line_examples;  // the first few "file:line: why"
 };
 
+// options.format "auto" guesses (guess_format); an error then says which
+// format was guessed and from what, and how to pass another. Ratings must be
+// finite numbers (NaN and inf are refused with file:line).
 RawInteractions read_interactions(const std::filesystem::path& path, const RawReadOptions& options);
+// Reads as `format`, whatever options.format says.
+RawInteractions read_interactions_as(const std::filesystem::path& path, RawFormat format,
+                                     const RawReadOptions& options);
 
 struct ItemText {
   std::vector<std::int64_t> raw_ids;
