@@ -184,6 +184,7 @@ TEST(ItemText, AnUnterminatedQuoteOnTheFirstLineIsRefusedWithItsLine) {
     EXPECT_NE(std::string(e.what()).find("movies.csv:1: unterminated quoted field"), std::string::npos) << e.what();
   }
   EXPECT_THROW(split_delimited("a,\"b", ','), DataError);  // public: a refusal, not an internal type
+}
 
 TEST(RawReader, NonFiniteRatingsAreRefusedWithFileAndLine) {
   testing::ScratchDir dir;
