@@ -283,8 +283,29 @@ void register_model_options(OptionRegistry& r, ModelConfig& c) {
         },
         f.binding);
   }
-  r.constraint([&c] {
-    if (!c.size.empty()) apply_size_descriptor(c, c.size);
+  r.constraint([&r, &c] {
+    if (!c.size.empty()) {
+      // A descriptor and an explicit key that disagree: one of them would be
+      // dropped silently, so neither wins. Keys the descriptor leaves alone,
+      // or sets to the value given, are fine (a resolved config.ini has both).
+      ModelConfig sized = c;
+      apply_size_descriptor(sized, c.size);
+      const std::vector<std::pair<std::string, bool>> named = {{"model.backbone", sized.backbone != c.backbone},
+                                                               {"model.dim", sized.dim != c.dim},
+                                                               {"model.blocks", sized.blocks != c.blocks},
+                                                               {"model.heads", sized.heads != c.heads}};
+      for (const auto& [key, differs] : named) {
+        if (!differs) continue;
+        if (r.given(key)) {
+          throw ConfigError("model.size", fmt::format("'{}' sets {} = {}, but {} = {} is given ({}); give either "
+                                                      "the size descriptor or the key, not both",
+                                                      c.size, key, model_field_value(sized, key), key,
+                                                      model_field_value(c, key), r.source_of(key)));
+        }
+        r.set_source(key, "model.size");
+      }
+      c = sized;
+    }
     validate_model_config(c);
   });
 }
