@@ -1,5 +1,9 @@
 #include "longrec/train/train_config.h"
 
+#include <algorithm>
+
+#include <fmt/format.h>
+
 #include "longrec/core/config.h"
 
 namespace longrec::train {
@@ -45,6 +49,23 @@ void register_train_options(OptionRegistry& r, TrainConfig& c) {
   r.constraint([&c] {
     if (c.dataset.empty()) throw ConfigError("train.dataset", "a dataset directory is required");
   });
+}
+
+model::StepMemoryEstimate check_training_memory(const TrainConfig& train, const model::ModelConfig& model,
+                                                const data::LoaderConfig& data, int world, int local_ranks,
+                                                std::int64_t num_items) {
+  model::StepShape shape;
+  shape.batch_size = data.batch_size;
+  shape.world = world;
+  shape.window = data.max_len;
+  shape.num_items = num_items;
+  shape.adam_items = train.sparse_optimizer == "adam";
+  const auto estimate = model::estimate_step_memory(model, shape);
+  local_ranks = std::max(local_ranks, 1);
+  model::check_step_memory(
+      estimate, model::machine_memory_bytes() / static_cast<std::uint64_t>(local_ranks),
+      local_ranks == 1 ? "this machine" : fmt::format("each of the {} ranks on this node", local_ranks));
+  return estimate;
 }
 
 }  // namespace longrec::train
