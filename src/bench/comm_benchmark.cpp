@@ -66,6 +66,9 @@ std::int64_t parse_byte_size(const std::string& key, const std::string& text) {
     throw ConfigError(key,
                       fmt::format("'{}' is not a size: expected a positive integer with an optional K, M or G", text));
   }
+  // Buffers of this size are allocated per rank (and value * unit must not wrap).
+  constexpr std::int64_t kMaxBytes = std::int64_t{16} << 30;
+  if (value > kMaxBytes / unit) throw ConfigError(key, fmt::format("'{}' is more than 16G", text));
   return value * unit;
 }
 

@@ -7,6 +7,7 @@
 #include "longrec/core/log.h"
 #include "longrec/core/rng.h"
 #include "longrec/data/loader.h"
+#include "longrec/model/step_memory.h"
 #include "longrec/model/user_state.h"
 #include "longrec/train/training_session.h"
 
@@ -79,6 +80,17 @@ TokenBenchmark benchmark_tokens(const model::ModelConfig& base, const TokenBench
   if (!pt.enabled() || !pt.groups.empty()) {
     throw ConfigError("personalization.segment_len",
                       "bench tokens needs a uniform token layout (segment_len > 0, no explicit groups)");
+  }
+  // Every length before the first is timed: a step that cannot fit is refused by its keys.
+  for (const auto history : options.histories) {
+    auto full = base;
+    full.personalization = {};
+    full.max_len = static_cast<int>(history);
+    model::StepShape shape;
+    shape.batch_size = std::max<std::int64_t>(1, options.events_per_step / history);
+    shape.window = history;
+    shape.num_items = options.items;
+    model::check_step_memory(model::estimate_step_memory(full, shape), model::machine_memory_bytes());
   }
   TokenBenchmark result;
   for (const auto history : options.histories) {

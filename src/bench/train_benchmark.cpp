@@ -20,11 +20,16 @@ using train::TrainingSession;
 TrainBenchmark benchmark_training(const TrainConfig& train, const model::ModelConfig& model_config,
                                   const data::LoaderConfig& data_config, int steps, int warmup) {
   model::check_model_fits_history(model_config.max_len, model_config.personalization, data_config.max_len);
+  const distributed::Topology topology =
+      distributed::launched_by_mpi() ? distributed::MpiRuntime::start().topology() : distributed::Topology{};
+  longrec::train::check_training_memory(train, model_config, data_config, topology.world, topology.local_world, 0);
   if (train.threads > 0) at::set_num_threads(train.threads);
   const auto device = pick_device(train.device, distributed::job_local_rank());
   // Under mpirun: every rank times its share of the same global batches.
   auto comm = distributed::make_job_communicator(device);
   data::HistoryLoader loader(train.dataset, data_config, data::SplitPart::Train, comm->rank(), comm->world());
+  longrec::train::check_training_memory(train, model_config, data_config, comm->world(), comm->topology().local_world,
+                                        loader.num_items());
   TrainingSession session(train, model_config, loader.num_items(), device, comm.get());
   TrainBenchmark result;
   result.world = comm->world();

@@ -43,9 +43,9 @@ int bench_data(int argc, const char* const* argv) {
   r.add("bench", "ml1m", &options.ml1m, "ML-1M raw sequences file (empty = skip)", check::existing_file(true));
   r.add("bench", "workdir", &options.workdir, "scratch directory for the stores (removed at the end)");
   r.add("bench", "synth_events", &options.synth_events, "events in the synthetic store (0 = skip)",
-        check::at_least<std::int64_t>(0));
+        check::in_range<std::int64_t>(0, 100'000'000'000));
   r.add("bench", "synth_mean_length", &options.synth_mean_length, "mean history length of the synthetic users",
-        check::at_least<std::int64_t>(2));
+        check::in_range<std::int64_t>(2, 1 << 30));
   r.flag("bench", "prepare_synth", &options.prepare_synth,
          "also time prepare on the synthetic set written as a seq file");
   data::register_loader_options(r, options.loader);
@@ -73,8 +73,8 @@ int bench_train(int argc, const char* const* argv) {
                    "FLOP/s and MFU against the matrix-multiply peak measured in the same run.\n"
                    "Example: longrec bench train --config configs/ml-1m/hstu.ini",
                    "bench");
-  r.add("bench", "steps", &steps, "timed steps", check::at_least(1));
-  r.add("bench", "warmup", &warmup, "untimed steps first", check::at_least(0));
+  r.add("bench", "steps", &steps, "timed steps", check::in_range(1, 1000000));
+  r.add("bench", "warmup", &warmup, "untimed steps first", check::in_range(0, 1000000));
   train::register_train_options(r, train);
   model::register_model_options(r, model);
   data::register_loader_options(r, data);
@@ -92,11 +92,13 @@ int bench_train(int argc, const char* const* argv) {
   return 0;
 }
 
-// The `bench.histories` list of the token and serving benchmarks: lengths >= 2, at least one.
+// The `bench.histories` list of the token and serving benchmarks: lengths in [2, 2^20], at least one.
 std::vector<std::int64_t> parse_history_lengths(const std::string& text) {
   std::vector<std::int64_t> lengths;
   for (const auto value : parse_int_list("bench.histories", text)) {
-    if (value < 2) throw ConfigError("bench.histories", fmt::format("'{}' is not a history length (>= 2)", value));
+    if (value < 2 || value > (1 << 20)) {
+      throw ConfigError("bench.histories", fmt::format("'{}' is not a history length (2 to {})", value, 1 << 20));
+    }
     lengths.push_back(value);
   }
   if (lengths.empty()) throw ConfigError("bench.histories", "expected at least one length");
@@ -119,12 +121,15 @@ int bench_tokens(int argc, const char* const* argv) {
                    "bench");
   r.add("bench", "histories", &histories, "history lengths, comma-separated");
   r.add("bench", "events_per_step", &options.events_per_step, "events per training step (rows = this / history)",
-        check::at_least<std::int64_t>(1));
-  r.add("bench", "items", &options.items, "catalogue size of the random histories", check::at_least<std::int64_t>(2));
-  r.add("bench", "reps", &options.reps, "timed training steps per model and length (median)", check::at_least(1));
+        check::in_range<std::int64_t>(1, 1 << 24));
+  r.add("bench", "items", &options.items, "catalogue size of the random histories",
+        check::in_range<std::int64_t>(2, 100'000'000));
+  r.add("bench", "reps", &options.reps, "timed training steps per model and length (median)",
+        check::in_range(1, 1000000));
   r.add("bench", "requests", &options.serving_requests, "timed serving requests per length (median)",
-        check::at_least(1));
-  r.add("bench", "threads", &options.threads, "intra-op threads (0 = all cores)", check::at_least(0));
+        check::in_range(1, 10'000'000));
+  r.add("bench", "threads", &options.threads, "intra-op threads (0 = all cores)",
+        check::in_range(0, check::kMaxThreads));
   model::register_model_options(r, model);
   r.constraint([&] { options.histories = parse_history_lengths(histories); });
   if (!r.parse(argc, argv)) return 0;
@@ -159,12 +164,12 @@ int bench_serve(int argc, const char* const* argv) {
   r.add("bench", "model", &bundle, "serving bundle (.h5) whose model reads the longest history");
   r.add("bench", "histories", &histories, "history lengths, comma-separated");
   r.add("bench", "request_threads", &request_threads, "concurrent request threads, comma-separated");
-  r.add("bench", "threads", &threads, "intra-op threads per request", check::at_least(1));
-  r.add("bench", "seconds", &options.seconds, "timed seconds per cell", check::at_least(0.01));
-  r.add("bench", "warmup", &options.warmup, "untimed requests per thread first", check::at_least(0));
-  r.add("bench", "k", &options.k, "items per answer", check::at_least(1));
+  r.add("bench", "threads", &threads, "intra-op threads per request", check::in_range(1, check::kMaxThreads));
+  r.add("bench", "seconds", &options.seconds, "timed seconds per cell", check::in_range(0.01, 86400.0));
+  r.add("bench", "warmup", &options.warmup, "untimed requests per thread first", check::in_range(0, 1000000));
+  r.add("bench", "k", &options.k, "items per answer", check::in_range(1, 1 << 24));
   r.add("bench", "users_per_thread", &options.users_per_thread, "users each thread serves round robin",
-        check::at_least(1));
+        check::in_range(1, 1000000));
   r.constraint([&] {
     if (bundle.empty()) throw ConfigError("bench.model", "a serving bundle is required (longrec export)");
     options.histories = parse_history_lengths(histories);
@@ -228,9 +233,9 @@ int bench_comm(int argc, const char* const* argv) {
                    "bench");
   r.add("bench", "min_bytes", &min_bytes, "smallest size (-b; K, M, G suffixes)");
   r.add("bench", "max_bytes", &max_bytes, "largest size (-e)");
-  r.add("bench", "factor", &options.factor, "size multiplier between rows (-f)");
-  r.add("bench", "iters", &options.iters, "timed iterations per size (-n)", check::at_least(1));
-  r.add("bench", "warmup", &options.warmup, "untimed iterations per size (-w)", check::at_least(0));
+  r.add("bench", "factor", &options.factor, "size multiplier between rows (-f)", check::in_range(1.0, 1024.0));
+  r.add("bench", "iters", &options.iters, "timed iterations per size (-n)", check::in_range(1, 1000000));
+  r.add("bench", "warmup", &options.warmup, "untimed iterations per size (-w)", check::in_range(0, 1000000));
   r.add("bench", "check", &check, "verify results, count wrong elements (-c 0|1)");
   r.add("bench", "dtype", &options.dtype, "element type (-d)", check::one_of({"float", "double", "int64"}));
   r.add("bench", "collectives", &collectives, "comma-separated: all_reduce, all_gather, all_to_all_v");

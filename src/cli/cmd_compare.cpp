@@ -30,8 +30,10 @@ int run_compare(int argc, const char* const* argv) {
         check::existing_file());
   r.add("compare", "metrics", &metric_list, "comma-separated: hr@K, ndcg@K, mrr");
   r.add("compare", "long_history", &long_history,
-        "also compare users whose history is longer than this many events (0 = off)", check::at_least<std::int64_t>(0));
-  r.add("compare", "resamples", &test.resamples, "bootstrap and randomization resamples", check::at_least(1));
+        "also compare users whose history is longer than this many events (0 = off)",
+        check::in_range<std::int64_t>(0, check::kMaxCount));
+  r.add("compare", "resamples", &test.resamples, "bootstrap and randomization resamples",
+        check::in_range(1, 100'000'000));
   r.add("compare", "confidence", &test.confidence, "confidence level of the interval", check::in_range(0.5, 0.999));
   r.add("compare", "seed", &test.seed, "seed of the resampling");
   r.add("compare", "output", &output, "append one JSON line per (slice, metric) to this file", check::writable_path());

@@ -20,11 +20,13 @@ int run_eval(int argc, const char* const* argv) {
   r.add("eval", "checkpoint", &options.checkpoint, "checkpoint: step directory, LATEST file or run directory");
   r.add("eval", "dataset", &options.dataset, "history store (default: the one the checkpoint was trained on)");
   r.add("eval", "part", &options.part, "valid | test", check::one_of({"valid", "test"}));
-  r.add("eval", "threads", &options.threads, "intra-op threads (0 = all cores)", check::at_least(0));
+  r.add("eval", "threads", &options.threads, "intra-op threads (0 = all cores)",
+        check::in_range(0, check::kMaxThreads));
   r.add("eval", "device", &options.device, "auto | cpu | cuda", check::one_of({"auto", "cpu", "cuda"}));
   r.add("eval", "output", &options.output, "append the metrics to this JSONL file");
   r.add("eval", "long_history", &options.long_history,
-        "also report users whose history is longer than this many events (0 = off)", check::at_least<std::int64_t>(0));
+        "also report users whose history is longer than this many events (0 = off)",
+        check::in_range<std::int64_t>(0, check::kMaxCount));
   r.add("eval", "ranks", &options.ranks,
         "write every user's rank to this TSV (user, history_events, rank) for `longrec compare`",
         check::writable_path());

@@ -29,9 +29,9 @@ int run_prepare(int argc, const char* const* argv) {
         check::one_of({"auto", "utf-8", "latin-1"}));
   r.add("prepare", "item_order", &o.item_order, "dense item ids by: first (appearance) | frequency",
         check::one_of({"first", "frequency"}));
-  r.add("prepare", "min_user_events", &o.min_user_events, "drop users with fewer events", check::at_least(1));
-  r.add("prepare", "min_item_events", &o.min_item_events, "drop items with fewer events", check::at_least(1));
-  r.add("prepare", "k_core", &o.k_core, "k-core filter (0 = off)", check::at_least(0));
+  r.add("prepare", "min_user_events", &o.min_user_events, "drop users with fewer events", check::in_range(1, 1 << 30));
+  r.add("prepare", "min_item_events", &o.min_item_events, "drop items with fewer events", check::in_range(1, 1 << 30));
+  r.add("prepare", "k_core", &o.k_core, "k-core filter (0 = off)", check::in_range(0, 1 << 30));
   r.add("prepare", "num_parts", &o.num_parts, "part files (users are hashed into parts)", check::in_range(1, 4096));
   r.flag("prepare", "overwrite", &o.overwrite, "replace a non-empty output directory");
   r.flag("prepare", "skip_bad_lines", &o.read.skip_bad_lines, "count and report malformed lines instead of failing");

@@ -25,12 +25,12 @@ int run_recommend(int argc, const char* const* argv) {
   r.add("recommend", "model", &bundle, "serving bundle (.h5)");
   r.add("recommend", "history", &history, "raw item ids, oldest first, comma-separated");
   r.add("recommend", "times", &times, "event times for --history (default: 0, 1, 2, ...)");
-  r.add("recommend", "k", &k, "items to return", check::at_least(1));
+  r.add("recommend", "k", &k, "items to return", check::in_range(1, 1 << 24));
   r.flag("recommend", "include_seen", &include_seen, "also recommend items of the history");
   r.add("recommend", "input", &input, "JSONL requests: {\"history\": [...], \"k\": N, \"times\": [...]} per line");
   r.add("recommend", "output", &output, "JSONL results for --input (one line per request, errors included)");
   r.add("recommend", "user_vector_out", &vector_out, "write the user vector of --history as a JSON list");
-  r.add("recommend", "threads", &threads, "intra-op threads (0 = all cores)", check::at_least(0));
+  r.add("recommend", "threads", &threads, "intra-op threads (0 = all cores)", check::in_range(0, check::kMaxThreads));
   r.constraint([&] {
     if (bundle.empty()) throw ConfigError("recommend.model", "a bundle is required");
     if (history.empty() == input.empty()) {

@@ -31,12 +31,13 @@ int run_serve(int argc, const char* const* argv) {
   r.add("serve", "host", &o.host, "address to bind (loopback by default; 0.0.0.0 for every interface)");
   r.add("serve", "port", &o.port, "TCP port (0: any free port, see --port_file)", check::in_range(0, 65535));
   r.add("serve", "port_file", &port_file, "write the bound port to this file once listening");
-  r.add("serve", "request_threads", &o.request_threads, "requests answered at once", check::at_least(1));
-  r.add("serve", "threads", &threads, "intra-op threads per request", check::at_least(1));
+  r.add("serve", "request_threads", &o.request_threads, "requests answered at once",
+        check::in_range(1, check::kMaxThreads));
+  r.add("serve", "threads", &threads, "intra-op threads per request", check::in_range(1, check::kMaxThreads));
   r.add("serve", "max_body_bytes", &o.max_body_bytes, "larger request bodies get 413",
-        check::at_least<std::int64_t>(64));
+        check::in_range<std::int64_t>(64, std::int64_t{1} << 32));
   r.add("serve", "max_users", &o.max_users, "user states held (least recently used dropped beyond)",
-        check::at_least<std::int64_t>(1));
+        check::in_range<std::int64_t>(1, 1'000'000'000));
   r.constraint([&] {
     if (bundle.empty()) throw ConfigError("serve.model", "a bundle is required");
   });

@@ -1,7 +1,12 @@
 #include "longrec/core/config.h"
 
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <set>
 #include <sstream>
 
@@ -36,6 +41,65 @@ template <>
 std::string type_name<double>() {
   return "a number";
 }
+
+namespace {
+
+template <typename T>
+std::string parse_integer(const std::string& text, T& out) {
+  using limits = std::numeric_limits<T>;
+  const std::string range = fmt::format("{} in [{}, {}]", type_name<T>(), limits::min(), limits::max());
+  const char* end = text.data() + text.size();
+  T value{};
+  const auto [stop, ec] = std::from_chars(text.data(), end, value);
+  if (ec == std::errc() && stop == end && !text.empty()) {
+    out = value;
+    return "";
+  }
+  if (ec == std::errc::result_out_of_range && stop == end) return range;
+  // "1e9", "+5", "2.5e3": taken when the value is an integer the type holds.
+  // Digits, signs, '.' and exponents only (strtold would also read hex, nan, inf).
+  if (text.empty() || text.find_first_not_of("0123456789+-.eE") != std::string::npos) return type_name<T>();
+  errno = 0;
+  char* parsed_end = nullptr;
+  const long double v = std::strtold(text.c_str(), &parsed_end);
+  if (parsed_end != text.c_str() + text.size() || errno == ERANGE || !std::isfinite(v)) {
+    return errno == ERANGE ? range : type_name<T>();
+  }
+  if (v != std::floor(v)) return type_name<T>();
+  // [min, max] of every integer type here is exact in a long double (64-bit mantissa on x86-64).
+  if (v < static_cast<long double>(limits::min()) || v > static_cast<long double>(limits::max())) return range;
+  out = static_cast<T>(v);
+  return "";
+}
+
+}  // namespace
+
+template <>
+std::string parse_number<int>(const std::string& text, int& out) {
+  return parse_integer(text, out);
+}
+template <>
+std::string parse_number<std::int64_t>(const std::string& text, std::int64_t& out) {
+  return parse_integer(text, out);
+}
+template <>
+std::string parse_number<std::uint64_t>(const std::string& text, std::uint64_t& out) {
+  return parse_integer(text, out);
+}
+template <>
+std::string parse_number<double>(const std::string& text, double& out) {
+  if (text.empty() || std::isspace(static_cast<unsigned char>(text.front()))) return type_name<double>();
+  errno = 0;
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  if (end != text.c_str() + text.size()) return type_name<double>();
+  // Overflow (1e999) is refused; underflow to 0 or a denormal is a number.
+  if (errno == ERANGE && std::isinf(v)) {
+    return fmt::format("a number in [{}, {}]", -std::numeric_limits<double>::max(), std::numeric_limits<double>::max());
+  }
+  out = v;
+  return "";
+}
 }  // namespace config_detail
 
 OptionRegistry::OptionRegistry(std::string command, std::string summary, std::string primary_section)
@@ -60,6 +124,7 @@ void OptionRegistry::flag(const std::string& section, const std::string& key, bo
                            key,
                            config_detail::type_name<bool>(),
                            [target] { return std::string(*target ? "true" : "false"); },
+                           {},
                            {}});
 }
 
@@ -141,6 +206,16 @@ bool OptionRegistry::parse(int argc, const char* const* argv) {
   // so the command line overrides the config file.
   try {
     po::parsed_options parsed = po::command_line_parser(args).options(all).run();
+    // Without a positional description Program_options hands stray words
+    // (`longrec train foo`) back unnamed, and store() drops them silently.
+    for (const auto& option : parsed.options) {
+      if (!option.string_key.empty()) continue;
+      throw ConfigError("(command line)",
+                        fmt::format("unexpected argument '{}': `longrec {}` takes no positional arguments; use "
+                                    "--section.key=value (see `longrec {} --help`)",
+                                    option.original_tokens.empty() ? std::string() : option.original_tokens.front(),
+                                    command_, command_));
+    }
     po::store(parsed, values_);
     for (const auto& option : parsed.options) sources_[option.string_key] = "command line";
   } catch (const po::unknown_option& e) {
@@ -165,6 +240,11 @@ bool OptionRegistry::parse(int argc, const char* const* argv) {
 
   if (values_.count("config")) {
     config_file_ = values_["config"].as<std::string>();
+    std::error_code ec;
+    // An ifstream opens a directory without error and then reads nothing.
+    if (std::filesystem::is_directory(config_file_, ec)) {
+      throw ConfigError("config", fmt::format("'{}' is a directory, expected an INI file", config_file_));
+    }
     std::ifstream in(config_file_);
     if (!in) throw ConfigError("config", fmt::format("cannot open config file '{}'", config_file_));
     po::options_description file_options;
@@ -192,18 +272,38 @@ bool OptionRegistry::parse(int argc, const char* const* argv) {
     throw ConfigError("(config)", e.what());
   }
   for (const auto& entry : entries_) {
+    if (!entry.assign) continue;
+    const std::string key = full_key(entry.section, entry.key);
+    const auto value = values_.find(key);
+    if (value == values_.end() || value->second.defaulted()) continue;
+    const auto& text = value->second.as<std::string>();
+    const std::string expected = entry.assign(text);
+    if (expected.empty()) continue;
+    const auto source = sources_.find(key);
+    if (source != sources_.end() && source->second == config_file_) {
+      throw ConfigError(key, fmt::format("{}:{}: got '{}', expected {}", config_file_, ini_line_of(config_file_, key),
+                                         text, expected));
+    }
+    throw ConfigError(key, fmt::format("got '{}' on the command line, expected {}", text, expected));
+  }
+  for (const auto& entry : entries_) {
     if (entry.validate) entry.validate();
   }
   for (const auto& check : constraints_) check();
   return true;
 }
 
+std::string OptionRegistry::source_of(const std::string& key) const {
+  if (const auto source = sources_.find(key); source != sources_.end()) return source->second;
+  if (const auto derived = derived_sources_.find(key); derived != derived_sources_.end()) return derived->second;
+  return "default";
+}
+
 std::vector<OptionRegistry::Row> OptionRegistry::resolved() const {
   std::vector<Row> rows;
   for (const auto& entry : entries_) {
     const std::string key = full_key(entry.section, entry.key);
-    const auto source = sources_.find(key);
-    rows.push_back({key, entry.format(), source == sources_.end() ? "default" : source->second});
+    rows.push_back({key, entry.format(), source_of(key)});
   }
   return rows;
 }

@@ -18,17 +18,18 @@
 namespace longrec::data {
 
 void register_loader_options(OptionRegistry& r, LoaderConfig& c) {
-  r.add("data", "batch_size", &c.batch_size, "global batch size (rows per step over all ranks)", check::at_least(1));
-  r.add("data", "max_len", &c.max_len, "longest input window in events", check::at_least(1));
+  r.add("data", "batch_size", &c.batch_size, "global batch size (rows per step over all ranks)",
+        check::in_range(1, 1 << 20));
+  r.add("data", "max_len", &c.max_len, "longest input window in events", check::in_range(1, 1 << 20));
   r.add("data", "split", &c.split, "split protocol: loo | last2", check::one_of({"loo", "last2"}));
   r.add("data", "windows", &c.windows,
         "training windows: last (most recent max_len events per user) | all (tile the whole history)",
         check::one_of({"last", "all"}));
   r.add("data", "seed", &c.seed, "seed of the shuffles");
-  r.add("data", "shuffle_users", &c.shuffle_users, "shuffle buffer size in users", check::at_least(1));
-  r.add("data", "read_users", &c.read_users, "users per chunk read from the store", check::at_least(1));
+  r.add("data", "shuffle_users", &c.shuffle_users, "shuffle buffer size in users", check::in_range(1, 1 << 24));
+  r.add("data", "read_users", &c.read_users, "users per chunk read from the store", check::in_range(1, 1 << 20));
   r.add("data", "prefetch_batches", &c.prefetch_batches, "batches built ahead by the reader thread",
-        check::at_least(1));
+        check::in_range(1, 1024));
   r.flag("data", "group_by_length", &c.group_by_length,
          "batch users of similar length together (less padding, but batches are not i.i.d.)");
   r.flag("data", "drop_last", &c.drop_last, "drop the final partial batch of a training epoch");

@@ -14,13 +14,14 @@ namespace longrec::data {
 
 void register_synth_options(OptionRegistry& r, SynthConfig& c) {
   r.add("synth", "out", &c.out, "output dataset directory (required)");
-  r.add("synth", "users", &c.users, "number of users", check::at_least<std::int64_t>(1));
-  r.add("synth", "items", &c.items, "number of items", check::at_least<std::int64_t>(2));
-  r.add("synth", "clusters", &c.clusters, "item clusters (interests)", check::at_least(1));
-  r.add("synth", "interests", &c.interests, "long-term interests per user", check::at_least(1));
-  r.add("synth", "mean_length", &c.mean_length, "mean history length (log-normal)", check::at_least<std::int64_t>(2));
-  r.add("synth", "min_length", &c.min_length, "shortest history", check::at_least<std::int64_t>(2));
-  r.add("synth", "max_length", &c.max_length, "longest history", check::at_least<std::int64_t>(2));
+  r.add("synth", "users", &c.users, "number of users", check::in_range<std::int64_t>(1, 10'000'000'000));
+  r.add("synth", "items", &c.items, "number of items", check::in_range<std::int64_t>(2, 100'000'000));
+  r.add("synth", "clusters", &c.clusters, "item clusters (interests)", check::in_range(1, 1 << 24));
+  r.add("synth", "interests", &c.interests, "long-term interests per user", check::in_range(1, 1024));
+  r.add("synth", "mean_length", &c.mean_length, "mean history length (log-normal)",
+        check::in_range<std::int64_t>(2, 1 << 30));
+  r.add("synth", "min_length", &c.min_length, "shortest history", check::in_range<std::int64_t>(2, 1 << 30));
+  r.add("synth", "max_length", &c.max_length, "longest history", check::in_range<std::int64_t>(2, 1 << 30));
   r.add("synth", "long_term_prob", &c.long_term_prob, "probability an event comes from a long-term interest",
         check::in_range(0.0, 1.0));
   r.add("synth", "repeat_prob", &c.repeat_prob, "probability an event repeats an old item of the user",

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <charconv>
+#include <cmath>
 #include <functional>
 #include <regex>
 #include <variant>
@@ -44,6 +45,11 @@ struct Field {
 #define LONGREC_MEMBER(member) +[](ModelConfig& c) -> decltype((c.member)) { return c.member; }
 
 // The one list of model fields, in the order --help and the resolved table show them.
+// Upper bounds are far above any model this trainer runs and refuse values
+// that cannot work before anything is allocated (an int32 overflow of a
+// shape, a 22 GB bias table); what a whole step needs is estimated against
+// the machine's memory by step_memory.h. HSTU buckets time gaps by doubling,
+// so at most ~146 buckets are ever reached (gaps up to 2^63).
 const std::vector<Field>& fields() {
   static const std::vector<Field> table = {
       {"model", "size", "size descriptor, e.g. hstu-d64-l8-h2 (sets backbone, dim, blocks, heads)", 0,
@@ -51,27 +57,27 @@ const std::vector<Field>& fields() {
       {"model", "backbone", "registered backbone (hstu | sasrec)", kArchitecture | kStored,
        Binding<std::string>{LONGREC_MEMBER(backbone), check::one_of(registered_backbones())}},
       {"model", "dim", "embedding and residual width D", kArchitecture | kStored,
-       Binding<int>{LONGREC_MEMBER(dim), check::at_least(1)}},
+       Binding<int>{LONGREC_MEMBER(dim), check::in_range(1, 65536)}},
       {"model", "blocks", "number of blocks", kArchitecture | kStored,
-       Binding<int>{LONGREC_MEMBER(blocks), check::at_least(1)}},
+       Binding<int>{LONGREC_MEMBER(blocks), check::in_range(1, 1024)}},
       {"model", "heads", "attention heads", kArchitecture | kStored,
-       Binding<int>{LONGREC_MEMBER(heads), check::at_least(1)}},
+       Binding<int>{LONGREC_MEMBER(heads), check::in_range(1, 1024)}},
       {"model", "head_dim", "per-head q/k/v width (0 = dim / heads)", kArchitecture | kStored,
-       Binding<int>{LONGREC_MEMBER(head_dim), check::at_least(0)}},
+       Binding<int>{LONGREC_MEMBER(head_dim), check::in_range(0, 65536)}},
       {"model", "max_len", "maximum sequence length N_max (HSTU normaliser, position tables)", kArchitecture | kStored,
-       Binding<int>{LONGREC_MEMBER(max_len), check::at_least(1)}},
+       Binding<int>{LONGREC_MEMBER(max_len), check::in_range(1, 1 << 20)}},
       {"model", "dropout", "dropout on inputs and block outputs", kStored,
        Binding<double>{LONGREC_MEMBER(dropout), check::in_range(0.0, 0.99)}},
       {"model", "attn_dropout", "dropout on attention weights", kStored,
        Binding<double>{LONGREC_MEMBER(attn_dropout), check::in_range(0.0, 0.99)}},
       {"model", "ffn_dim", "SASRec FFN width (0 = dim)", kArchitecture | kStored,
-       Binding<int>{LONGREC_MEMBER(ffn_dim), check::at_least(0)}},
+       Binding<int>{LONGREC_MEMBER(ffn_dim), check::in_range(0, 1 << 18)}},
       {"model", "time_buckets", "HSTU log-time buckets", kArchitecture | kStored,
-       Binding<int>{LONGREC_MEMBER(time_buckets), check::at_least(1)}},
+       Binding<int>{LONGREC_MEMBER(time_buckets), check::in_range(1, 4096)}},
       {"model", "temperature", "softmax temperature of cosine logits", kStored,
        Binding<double>{LONGREC_MEMBER(temperature), check::in_range(1e-4, 100.0)}},
       {"model", "num_negatives", "uniform negatives per position (or per batch when shared)", kStored,
-       Binding<int>{LONGREC_MEMBER(num_negatives), check::at_least(0)}},
+       Binding<int>{LONGREC_MEMBER(num_negatives), check::in_range(0, 1 << 20)}},
       {"model", "negatives", "per_position | shared", kStored,
        Binding<std::string>{LONGREC_MEMBER(negatives), check::one_of({"per_position", "shared"})}},
       {"model", "in_batch_negatives", "also use the batch's other targets as negatives", kStored,
@@ -79,13 +85,13 @@ const std::vector<Field>& fields() {
       {"model", "seed", "seed of initialisation, dropout and negative sampling", kStored,
        Binding<std::uint64_t>{LONGREC_MEMBER(seed), {}}},
       {"personalization", "segment_len", "events per segment S (0 = personalization tokens off)",
-       kArchitecture | kStored, Binding<int>{LONGREC_MEMBER(personalization.segment_len), check::at_least(0)}},
+       kArchitecture | kStored, Binding<int>{LONGREC_MEMBER(personalization.segment_len), check::in_range(0, 1 << 20)}},
       {"personalization", "tokens_per_group", "tokens K after each segment", kArchitecture | kStored,
-       Binding<int>{LONGREC_MEMBER(personalization.tokens_per_group), check::at_least(1)}},
+       Binding<int>{LONGREC_MEMBER(personalization.tokens_per_group), check::in_range(1, kMaxGroupTokens)}},
       {"personalization", "recent_window", "newest events R kept raw", kArchitecture | kStored,
-       Binding<int>{LONGREC_MEMBER(personalization.recent_window), check::at_least(0)}},
+       Binding<int>{LONGREC_MEMBER(personalization.recent_window), check::in_range(0, 1 << 20)}},
       {"personalization", "max_groups", "cap on token groups (oldest dropped when serving)", kArchitecture | kStored,
-       Binding<int>{LONGREC_MEMBER(personalization.max_groups), check::at_least(1)}},
+       Binding<int>{LONGREC_MEMBER(personalization.max_groups), check::in_range(1, 1 << 16)}},
       {"personalization", "groups",
        "explicit groups offset:K,... (offset = history events up to the group's end); overrides segment_len",
        kArchitecture | kStored, Binding<std::string>{LONGREC_MEMBER(personalization.groups), {}}},
@@ -222,6 +228,21 @@ void apply_size_descriptor(ModelConfig& c, const std::string& descriptor) {
 }
 
 void validate_model_config(const ModelConfig& c) {
+  // Every field's own check (ranges, bounds, finite numbers): configurations
+  // from a size descriptor, a manifest or code pass through here too.
+  for (const auto& f : fields()) {
+    std::visit(
+        [&](const auto& b) {
+          if (b.validate) b.validate(full_key(f), value_of(b, c));
+          using T = std::decay_t<decltype(value_of(b, c))>;
+          if constexpr (std::is_floating_point_v<T>) {
+            if (!std::isfinite(value_of(b, c))) {
+              throw ConfigError(full_key(f), fmt::format("got {}, expected a finite number", value_of(b, c)));
+            }
+          }
+        },
+        f.binding);
+  }
   const auto backbones = registered_backbones();
   if (std::find(backbones.begin(), backbones.end(), c.backbone) == backbones.end()) {
     throw ConfigError("model.backbone", fmt::format("got '{}', expected one of the registered backbones: {}",
@@ -262,8 +283,29 @@ void register_model_options(OptionRegistry& r, ModelConfig& c) {
         },
         f.binding);
   }
-  r.constraint([&c] {
-    if (!c.size.empty()) apply_size_descriptor(c, c.size);
+  r.constraint([&r, &c] {
+    if (!c.size.empty()) {
+      // A descriptor and an explicit key that disagree: one of them would be
+      // dropped silently, so neither wins. Keys the descriptor leaves alone,
+      // or sets to the value given, are fine (a resolved config.ini has both).
+      ModelConfig sized = c;
+      apply_size_descriptor(sized, c.size);
+      const std::vector<std::pair<std::string, bool>> named = {{"model.backbone", sized.backbone != c.backbone},
+                                                               {"model.dim", sized.dim != c.dim},
+                                                               {"model.blocks", sized.blocks != c.blocks},
+                                                               {"model.heads", sized.heads != c.heads}};
+      for (const auto& [key, differs] : named) {
+        if (!differs) continue;
+        if (r.given(key)) {
+          throw ConfigError("model.size", fmt::format("'{}' sets {} = {}, but {} = {} is given ({}); give either "
+                                                      "the size descriptor or the key, not both",
+                                                      c.size, key, model_field_value(sized, key), key,
+                                                      model_field_value(c, key), r.source_of(key)));
+        }
+        r.set_source(key, "model.size");
+      }
+      c = sized;
+    }
     validate_model_config(c);
   });
 }

@@ -26,9 +26,9 @@ std::vector<TokenGroupSpec> parse_groups(const std::string& text) {
       throw ConfigError("personalization.groups",
                         fmt::format("'{}' is not offset:tokens; expected e.g. 128:4,256:4,512:8", item));
     }
-    if (spec.tokens < 1) {
+    if (spec.tokens < 1 || spec.tokens > kMaxGroupTokens) {
       throw ConfigError("personalization.groups",
-                        fmt::format("group '{}' has {} tokens, expected >= 1", item, spec.tokens));
+                        fmt::format("group '{}' has {} tokens, expected 1 to {}", item, spec.tokens, kMaxGroupTokens));
     }
     const std::int64_t previous = out.empty() ? 0 : out.back().offset;
     if (spec.offset <= previous) {

@@ -1,5 +1,9 @@
 #include "longrec/train/train_config.h"
 
+#include <algorithm>
+
+#include <fmt/format.h>
+
 #include "longrec/core/config.h"
 
 namespace longrec::train {
@@ -7,14 +11,15 @@ namespace longrec::train {
 void register_train_options(OptionRegistry& r, TrainConfig& c) {
   r.add("train", "dataset", &c.dataset, "history store directory (from `longrec prepare` or `longrec synth`)");
   r.add("train", "run_dir", &c.run_dir, "run directory: logs, metrics.jsonl, checkpoints");
-  r.add("train", "epochs", &c.epochs, "training epochs", check::at_least(1));
+  r.add("train", "epochs", &c.epochs, "training epochs", check::in_range(1, 1000000));
   r.add("train", "max_steps", &c.max_steps, "stop after this many steps (0 = run all epochs)",
-        check::at_least<std::int64_t>(0));
+        check::in_range<std::int64_t>(0, check::kMaxCount));
   r.add("train", "lr", &c.lr, "dense AdamW learning rate", check::in_range(0.0, 10.0));
   r.add("train", "beta1", &c.beta1, "AdamW beta1", check::in_range(0.0, 0.9999));
   r.add("train", "beta2", &c.beta2, "AdamW beta2", check::in_range(0.0, 0.99999));
   r.add("train", "weight_decay", &c.weight_decay, "AdamW weight decay", check::in_range(0.0, 1.0));
-  r.add("train", "warmup_steps", &c.warmup_steps, "linear warm-up steps", check::at_least<std::int64_t>(0));
+  r.add("train", "warmup_steps", &c.warmup_steps, "linear warm-up steps",
+        check::in_range<std::int64_t>(0, check::kMaxCount));
   r.add("train", "schedule", &c.schedule, "learning-rate schedule after warm-up: constant | cosine",
         check::one_of({"constant", "cosine"}));
   r.add("train", "min_lr_ratio", &c.min_lr_ratio, "cosine floor as a fraction of lr", check::in_range(0.0, 1.0));
@@ -22,25 +27,45 @@ void register_train_options(OptionRegistry& r, TrainConfig& c) {
   r.add("train", "sparse_optimizer", &c.sparse_optimizer, "item-embedding optimizer: rowwise_adagrad | adam",
         check::one_of({"rowwise_adagrad", "adam"}));
   r.add("train", "sparse_lr", &c.sparse_lr, "item-embedding learning rate", check::in_range(0.0, 10.0));
-  r.add("train", "log_every", &c.log_every, "steps between log lines", check::at_least<std::int64_t>(1));
-  r.add("train", "eval_every", &c.eval_every, "epochs between evaluations (0 = at the end only)", check::at_least(0));
+  r.add("train", "log_every", &c.log_every, "steps between log lines",
+        check::in_range<std::int64_t>(1, check::kMaxCount));
+  r.add("train", "eval_every", &c.eval_every, "epochs between evaluations (0 = at the end only)",
+        check::in_range(0, 1000000));
   r.add("train", "eval_part", &c.eval_part, "split part evaluated during training: valid | test",
         check::one_of({"valid", "test"}));
   r.add("train", "eval_long_history", &c.eval_long_history,
         "also report metrics of users whose history is longer than this many events (0 = off)",
-        check::at_least<std::int64_t>(0));
-  r.add("train", "threads", &c.threads, "intra-op threads per process (0 = all cores)", check::at_least(0));
+        check::in_range<std::int64_t>(0, check::kMaxCount));
+  r.add("train", "threads", &c.threads, "intra-op threads per process (0 = all cores)",
+        check::in_range(0, check::kMaxThreads));
   r.add("train", "device", &c.device, "auto | cpu | cuda", check::one_of({"auto", "cpu", "cuda"}));
   r.flag("train", "bf16", &c.bf16, "bf16 autocast on GPU");
   r.flag("train", "route_ahead", &c.route_ahead,
          "several ranks: exchange the next step's item ids while this step computes");
   r.add("train", "ckpt_every", &c.ckpt_every, "steps between checkpoints (0 = at the end only)",
-        check::at_least<std::int64_t>(0));
-  r.add("train", "keep_ckpts", &c.keep_ckpts, "checkpoints kept (newest)", check::at_least(1));
+        check::in_range<std::int64_t>(0, check::kMaxCount));
+  r.add("train", "keep_ckpts", &c.keep_ckpts, "checkpoints kept (newest)", check::in_range(1, 10000));
   r.add("train", "resume", &c.resume, "resume: '' (fresh), auto (newest complete checkpoint of run_dir) or a path");
   r.constraint([&c] {
     if (c.dataset.empty()) throw ConfigError("train.dataset", "a dataset directory is required");
   });
+}
+
+model::StepMemoryEstimate check_training_memory(const TrainConfig& train, const model::ModelConfig& model,
+                                                const data::LoaderConfig& data, int world, int local_ranks,
+                                                std::int64_t num_items) {
+  model::StepShape shape;
+  shape.batch_size = data.batch_size;
+  shape.world = world;
+  shape.window = data.max_len;
+  shape.num_items = num_items;
+  shape.adam_items = train.sparse_optimizer == "adam";
+  const auto estimate = model::estimate_step_memory(model, shape);
+  local_ranks = std::max(local_ranks, 1);
+  model::check_step_memory(
+      estimate, model::machine_memory_bytes() / static_cast<std::uint64_t>(local_ranks),
+      local_ranks == 1 ? "this machine" : fmt::format("each of the {} ranks on this node", local_ranks));
+  return estimate;
 }
 
 }  // namespace longrec::train

@@ -72,6 +72,11 @@ TrainResult run_training(const TrainConfig& config, const model::ModelConfig& mo
                          const data::LoaderConfig& data_config, const std::string& resolved_table,
                          const std::string& resolved_ini, distributed::Communicator* job_comm) {
   model::check_model_fits_history(model_config.max_len, model_config.personalization, data_config.max_len);
+  const distributed::Topology topology = job_comm != nullptr              ? job_comm->topology()
+                                         : distributed::launched_by_mpi() ? distributed::MpiRuntime::start().topology()
+                                                                          : distributed::Topology{};
+  // Before anything is allocated: a step that cannot fit is refused by its keys.
+  check_training_memory(config, model_config, data_config, topology.world, topology.local_world, 0);
   if (config.threads > 0) at::set_num_threads(config.threads);
   // The node-local rank picks the GPU.
   const int local_rank = job_comm != nullptr ? job_comm->topology().local_rank : distributed::job_local_rank();
@@ -85,6 +90,9 @@ TrainResult run_training(const TrainConfig& config, const model::ModelConfig& mo
   data::HistoryLoader train_loader(config.dataset, data_config, data::SplitPart::Train, comm.rank(), comm.world());
   PeriodicEvaluation evaluation(config, data_config, comm.rank(), comm.world());
   const std::int64_t num_items = train_loader.num_items();
+  const auto memory =
+      check_training_memory(config, model_config, data_config, comm.world(), comm.topology().local_world, num_items);
+  log::info("estimated step memory: {} ({})", model::format_bytes(memory.total_bytes()), memory.describe());
   TrainingSession session(config, model_config, num_items, device, &comm);
   const std::int64_t per_epoch = train_loader.batches_per_epoch();
   // Negatives and unique ids of every batch are drawn on the loader's thread.

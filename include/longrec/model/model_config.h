@@ -8,7 +8,8 @@
 // plus the struct member here.
 //
 // Size descriptors such as `hstu-d64-l8-h2` (backbone, width, blocks, heads)
-// set several keys at once so that a scaling sweep varies one value.
+// set several keys at once so that a scaling sweep varies one value; giving
+// one of those keys too with another value is a conflict (ConfigError).
 #pragma once
 
 #include <cstdint>
@@ -24,7 +25,7 @@ class OptionRegistry;
 namespace longrec::model {
 
 struct ModelConfig {
-  std::string size;               // optional descriptor, e.g. "hstu-d50-l2-h1"; overrides the keys it names
+  std::string size;               // optional descriptor, e.g. "hstu-d50-l2-h1"; sets the keys it names
   std::string backbone = "hstu";  // one of registered_backbones()
   int dim = 50;                   // D: item embedding and residual width
   int blocks = 2;

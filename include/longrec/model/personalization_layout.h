@@ -23,6 +23,9 @@ class OptionRegistry;
 
 namespace longrec::model {
 
+// Most tokens one group may have (personalization.tokens_per_group, and each K of personalization.groups).
+constexpr int kMaxGroupTokens = 4096;
+
 struct TokenGroupSpec {
   std::int64_t offset = 0;  // the group ends after this many history events (counted from the oldest)
   int tokens = 0;           // K_g

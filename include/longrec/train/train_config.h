@@ -7,6 +7,7 @@
 
 #include "longrec/data/loader.h"
 #include "longrec/model/model_config.h"
+#include "longrec/model/step_memory.h"
 
 namespace longrec {
 class OptionRegistry;
@@ -45,5 +46,14 @@ struct TrainConfig {
 };
 
 void register_train_options(OptionRegistry& registry, TrainConfig& config);
+
+// Refuses, before anything is allocated, a step that cannot fit in memory:
+// ConfigError naming the keys of its largest terms when the estimate of one
+// rank's step exceeds the machine's memory shared by the `local_ranks` ranks
+// of this node. num_items = 0 when the dataset is not open yet (the item
+// table is left out). Returns the estimate, for the log.
+model::StepMemoryEstimate check_training_memory(const TrainConfig& train, const model::ModelConfig& model,
+                                                const data::LoaderConfig& data, int world, int local_ranks,
+                                                std::int64_t num_items);
 
 }  // namespace longrec::train
