@@ -81,8 +81,24 @@ eval_line=$(grep "eval test" gpu-check-train.log | tail -1 || true)
 
 "$LONGREC" bench comm --bench.device=cuda -b 8 -e 256M -f 4 > gpu-check-comm.log 2>&1 || true
 GPUS=$(nvidia-smi -L | wc -l)
+watchdog="needs 2 GPUs"
 if [ "$GPUS" -ge 2 ]; then
   mpirun -np 2 --bind-to none "$LONGREC" bench comm --bench.device=cuda -b 8 -e 256M -f 4 > gpu-check-comm.log 2>&1 || true
+  # The NCCL watchdog (issue 14): rank 1 stopped while training on 2 GPUs; the
+  # job must end within the 10 s collective timeout (plus start-up) with a report.
+  mpirun -np 2 --bind-to none "$LONGREC" train --config configs/synth/hstu-demo.ini --dataset "$RUN/data" \
+    --run_dir "$RUN/watchdog" --train.device=cuda --train.epochs=1000 --train.log_every=1 \
+    --train.collective_timeout=10 > gpu-check-watchdog.log 2>&1 &
+  job=$!
+  for _ in $(seq 1 600); do grep -q "^\[info\] step" "$RUN/watchdog/train-rank-00001.log" 2>/dev/null && break; sleep 0.2; done
+  pid=$(grep -m 1 -o "pid [0-9]*" "$RUN/watchdog/train-rank-00001.log" | cut -d' ' -f2 || true)
+  start=$(date +%s)
+  [ -n "$pid" ] && kill -STOP "$pid"
+  for _ in $(seq 1 600); do kill -0 "$job" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$job" 2>/dev/null && { kill -9 "$job"; watchdog="FAILED: still running 60 s after rank 1 was stopped"; }
+  [ -n "$pid" ] && { kill -CONT "$pid"; kill -9 "$pid"; } 2>/dev/null || true
+  report=$(grep -m 1 "did not complete on the GPU" gpu-check-watchdog.log || true)
+  [ "$watchdog" = "needs 2 GPUs" ] && watchdog="ended after $(( $(date +%s) - start )) s: ${report:-FAILED: no report}"
 fi
 
 echo
@@ -95,4 +111,5 @@ echo "| train $STEPS steps (hstu-demo, bf16) | ${train_s} s; $last_step |"
 echo "| eval after training | ${eval_line#*: } |"
 largest=$(awk '/^# all_reduce/ {f = 1; next} /^# all_gather/ {f = 0} f && !/^#/ {l = $0} END {print l}' gpu-check-comm.log)
 echo "| bench comm (largest all_reduce: size count type us algbw busbw #wrong) | $largest |"
+echo "| NCCL watchdog: rank 1 of 2 stopped (SIGSTOP), 10 s timeout | $watchdog |"
 rm -rf "$RUN"

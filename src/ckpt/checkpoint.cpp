@@ -95,6 +95,7 @@ fs::path save_checkpoint(const fs::path& run_dir, const Manifest& manifest, mode
   const auto wire = comm.wire_device(model.parameters().front().device());
   const fs::path root = run_dir / "ckpt";
   const std::string name = step_name(manifest.trainer.step);
+  distributed::CollectiveLabel label(comm, fmt::format("checkpoint {}", name));
   const fs::path final_dir = root / name;
   // One writer per job: the temporary directory is named by the step alone,
   // so that every rank writes into the same one.

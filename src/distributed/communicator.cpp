@@ -5,10 +5,15 @@
 #include <algorithm>
 #include <climits>
 #include <cstdio>
+#include <cmath>
+#include <memory>
 #include <numeric>
+#include <tuple>
 #include <utility>
 
 #include <fmt/format.h>
+
+#include "collective_watch.h"
 
 namespace longrec::distributed {
 
@@ -96,45 +101,74 @@ ExchangeLayout exchange_layout(const torch::Tensor& rows, const std::vector<std:
 // buffer, the receive buffer and the count / offset arrays.
 class MpiPendingExchange final : public PendingExchange {
  public:
-  MpiPendingExchange(torch::Tensor rows, std::vector<std::int64_t> recv_counts, ExchangeLayout layout, MPI_Comm comm)
-      : rows_(std::move(rows)), layout_(std::move(layout)) {
+  MpiPendingExchange(torch::Tensor rows, std::vector<std::int64_t> recv_counts,
+                     std::shared_ptr<const ExchangeLayout> layout, MPI_Comm comm,
+                     std::shared_ptr<detail::CollectiveWatch> watch, detail::CollectiveCall call, double timeout)
+      : rows_(std::move(rows)),
+        layout_(std::move(layout)),
+        watch_(std::move(watch)),
+        call_(std::move(call)),
+        timeout_(timeout) {
     recv_counts_ = std::move(recv_counts);
-    out_ = torch::empty(layout_.recv_shape, rows_.options());
-    LONGREC_MPI(MPI_Ialltoallv(rows_.data_ptr(), layout_.send_counts.data(), layout_.send_offsets.data(),
-                               mpi_type(rows_), out_.data_ptr(), layout_.recv_counts.data(),
-                               layout_.recv_offsets.data(), mpi_type(rows_), comm, &request_));
+    out_ = torch::empty(layout_->recv_shape, rows_.options());
+    LONGREC_MPI(MPI_Ialltoallv(rows_.data_ptr(), layout_->send_counts.data(), layout_->send_offsets.data(),
+                               mpi_type(rows_), out_.data_ptr(), layout_->recv_counts.data(),
+                               layout_->recv_offsets.data(), mpi_type(rows_), comm, &request_));
   }
   ~MpiPendingExchange() override {
     if (request_ == MPI_REQUEST_NULL) return;
     int finalized = 0;
     MPI_Finalized(&finalized);
-    // Destructors cannot throw: a failed wait is reported and the job goes on to fail elsewhere.
-    if (!finalized && MPI_Wait(&request_, MPI_STATUS_IGNORE) != MPI_SUCCESS) {
-      std::fprintf(stderr, "longrec: MPI_Wait of an abandoned all_to_all_v failed\n");
+    if (finalized) return;
+    // Destructors cannot throw: a failed wait is reported here and the job
+    // goes on to fail elsewhere. After a timeout the buffers stay alive (MPI
+    // may still write them) and nothing waits again.
+    try {
+      const bool gave_up_before = watch_->failed();
+      if (gave_up_before || !watch_->complete(request_, call_, timeout_)) {
+        watch_->abandon(
+            std::make_shared<std::tuple<torch::Tensor, torch::Tensor, std::shared_ptr<const ExchangeLayout>>>(
+                rows_, out_, layout_));
+        if (!gave_up_before) std::fprintf(stderr, "longrec: %s\n", watch_->failure().c_str());
+      }
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "longrec: completing an abandoned all_to_all_v failed: %s\n", e.what());
     }
   }
   torch::Tensor wait() override {
     if (request_ == MPI_REQUEST_NULL) throw DistError("all_to_all_v: wait() called twice");
-    LONGREC_MPI(MPI_Wait(&request_, MPI_STATUS_IGNORE));
+    watch_->wait(request_, call_, timeout_, rows_, out_, layout_);
     return out_;
   }
 
  private:
   torch::Tensor rows_, out_;
-  ExchangeLayout layout_;
+  std::shared_ptr<const ExchangeLayout> layout_;
+  std::shared_ptr<detail::CollectiveWatch> watch_;
+  detail::CollectiveCall call_;
+  double timeout_;
   MPI_Request request_ = MPI_REQUEST_NULL;
 };
 
+// Every collective in its non-blocking form, completed by the watch (a
+// deadline; collective_watch.h); buffers are tensors or shared, so that a
+// collective given up on can stay under way without writing freed memory.
 class MpiCommunicator final : public Communicator {
  public:
-  explicit MpiCommunicator(const Topology& topology) : topology_(topology) {
-    LONGREC_MPI(MPI_Comm_dup(MPI_COMM_WORLD, &comm_));
+  explicit MpiCommunicator(const Topology& topology)
+      : topology_(topology), watch_(std::make_shared<detail::CollectiveWatch>(topology.rank, topology.world)) {
+    auto comm = std::make_shared<MPI_Comm>(MPI_COMM_NULL);
+    MPI_Request request = MPI_REQUEST_NULL;
+    const auto call = watch_->next("comm_idup", "communicator set-up");
+    LONGREC_MPI(MPI_Comm_idup(MPI_COMM_WORLD, comm.get(), &request));
+    watch_->wait(request, call, collective_timeout(), comm);
+    comm_ = *comm;
     LONGREC_MPI(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
   }
   ~MpiCommunicator() override {
     int finalized = 0;
     MPI_Finalized(&finalized);
-    if (!finalized) MPI_Comm_free(&comm_);
+    if (!finalized && comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
   }
   std::string backend() const override { return "mpi"; }
   const Topology& topology() const override { return topology_; }
@@ -144,13 +178,16 @@ class MpiCommunicator final : public Communicator {
     if (tensor.scalar_type() == torch::kBFloat16 || tensor.scalar_type() == torch::kFloat16) {
       throw DistError("all_reduce_sum: MPI cannot sum 16-bit floats; reduce in float32");
     }
+    const auto call = watch_->next("all_reduce_sum", collective_label());
     // In pieces of at most 2^30 elements: MPI counts are ints.
     constexpr std::int64_t kPiece = std::int64_t{1} << 30;
     auto* base = static_cast<char*>(tensor.data_ptr());
     for (std::int64_t first = 0; first < tensor.numel(); first += kPiece) {
       const auto n = std::min(kPiece, tensor.numel() - first);
-      LONGREC_MPI(MPI_Allreduce(MPI_IN_PLACE, base + first * tensor.element_size(), static_cast<int>(n),
-                                mpi_type(tensor), MPI_SUM, comm_));
+      MPI_Request request = MPI_REQUEST_NULL;
+      LONGREC_MPI(MPI_Iallreduce(MPI_IN_PLACE, base + first * tensor.element_size(), static_cast<int>(n),
+                                 mpi_type(tensor), MPI_SUM, comm_, &request));
+      watch_->wait(request, call, collective_timeout(), tensor);
     }
   }
 
@@ -161,46 +198,72 @@ class MpiCommunicator final : public Communicator {
     shape[0] *= topology_.world;
     auto out = torch::empty(shape, tensor.options());
     const int count = as_count(tensor.numel(), "all_gather");
-    LONGREC_MPI(
-        MPI_Allgather(tensor.data_ptr(), count, mpi_type(tensor), out.data_ptr(), count, mpi_type(tensor), comm_));
+    const auto call = watch_->next("all_gather", collective_label());
+    MPI_Request request = MPI_REQUEST_NULL;
+    LONGREC_MPI(MPI_Iallgather(tensor.data_ptr(), count, mpi_type(tensor), out.data_ptr(), count, mpi_type(tensor),
+                               comm_, &request));
+    watch_->wait(request, call, collective_timeout(), tensor, out);
     return out;
   }
 
   torch::Tensor all_to_all_v(const torch::Tensor& rows, const std::vector<std::int64_t>& send_counts,
                              std::vector<std::int64_t>& recv_counts) override {
     require_cpu(rows, "all_to_all_v");
-    const auto W = static_cast<std::size_t>(topology_.world);
     const auto row_size = check_all_to_all_counts(rows, send_counts, topology_.world);
-    recv_counts.assign(W, 0);
-    LONGREC_MPI(MPI_Alltoall(send_counts.data(), 1, MPI_INT64_T, recv_counts.data(), 1, MPI_INT64_T, comm_));
-    const auto layout = exchange_layout(rows, send_counts, recv_counts, row_size);
-    auto out = torch::empty(layout.recv_shape, rows.options());
-    LONGREC_MPI(MPI_Alltoallv(rows.data_ptr(), layout.send_counts.data(), layout.send_offsets.data(), mpi_type(rows),
-                              out.data_ptr(), layout.recv_counts.data(), layout.recv_offsets.data(), mpi_type(rows),
-                              comm_));
+    recv_counts = exchange_counts(send_counts);
+    const auto layout =
+        std::make_shared<const ExchangeLayout>(exchange_layout(rows, send_counts, recv_counts, row_size));
+    auto out = torch::empty(layout->recv_shape, rows.options());
+    const auto call = watch_->next("all_to_all_v", collective_label());
+    MPI_Request request = MPI_REQUEST_NULL;
+    LONGREC_MPI(MPI_Ialltoallv(rows.data_ptr(), layout->send_counts.data(), layout->send_offsets.data(), mpi_type(rows),
+                               out.data_ptr(), layout->recv_counts.data(), layout->recv_offsets.data(), mpi_type(rows),
+                               comm_, &request));
+    watch_->wait(request, call, collective_timeout(), rows, out, layout);
     return out;
   }
 
   std::unique_ptr<PendingExchange> start_all_to_all_v(const torch::Tensor& rows,
                                                       const std::vector<std::int64_t>& send_counts) override {
     require_cpu(rows, "all_to_all_v");
-    const auto W = static_cast<std::size_t>(topology_.world);
     const auto row_size = check_all_to_all_counts(rows, send_counts, topology_.world);
-    std::vector<std::int64_t> recv_counts(W, 0);
-    LONGREC_MPI(MPI_Alltoall(send_counts.data(), 1, MPI_INT64_T, recv_counts.data(), 1, MPI_INT64_T, comm_));
-    auto layout = exchange_layout(rows, send_counts, recv_counts, row_size);
-    return std::make_unique<MpiPendingExchange>(rows, std::move(recv_counts), std::move(layout), comm_);
+    auto recv_counts = exchange_counts(send_counts);
+    auto layout = std::make_shared<const ExchangeLayout>(exchange_layout(rows, send_counts, recv_counts, row_size));
+    auto call = watch_->next("all_to_all_v", collective_label());
+    return std::make_unique<MpiPendingExchange>(rows, std::move(recv_counts), std::move(layout), comm_, watch_,
+                                                std::move(call), collective_timeout());
   }
 
   void broadcast(torch::Tensor& tensor, int root) override {
     require_cpu(tensor, "broadcast");
-    LONGREC_MPI(MPI_Bcast(tensor.data_ptr(), as_count(tensor.numel(), "broadcast"), mpi_type(tensor), root, comm_));
+    const auto call = watch_->next("broadcast", collective_label());
+    MPI_Request request = MPI_REQUEST_NULL;
+    LONGREC_MPI(
+        MPI_Ibcast(tensor.data_ptr(), as_count(tensor.numel(), "broadcast"), mpi_type(tensor), root, comm_, &request));
+    watch_->wait(request, call, collective_timeout(), tensor);
   }
 
-  void barrier() override { LONGREC_MPI(MPI_Barrier(comm_)); }
+  void barrier() override {
+    const auto call = watch_->next("barrier", collective_label());
+    MPI_Request request = MPI_REQUEST_NULL;
+    LONGREC_MPI(MPI_Ibarrier(comm_, &request));
+    watch_->wait(request, call, collective_timeout());
+  }
 
  private:
+  // all_to_all_v's first half: every rank's count for this one (W integers).
+  std::vector<std::int64_t> exchange_counts(const std::vector<std::int64_t>& send_counts) {
+    const auto send = torch::tensor(send_counts, torch::kInt64);
+    auto recv = torch::zeros_like(send);
+    const auto call = watch_->next("all_to_all_v counts", collective_label());
+    MPI_Request request = MPI_REQUEST_NULL;
+    LONGREC_MPI(MPI_Ialltoall(send.data_ptr(), 1, MPI_INT64_T, recv.data_ptr(), 1, MPI_INT64_T, comm_, &request));
+    watch_->wait(request, call, collective_timeout(), send, recv);
+    return {recv.data_ptr<std::int64_t>(), recv.data_ptr<std::int64_t>() + recv.numel()};
+  }
+
   Topology topology_;
+  std::shared_ptr<detail::CollectiveWatch> watch_;
   MPI_Comm comm_ = MPI_COMM_NULL;
 };
 
@@ -230,6 +293,13 @@ std::unique_ptr<PendingExchange> Communicator::start_all_to_all_v(const torch::T
   std::vector<std::int64_t> recv_counts;
   auto out = all_to_all_v(rows, send_counts, recv_counts);
   return std::make_unique<CompletedExchange>(std::move(out), std::move(recv_counts));
+}
+
+void Communicator::set_collective_timeout(double seconds) {
+  if (!std::isfinite(seconds) || seconds <= 0) {
+    throw DistError(fmt::format("collective timeout: got {} s, expected a finite number of seconds > 0", seconds));
+  }
+  timeout_seconds_ = seconds;
 }
 
 std::int64_t check_all_to_all_counts(const torch::Tensor& rows, const std::vector<std::int64_t>& send_counts,

@@ -1,5 +1,7 @@
 #include "longrec/distributed/gradient_sync.h"
 
+#include <fmt/format.h>
+
 namespace longrec::distributed {
 
 GradientSync::GradientSync(Communicator& comm, std::int64_t bucket_bytes) : comm_(comm), bucket_bytes_(bucket_bytes) {}
@@ -28,7 +30,10 @@ int GradientSync::all_reduce(const std::vector<torch::Tensor>& parameters) {
     for (auto i = first; i < last; ++i) flat.push_back(grads[i].reshape({-1}));
     // Through the device the backend moves (the CPU for MPI), back to the gradients'.
     auto bucket = torch::cat(flat).to(comm_.wire_device(grads[first].device()));
-    comm_.all_reduce_sum(bucket);
+    {
+      CollectiveLabel label(comm_, fmt::format("dense gradients, bucket {}", collectives + 1));
+      comm_.all_reduce_sum(bucket);
+    }
     bucket = bucket.to(grads[first].device());
     std::int64_t at = 0;
     for (auto i = first; i < last; ++i) {

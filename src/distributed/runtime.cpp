@@ -2,11 +2,21 @@
 
 #include <mpi.h>
 
+#include <cstdio>
 #include <cstdlib>
 
 #include <fmt/format.h>
 
+#include "notices.h"
+
 namespace longrec::distributed {
+
+namespace detail {
+namespace {
+MPI_Comm g_notices = MPI_COMM_NULL;
+}
+MPI_Comm notice_communicator() { return g_notices; }
+}  // namespace detail
 
 bool launched_by_mpi() {
   for (const char* name :
@@ -60,11 +70,17 @@ MpiRuntime::MpiRuntime() {
   LONGREC_MPI(MPI_Comm_rank(node, &t.local_rank));
   LONGREC_MPI(MPI_Comm_size(node, &t.local_world));
   LONGREC_MPI(MPI_Comm_free(&node));
+  // Where a rank that gives up on a collective tells the others (collective_watch.h).
+  LONGREC_MPI(MPI_Comm_dup(MPI_COMM_WORLD, &detail::g_notices));
+  LONGREC_MPI(MPI_Comm_set_errhandler(detail::g_notices, MPI_ERRORS_RETURN));
 }
 
 MpiRuntime::~MpiRuntime() {
   int finalized = 0;
   MPI_Finalized(&finalized);
+  if (!finalized && detail::g_notices != MPI_COMM_NULL && MPI_Comm_free(&detail::g_notices) != MPI_SUCCESS) {
+    std::fprintf(stderr, "longrec: MPI_Comm_free of the notice communicator failed\n");
+  }
   if (!finalized) MPI_Finalize();
   g_runtime = nullptr;
 }

@@ -51,6 +51,7 @@ PendingRoute ShardedItemTable::start_route(const torch::Tensor& ids) {
   out.order = owners.argsort(/*stable=*/true);
   const auto counts = torch::bincount(owners, {}, W);
   out.send_counts.assign(counts.data_ptr<std::int64_t>(), counts.data_ptr<std::int64_t>() + W);
+  CollectiveLabel label(comm_, "item ids to their owners");
   out.exchange =
       comm_.start_all_to_all_v(flat.index_select(0, out.order).to(comm_.wire_device(device_)), out.send_counts);
   return out;
@@ -77,6 +78,7 @@ torch::Tensor ShardedItemTable::return_rows(const RoutedIds& routed, const torch
   torch::NoGradGuard no_grad;
   const auto wire = comm_.wire_device(device_);
   std::vector<std::int64_t> back_counts;
+  CollectiveLabel label(comm_, "item rows back");
   const auto answered = comm_.all_to_all_v(local.to(wire).contiguous(), routed.recv_counts, back_counts).to(device_);
   auto out = torch::empty_like(answered);
   out.index_copy_(0, routed.order, answered);
@@ -99,6 +101,7 @@ void ShardedItemTable::apply_gradients(const model::ItemRows& gathered, double l
   if (!grad.defined()) grad = torch::zeros_like(gathered.rows);  // still collective
   const auto wire = comm_.wire_device(device_);
   std::vector<std::int64_t> counts;
+  CollectiveLabel label(comm_, "item gradients to their owners");
   const auto received =
       comm_.all_to_all_v(grad.index_select(0, last_.order).to(wire).contiguous(), last_.send_counts, counts)
           .to(device_);

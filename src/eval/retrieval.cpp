@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <optional>
 
 #include "longrec/data/loader.h"
 #include "longrec/distributed/communicator.h"
@@ -99,6 +100,8 @@ Evaluation evaluate(model::SequentialRecommender& model, model::ItemVectors& ite
   const bool was_training = model.is_training();
   model.eval();
   const bool distributed = comm != nullptr && comm->world() > 1;
+  std::optional<distributed::CollectiveLabel> label;
+  if (comm != nullptr) label.emplace(*comm, "evaluation");
   Evaluation result;
   result.long_history = long_history;
   loader.restore({0, 0});

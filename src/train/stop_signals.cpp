@@ -26,6 +26,7 @@ StopSignals::~StopSignals() {
 }
 
 bool StopSignals::requested(distributed::Communicator& comm) const {
+  distributed::CollectiveLabel label(comm, "stop signals");
   return distributed::sum_over_ranks(comm, torch::tensor({static_cast<std::int64_t>(g_stop_signal)}, torch::kInt64))
              .item<std::int64_t>() != 0;
 }

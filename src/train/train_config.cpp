@@ -1,12 +1,26 @@
 #include "longrec/train/train_config.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include <fmt/format.h>
 
 #include "longrec/core/config.h"
 
 namespace longrec::train {
+
+namespace {
+
+// Seconds: finite (NaN and infinity refused), within [lo, hi].
+check::Validator<double> finite_seconds(double lo, double hi) {
+  return [lo, hi](const std::string& key, const double& v) {
+    if (!std::isfinite(v) || v < lo || v > hi) {
+      throw ConfigError(key, fmt::format("got {}, expected a number of seconds in [{}, {}]", v, lo, hi));
+    }
+  };
+}
+
+}  // namespace
 
 void register_train_options(OptionRegistry& r, TrainConfig& c) {
   r.add("train", "dataset", &c.dataset, "history store directory (from `longrec prepare` or `longrec synth`)");
@@ -42,6 +56,15 @@ void register_train_options(OptionRegistry& r, TrainConfig& c) {
   r.flag("train", "bf16", &c.bf16, "bf16 autocast on GPU");
   r.flag("train", "route_ahead", &c.route_ahead,
          "several ranks: exchange the next step's item ids while this step computes");
+  r.add("train", "collective_timeout", &c.collective_timeout,
+        "several ranks: seconds a collective may wait for the others before the job ends, naming the collective "
+        "and the ranks that did not answer (must exceed the longest pause of one rank alone, e.g. rank 0 writing "
+        "a checkpoint)",
+        finite_seconds(1, 604800));
+  r.add("train", "startup_collective_timeout", &c.startup_collective_timeout,
+        "the same until this process's first step completes (loading, resuming, warm-up); the larger of the two "
+        "applies",
+        finite_seconds(1, 604800));
   r.add("train", "ckpt_every", &c.ckpt_every, "steps between checkpoints (0 = at the end only)",
         check::in_range<std::int64_t>(0, check::kMaxCount));
   r.add("train", "keep_ckpts", &c.keep_ckpts, "checkpoints kept (newest)", check::in_range(1, 10000));

@@ -10,6 +10,7 @@
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -85,6 +86,12 @@ TrainResult run_training(const TrainConfig& config, const model::ModelConfig& mo
   if (job_comm == nullptr) own_comm = distributed::make_job_communicator(device);
   distributed::Communicator& comm = job_comm != nullptr ? *job_comm : *own_comm;
   start_run_log(config, model_config, device, comm, resolved_table, resolved_ini);
+  // Generous until the first step completes, then the steady timeout (issue 14).
+  comm.set_collective_timeout(std::max(config.startup_collective_timeout, config.collective_timeout));
+  if (comm.world() > 1) {
+    log::info("collective timeout {:g} s until the first step completes, then {:g} s", comm.collective_timeout(),
+              config.collective_timeout);
+  }
 
   // Each rank streams only its own users; the global batches are the same for any world size.
   data::HistoryLoader train_loader(config.dataset, data_config, data::SplitPart::Train, comm.rank(), comm.world());
@@ -131,6 +138,7 @@ TrainResult run_training(const TrainConfig& config, const model::ModelConfig& mo
 
   session.model().train();
   const StopSignals stop_signals;
+  bool steady_timeout = false;  // the start-up collective timeout applies until a step completed
   while (state.step < planned) {
     auto batch = train_loader.next();
     if (!batch) {  // end of an epoch
@@ -152,6 +160,10 @@ TrainResult run_training(const TrainConfig& config, const model::ModelConfig& mo
     } catch (const NonFiniteError&) {
       save();  // every rank is here: the state before the failed step, for inspection
       throw;
+    }
+    if (!steady_timeout) {
+      comm.set_collective_timeout(config.collective_timeout);
+      steady_timeout = true;
     }
     ++state.step;
     state.loader = train_loader.position();

@@ -109,6 +109,8 @@ StepStats TrainingSession::step(const data::Batch& batch, std::int64_t step, dou
     return std::chrono::duration<double>(Clock::now() - t).count();
   };
   for (auto& group : optimizer_->param_groups()) group.options().set_lr(train_.lr * lr_scale);
+  // Names this step's collectives in a timeout's report (the log's step count).
+  distributed::CollectiveLabel step_label(*comm_, fmt::format("training step {}", step + 1));
   // Dropout masks from (seed, step, rank): reproducible, and the same after a resume.
   torch::manual_seed(derive_seed(config_.seed, 0xD50ull, step, comm_->rank()));
   // Negatives and unique ids: prepared on the loader's thread for this step,
@@ -127,8 +129,11 @@ StepStats TrainingSession::step(const data::Batch& batch, std::int64_t step, dou
   const auto flops =
       static_cast<std::int64_t>(model_->training_flops_per_token(batch.width) * static_cast<double>(tokens));
   auto t = Clock::now();
-  const auto counts =
-      distributed::sum_over_ranks(*comm_, torch::tensor({inputs.positions(), tokens, flops}, torch::kInt64));
+  torch::Tensor counts;
+  {
+    distributed::CollectiveLabel label(*comm_, "token counts");
+    counts = distributed::sum_over_ranks(*comm_, torch::tensor({inputs.positions(), tokens, flops}, torch::kInt64));
+  }
   stats.comm_seconds += seconds_since(t);
   const auto global_positions = counts[0].item<std::int64_t>();
   stats.tokens = counts[1].item<std::int64_t>();
@@ -176,9 +181,12 @@ StepStats TrainingSession::step(const data::Batch& batch, std::int64_t step, dou
   }
   t = Clock::now();
   gradient_sync_->all_reduce(model_->parameters());
-  stats.loss =
-      distributed::sum_over_ranks(*comm_, torch::tensor({loss.defined() ? loss.item<double>() : 0.0}, torch::kFloat64))
-          .item<double>();
+  {
+    distributed::CollectiveLabel label(*comm_, "loss");
+    stats.loss = distributed::sum_over_ranks(
+                     *comm_, torch::tensor({loss.defined() ? loss.item<double>() : 0.0}, torch::kFloat64))
+                     .item<double>();
+  }
   stats.comm_seconds += seconds_since(t);
 
   const double max_norm = train_.clip_grad_norm > 0 ? train_.clip_grad_norm : std::numeric_limits<double>::infinity();

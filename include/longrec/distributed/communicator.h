@@ -3,12 +3,23 @@
 // tensors behind one interface, plus a single-process one (world of 1).
 // Every library call is checked; a failure throws DistError naming the call,
 // the file and line, and the library's own error text.
+//
+// No collective waits forever (issue 14): one that has not completed within
+// the communicator's collective timeout throws CollectiveTimeout, whose text
+// names the collective (sequence number, operation, label) and what the other
+// ranks said: on MPI the rank that gives up tells every other rank (a small
+// message on a communicator of its own) and listens a few seconds for theirs,
+// so that a silent (stopped, hung) rank is named; ranks waiting in a
+// collective answer and give up too. The CLI reports it and MPI_Abort ends the
+// job. On NCCL a watchdog thread does the same for the GPU's collectives and
+// ends the process itself (it cannot ask the other ranks).
 #pragma once
 
 #include <torch/torch.h>
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "longrec/distributed/runtime.h"
@@ -29,6 +40,15 @@ class PendingExchange {
  protected:
   std::vector<std::int64_t> recv_counts_;
 };
+
+// A collective that did not complete within the collective timeout.
+class CollectiveTimeout : public DistError {
+ public:
+  using DistError::DistError;
+};
+
+// Seconds a collective may wait for the other ranks unless set otherwise.
+inline constexpr double kDefaultCollectiveTimeout = 300.0;
 
 class Communicator {
  public:
@@ -61,6 +81,38 @@ class Communicator {
   torch::Device wire_device(torch::Device compute) const {
     return backend() == "nccl" ? compute : torch::Device(torch::kCPU);
   }
+
+  // How long (seconds, finite, > 0) a collective started from now on may wait
+  // for the other ranks before this rank gives up (CollectiveTimeout on MPI,
+  // the watchdog on NCCL); kDefaultCollectiveTimeout until set. A world of
+  // one never waits.
+  void set_collective_timeout(double seconds);
+  double collective_timeout() const { return timeout_seconds_; }
+  // What the collectives issued now are for (see CollectiveLabel), "" if unsaid.
+  const std::string& collective_label() const { return label_; }
+
+ private:
+  friend class CollectiveLabel;
+  double timeout_seconds_ = kDefaultCollectiveTimeout;
+  std::string label_;
+};
+
+// Names what the collectives issued while it lives are for: a timeout's
+// report shows "collective #812 all_reduce_sum(training step 40 / dense
+// gradients, bucket 2)". Nested labels join the outer one with " / "; the
+// previous label comes back when it ends.
+class CollectiveLabel {
+ public:
+  CollectiveLabel(Communicator& comm, std::string label)
+      : comm_(comm),
+        previous_(std::exchange(comm.label_, comm.label_.empty() ? std::move(label) : comm.label_ + " / " + label)) {}
+  ~CollectiveLabel() { comm_.label_ = std::move(previous_); }
+  CollectiveLabel(const CollectiveLabel&) = delete;
+  CollectiveLabel& operator=(const CollectiveLabel&) = delete;
+
+ private:
+  Communicator& comm_;
+  std::string previous_;
 };
 
 // The element-wise sum over ranks of `tensor`, moved through the backend's

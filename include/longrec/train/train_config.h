@@ -38,6 +38,12 @@ struct TrainConfig {
   // W ranks: start the next step's item-id exchange while this step computes
   // (the same results either way; off measures what the overlap saves).
   bool route_ahead = true;
+  // W ranks (issue 14): seconds a collective may wait for the other ranks
+  // before the job ends with a report naming the collective and the silent
+  // ranks; until this process's first step completes (loading, resuming,
+  // warm-up) the start-up value applies (or the steady one, if larger).
+  double collective_timeout = 300;
+  double startup_collective_timeout = 900;
 
   // ckpt
   std::int64_t ckpt_every = 0;  // steps; 0 = only at the end
