@@ -12,8 +12,13 @@
 
 #include "longrec/core/config.h"
 #include "longrec/core/error.h"
+#include "longrec/model/backbone_names.h"
 
 namespace longrec::model {
+
+std::vector<std::string> registered_backbones() {
+  return std::vector<std::string>(kBackboneNames.begin(), kBackboneNames.end());
+}
 
 namespace {
 

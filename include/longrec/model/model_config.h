@@ -51,7 +51,7 @@ struct ModelConfig {
   std::string describe() const;  // "hstu-d50-l2-h1"
 };
 
-// The names `model.backbone` accepts (defined beside the backbones' registry).
+// The names `model.backbone` accepts (kBackboneNames of backbone_names.h).
 std::vector<std::string> registered_backbones();
 
 // One field of the table, as tests and tools see it.

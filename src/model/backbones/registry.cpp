@@ -1,10 +1,13 @@
 // The backbones `model.backbone` can name. Adding one: a header and a source
-// file under model/backbones/, and one row here.
+// file under model/backbones/, one row here and its name in backbone_names.h
+// (torch-free, for the model configuration); a static_assert keeps both lists
+// the same.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
 #include "longrec/core/error.h"
 #include "longrec/model/backbone.h"
+#include "longrec/model/backbone_names.h"
 #include "longrec/model/backbones/hstu.h"
 #include "longrec/model/backbones/sasrec.h"
 
@@ -22,19 +25,23 @@ std::shared_ptr<Backbone> make_as(const ModelConfig& config) {
   return std::make_shared<T>(config);
 }
 
-// Registration order is the order --help and error messages list them in.
+// In the order of kBackboneNames.
 constexpr RegisteredBackbone kBackbones[] = {
     {"hstu", &make_as<Hstu>},
     {"sasrec", &make_as<Sasrec>},
 };
 
-}  // namespace
-
-std::vector<std::string> registered_backbones() {
-  std::vector<std::string> names;
-  for (const auto& b : kBackbones) names.emplace_back(b.name);
-  return names;
+constexpr bool same_names_as_backbone_names_h() {
+  if (std::size(kBackbones) != kBackboneNames.size()) return false;
+  for (std::size_t i = 0; i < kBackboneNames.size(); ++i) {
+    if (std::string_view(kBackbones[i].name) != kBackboneNames[i]) return false;
+  }
+  return true;
 }
+static_assert(same_names_as_backbone_names_h(),
+              "kBackbones and kBackboneNames (include/longrec/model/backbone_names.h) must list the same names");
+
+}  // namespace
 
 std::shared_ptr<Backbone> make_backbone(const ModelConfig& config) {
   for (const auto& b : kBackbones) {
