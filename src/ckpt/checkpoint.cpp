@@ -25,10 +25,23 @@ using json = nlohmann::json;
 
 namespace {
 
-constexpr const char* kDenseFile = "dense.h5";
+std::string embedding_file(int rank, int world) { return embedding_file_name(rank, world); }
 
-std::string embedding_file(int rank, int world) { return fmt::format("emb-rank-{:05d}-of-{:05d}.h5", rank, world); }
-std::string step_name(std::int64_t step) { return fmt::format("step-{:09d}", step); }
+fault_injection::SaveObserver save_observer = nullptr;
+void reached(const char* stage, std::int64_t step) {
+  if (save_observer != nullptr) save_observer(stage, step);
+}
+
+// N of a "step-N" directory name; -1 for any other name.
+std::int64_t step_of(const std::string& name) {
+  if (name.rfind("step-", 0) != 0 || name.size() == 5) return -1;
+  std::int64_t step = 0;
+  for (std::size_t i = 5; i < name.size(); ++i) {
+    if (name[i] < '0' || name[i] > '9' || i > 20) return -1;
+    step = step * 10 + (name[i] - '0');
+  }
+  return step;
+}
 
 // A float32 copy on the CPU, flat, for HDF5.
 std::vector<float> flat_floats(const torch::Tensor& t) {
@@ -52,6 +65,10 @@ std::string serialize_rng() {
 }
 
 }  // namespace
+
+namespace fault_injection {
+void set_save_observer(SaveObserver observer) { save_observer = observer; }
+}  // namespace fault_injection
 
 namespace {
 
@@ -94,7 +111,7 @@ fs::path save_checkpoint(const fs::path& run_dir, const Manifest& manifest, mode
   const int rank = comm.rank(), world = comm.world();
   const auto wire = comm.wire_device(model.parameters().front().device());
   const fs::path root = run_dir / "ckpt";
-  const std::string name = step_name(manifest.trainer.step);
+  const std::string name = step_directory_name(manifest.trainer.step);
   distributed::CollectiveLabel label(comm, fmt::format("checkpoint {}", name));
   const fs::path final_dir = root / name;
   // One writer per job: the temporary directory is named by the step alone,
@@ -104,6 +121,7 @@ fs::path save_checkpoint(const fs::path& run_dir, const Manifest& manifest, mode
     fs::create_directories(root);
     fs::remove_all(temporary);
     fs::create_directories(temporary);
+    reached("temporary", manifest.trainer.step);
   }
   comm.barrier();
   // Harmless where it exists; makes it visible on file systems that cache lookups.
@@ -128,6 +146,7 @@ fs::path save_checkpoint(const fs::path& run_dir, const Manifest& manifest, mode
     file.close();  // flushed and closed, checked
   }
   fsync_path(temporary / embedding_file(rank, world));
+  if (rank == 0) reached("rank-file", manifest.trainer.step);
   const auto checksums = gather_strings(comm, file_checksum(temporary / embedding_file(rank, world)), wire);
 
   if (rank == 0) {
@@ -144,12 +163,14 @@ fs::path save_checkpoint(const fs::path& run_dir, const Manifest& manifest, mode
       dense.write<std::uint8_t>("/state/rng", bytes_of(serialize_rng()));
       dense.close();
     }
+    reached("dense", manifest.trainer.step);
     json m;
     m["format"] = kCheckpointFormat;
     m["version"] = kCheckpointVersion;
     m["step"] = manifest.trainer.step;
     m["epoch"] = manifest.trainer.epoch;
     m["loader"] = {{"epoch", manifest.trainer.loader.epoch}, {"batch", manifest.trainer.loader.batch}};
+    m["batches_per_epoch"] = manifest.batches_per_epoch;
     m["world_size"] = world;
     m["history_window"] = manifest.history_window;
     m["num_items"] = manifest.num_items;
@@ -161,100 +182,67 @@ fs::path save_checkpoint(const fs::path& run_dir, const Manifest& manifest, mode
     files[kDenseFile] = file_checksum(temporary / kDenseFile);
     for (int r = 0; r < world; ++r) files[embedding_file(r, world)] = checksums[static_cast<std::size_t>(r)];
     m["files"] = files;
-    {
-      std::ofstream out(temporary / "manifest.json");
-      out << m.dump(2) << '\n';
-      out.close();  // a failed final write sets failbit here
-      if (!out) throw SystemError(fmt::format("{}: write failed", (temporary / "manifest.json").string()));
-    }
+    const std::string sealed = seal_manifest(m.dump());
+    // What resume will check, checked now: a writer bug fails here, not on resume.
+    parse_manifest(sealed, (temporary / kManifestFile).string());
     fsync_path(temporary / kDenseFile);
-    fsync_path(temporary / "manifest.json");
+    write_file_atomically(temporary / kManifestFile, [&](std::ostream& out) { out << sealed; });
     fsync_path(temporary);
-    // The same step saved again (e.g. a failure right after a checkpoint):
-    // the old directory moves aside first, so that LATEST never names a
-    // missing directory.
+    reached("manifest", manifest.trainer.step);
+
+    // Commit. A kill at any point leaves a complete checkpoint of this step or
+    // of the one before: LATEST's, or (after "set-aside") .step-N.old, which
+    // resolve_checkpoint falls back to when LATEST names a missing directory.
     const fs::path previous = root / fmt::format(".{}.old", name);
-    fs::remove_all(previous);
-    if (fs::exists(final_dir)) fs::rename(final_dir, previous);
+    if (fs::exists(final_dir)) {
+      // The same step saved again (e.g. the final save right after a periodic
+      // one): the committed directory moves aside. A .old beside it is a
+      // leftover of an interrupted save; without one, .old is the last
+      // committed copy of this step and stays until the new one is in place.
+      fs::remove_all(previous);
+      fs::rename(final_dir, previous);
+      reached("set-aside", manifest.trainer.step);
+    }
     fs::rename(temporary, final_dir);
     cleanup.saved();
+    fsync_path(root);
+    reached("renamed", manifest.trainer.step);
 
     // LATEST last: it only ever names a complete checkpoint.
     write_file_atomically(root / "LATEST", [&](std::ostream& out) { out << name << '\n'; });
     fsync_path(root);
+    reached("latest", manifest.trainer.step);
     fs::remove_all(previous);
 
-    std::vector<fs::path> steps;
+    // The newest `keep` checkpoints up to this one stay (newer ones, of an
+    // interrupted run resumed from an older checkpoint, are replaced when
+    // training reaches their step), and leftovers of interrupted saves go.
+    std::vector<std::pair<std::int64_t, fs::path>> steps;
+    std::vector<fs::path> leftovers;
     for (const auto& entry : fs::directory_iterator(root)) {
-      if (entry.is_directory() && entry.path().filename().string().rfind("step-", 0) == 0) {
-        steps.push_back(entry.path());
+      const std::string entry_name = entry.path().filename().string();
+      // A LATEST being replaced when a save was killed (write_file_atomically's temporary).
+      if (entry.is_regular_file() && entry_name.rfind(".LATEST.tmp-", 0) == 0) leftovers.push_back(entry.path());
+      if (!entry.is_directory()) continue;
+      if (const auto step = step_of(entry_name); step >= 0 && step <= manifest.trainer.step) {
+        steps.emplace_back(step, entry.path());
+      }
+      for (const char* suffix : {".tmp", ".old"}) {
+        const std::string tail(suffix);
+        if (entry_name.size() > tail.size() + 1 && entry_name.front() == '.' &&
+            entry_name.compare(entry_name.size() - tail.size(), tail.size(), tail) == 0) {
+          const auto step = step_of(entry_name.substr(1, entry_name.size() - tail.size() - 1));
+          if (step >= 0 && step <= manifest.trainer.step) leftovers.push_back(entry.path());
+        }
       }
     }
     std::sort(steps.begin(), steps.end());
-    for (std::size_t i = 0; i + static_cast<std::size_t>(keep) < steps.size(); ++i) fs::remove_all(steps[i]);
+    for (std::size_t i = 0; i + static_cast<std::size_t>(keep) < steps.size(); ++i) fs::remove_all(steps[i].second);
+    for (const auto& leftover : leftovers) fs::remove_all(leftover);
+    reached("cleaned", manifest.trainer.step);
   }
   comm.barrier();  // no rank goes on before the checkpoint is complete
   return final_dir;
-}
-
-fs::path resolve_checkpoint(const fs::path& run_dir, const std::string& resume) {
-  const auto from_latest = [](const fs::path& root) -> fs::path {
-    std::ifstream in(root / "LATEST");
-    std::string name;
-    if (!in || !(in >> name)) return {};
-    return root / name;
-  };
-  if (resume == "auto") return from_latest(run_dir / "ckpt");
-  const fs::path path(resume);
-  if (fs::is_regular_file(path) && path.filename() == "LATEST") return from_latest(path.parent_path());
-  if (fs::is_directory(path) && fs::exists(path / "LATEST")) return from_latest(path);
-  if (fs::is_directory(path / "ckpt")) return from_latest(path / "ckpt");
-  if (!fs::is_directory(path)) throw DataError(fmt::format("{}: checkpoint not found", resume));
-  return path;
-}
-
-Manifest read_manifest(const fs::path& checkpoint) {
-  const fs::path path = checkpoint / "manifest.json";
-  std::ifstream in(path);
-  if (!in) throw DataError(fmt::format("{}: missing; not a complete longrec checkpoint", path.string()));
-  json m;
-  try {
-    m = json::parse(in);
-    if (m.value("format", "") != kCheckpointFormat) {
-      throw DataError(fmt::format("{}: not a longrec checkpoint (format '{}')", path.string(), m.value("format", "")));
-    }
-    if (m.at("version").get<int>() != kCheckpointVersion) {
-      throw DataError(fmt::format("{}: checkpoint version {}, this build reads {}", path.string(),
-                                  m.at("version").get<int>(), kCheckpointVersion));
-    }
-    for (const auto& [file, checksum] : m.at("files").items()) {
-      const fs::path data = checkpoint / file;
-      if (!fs::exists(data)) throw DataError(fmt::format("{}: missing from the checkpoint", data.string()));
-      const std::string actual = file_checksum(data);
-      if (actual != checksum.get<std::string>()) {
-        throw DataError(fmt::format("{}: checksum {} does not match the manifest's {}; the file is corrupt",
-                                    data.string(), actual, checksum.get<std::string>()));
-      }
-    }
-    Manifest out;
-    out.trainer.step = m.at("step");
-    out.trainer.epoch = m.at("epoch");
-    out.trainer.loader.epoch = m.at("loader").at("epoch");
-    out.trainer.loader.batch = m.at("loader").at("batch");
-    out.world_size = m.at("world_size");
-    out.history_window = m.value("history_window", 0);
-    out.num_items = m.at("num_items");
-    try {
-      out.model = model::model_config_from_json(m.at("model").dump());
-    } catch (const DataError& e) {
-      throw DataError(fmt::format("{}: {}", path.string(), e.what()));
-    }
-    out.config_ini = m.value("config_ini", "");
-    out.dataset = m.value("dataset", "");
-    return out;
-  } catch (const json::exception& e) {
-    throw DataError(fmt::format("{}: malformed manifest ({})", path.string(), e.what()));
-  }
 }
 
 void check_compatible(const Manifest& manifest, const model::ModelConfig& config, std::int64_t num_items,

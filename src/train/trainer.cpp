@@ -52,7 +52,7 @@ void start_run_log(const TrainConfig& config, const model::ModelConfig& model_co
 // Loads the checkpoint `config.resume` names into the session, if any;
 // returns the trainer state to continue from.
 ckpt::TrainerState resume_if_asked(const TrainConfig& config, const model::ModelConfig& model_config,
-                                   std::int64_t num_items, TrainingSession& session) {
+                                   std::int64_t num_items, std::int64_t batches_per_epoch, TrainingSession& session) {
   if (config.resume.empty()) return {};
   const fs::path checkpoint = ckpt::resolve_checkpoint(config.run_dir, config.resume);
   if (checkpoint.empty()) {
@@ -61,6 +61,12 @@ ckpt::TrainerState resume_if_asked(const TrainConfig& config, const model::Model
   }
   const auto loaded = ckpt::read_manifest(checkpoint);
   ckpt::check_compatible(loaded, model_config, num_items, checkpoint);
+  if (loaded.batches_per_epoch != batches_per_epoch) {
+    throw ConfigError("data.batch_size",
+                      fmt::format("{} was trained with {} batches per epoch, this configuration makes {}: the loader "
+                                  "position cannot be resumed (data.batch_size or another [data] key differs)",
+                                  checkpoint.string(), loaded.batches_per_epoch, batches_per_epoch));
+  }
   ckpt::load_checkpoint(checkpoint, loaded, session.model(), &session.optimizer(), session.items());
   log::info("resumed from {} at step {} (epoch {}, batch {})", checkpoint.string(), loaded.trainer.step,
             loaded.trainer.loader.epoch, loaded.trainer.loader.batch);
@@ -112,7 +118,8 @@ TrainResult run_training(const TrainConfig& config, const model::ModelConfig& mo
   manifest.config_ini = resolved_ini;
   manifest.dataset = config.dataset;
   ckpt::TrainerState& state = manifest.trainer;
-  state = resume_if_asked(config, model_config, num_items, session);
+  manifest.batches_per_epoch = per_epoch;
+  state = resume_if_asked(config, model_config, num_items, per_epoch, session);
   train_loader.restore(state.loader);
 
   const std::int64_t planned = config.max_steps > 0
