@@ -35,6 +35,8 @@ TEST(CollectiveTimeout, BothRanksNameTheirCollectiveAndEachOther) {
   a->set_collective_timeout(2.0);
   c->set_collective_timeout(60.0);
   auto ones = torch::ones({5});
+  // Both ranks start the clock together: start-up skew on a loaded machine must not count.
+  b->barrier();
   const auto start = std::chrono::steady_clock::now();
   if (r == 0) {
     CollectiveLabel label(*a, "the timeout test");
@@ -50,7 +52,8 @@ TEST(CollectiveTimeout, BothRanksNameTheirCollectiveAndEachOther) {
     }
     const double waited = seconds_since(start);
     EXPECT_GE(waited, 2.0);
-    EXPECT_LT(waited, 5.0);  // rank 1 answered at once: no listening to the end
+    // Generous: the machine running the suite may be loaded; the messages above are the evidence.
+    EXPECT_LT(waited, 30.0);
     // The communicator that gave up refuses further collectives instead of waiting again.
     try {
       a->barrier();
@@ -72,8 +75,8 @@ TEST(CollectiveTimeout, BothRanksNameTheirCollectiveAndEachOther) {
       EXPECT_PRED2(has, what, "rank 0 timed out at #2 all_reduce_sum(the timeout test)");
     }
     const double waited = seconds_since(start);
-    EXPECT_GE(waited, 2.0);  // told by rank 0 when its deadline passed, not before
-    EXPECT_LT(waited, 5.0);
+    EXPECT_GE(waited, 2.0);   // told by rank 0 when its deadline passed, not before
+    EXPECT_LT(waited, 30.0);  // long before its own 60 s deadline
     // Completes rank 0's all_reduce left under way: rank 0's ones were kept alive for it.
     a->all_reduce_sum(ones);
     EXPECT_TRUE(torch::equal(ones, torch::full({5}, 2.0f)));
