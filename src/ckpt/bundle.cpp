@@ -162,18 +162,7 @@ ExportSummary export_bundle(const ExportOptions& options) {
     // The HDF5 file is closed (end of the try block); nothing half-written stays behind.
     std::error_code ignored;
     fs::remove(temporary, ignored);
-    const auto note = [&](const std::exception& e) {
-      return fmt::format("{}; {} was not written (the partial file is removed)", e.what(), out.string());
-    };
-    try {
-      throw;
-    } catch (const SystemError& e) {
-      throw SystemError(note(e));
-    } catch (const DataError& e) {
-      throw DataError(note(e));
-    } catch (const fs::filesystem_error& e) {
-      throw SystemError(note(e));
-    }
+    rethrow_with_note(fmt::format("{} was not written (the partial file is removed)", out.string()));
   }
   summary.path = out;
   summary.bytes = static_cast<std::int64_t>(fs::file_size(out));

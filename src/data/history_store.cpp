@@ -57,17 +57,10 @@ void remove_stale_temporaries(const fs::path& parent, const std::string& name) {
 // temporary directory.
 template <typename F>
 void writing(const fs::path& target, F&& step) {
-  const auto note = [&](const std::exception& e) {
-    return fmt::format("{}; nothing was written to {} (the partial files are removed)", e.what(), target.string());
-  };
   try {
     step();
-  } catch (const SystemError& e) {
-    throw SystemError(note(e));
-  } catch (const DataError& e) {
-    throw DataError(note(e));
-  } catch (const fs::filesystem_error& e) {
-    throw SystemError(note(e));
+  } catch (...) {
+    rethrow_with_note(fmt::format("nothing was written to {} (the partial files are removed)", target.string()));
   }
 }
 

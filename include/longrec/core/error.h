@@ -44,6 +44,12 @@ class SystemError : public Error {
 // Internal invariant violated: a bug in longrec, not bad input.
 [[noreturn]] void fail_internal(const char* file, int line, const std::string& message);
 
+// Inside a catch block: rethrows the exception in flight with "; <note>"
+// appended to its message, keeping its kind (DataError, SystemError; a
+// std::filesystem error becomes a SystemError). Anything else is rethrown
+// unchanged. Writers use it to say what was (not) left behind.
+[[noreturn]] void rethrow_with_note(const std::string& note);
+
 }  // namespace longrec
 
 // LONGREC_CHECK(cond, "fmt", args...): throws longrec::Error naming the source
