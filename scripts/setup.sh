@@ -10,7 +10,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # for CUDA 13.0, the toolkit of the GPU machines longrec targets; the same wheel
 # runs on CPU-only machines.
 TORCH_VERSION="${LONGREC_TORCH_VERSION:-2.11.0}"
-PY_PACKAGES=("torch==${TORCH_VERSION}" "numpy==2.2.6" "h5py==3.14.0")
+# transformers, safetensors and sentencepiece: the outside references the Llama blocks, the
+# safetensors reader and the tokenizer are tested against (issue 15).
+PY_PACKAGES=("torch==${TORCH_VERSION}" "numpy==2.2.6" "h5py==3.14.0" "transformers==4.57.1" "safetensors==0.6.2"
+  "sentencepiece==0.2.1")
 
 DEB_PACKAGES=(
   build-essential cmake ninja-build ccache git pkg-config
