@@ -363,7 +363,12 @@ void write_safetensors(std::ostream& out, const std::vector<SafetensorsTensorDat
                            {"data_offsets", {offset, offset + tensor.bytes.size()}}};
     offset += tensor.bytes.size();
   }
-  std::string text = header.dump();
+  std::string text;
+  try {
+    text = header.dump();
+  } catch (const json::exception& error) {  // a name or metadata that is not UTF-8
+    throw Error(fmt::format("safetensors writer: header cannot be written as JSON: {}", error.what()));
+  }
   text.append((8 - text.size() % 8) % 8, ' ');
   std::array<char, 8> length{};
   for (std::size_t i = 0; i < 8; ++i) length[i] = static_cast<char>((text.size() >> (8 * i)) & 0xff);
@@ -375,6 +380,41 @@ void write_safetensors(std::ostream& out, const std::vector<SafetensorsTensorDat
 void write_safetensors(const std::filesystem::path& path, const std::vector<SafetensorsTensorData>& tensors,
                        const std::map<std::string, std::string>& metadata) {
   write_file_atomically(path, [&](std::ostream& out) { write_safetensors(out, tensors, metadata); });
+}
+
+std::vector<std::string> write_safetensors_checkpoint(const std::filesystem::path& directory,
+                                                      const std::vector<SafetensorsTensorData>& tensors,
+                                                      const std::map<std::string, std::string>& metadata,
+                                                      std::uint64_t max_shard_bytes) {
+  std::vector<std::vector<SafetensorsTensorData>> shards(1);
+  std::uint64_t total = 0, in_shard = 0;
+  for (const auto& tensor : tensors) {
+    if (in_shard > 0 && in_shard + tensor.bytes.size() > max_shard_bytes) {
+      shards.emplace_back();
+      in_shard = 0;
+    }
+    shards.back().push_back(tensor);
+    in_shard += tensor.bytes.size();
+    total += tensor.bytes.size();
+  }
+  std::error_code ignored;
+  if (shards.size() == 1) {
+    write_safetensors(directory / kSafetensorsSingleFile, tensors, metadata);
+    std::filesystem::remove(directory / kSafetensorsIndexFile, ignored);
+    return {kSafetensorsSingleFile};
+  }
+  std::vector<std::string> files;
+  json weight_map = json::object();
+  for (std::size_t i = 0; i < shards.size(); ++i) {
+    files.push_back(fmt::format("model-{:05d}-of-{:05d}.safetensors", i + 1, shards.size()));
+    write_safetensors(directory / files.back(), shards[i], metadata);
+    for (const auto& tensor : shards[i]) weight_map[tensor.name] = files.back();
+  }
+  const json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
+  write_file_atomically(directory / kSafetensorsIndexFile, [&](std::ostream& out) { out << index.dump(2) << "\n"; });
+  std::filesystem::remove(directory / kSafetensorsSingleFile, ignored);
+  files.push_back(kSafetensorsIndexFile);
+  return files;
 }
 
 // ---- checks against a model ----

@@ -60,10 +60,11 @@ torch::Tensor load_tensor(const SafetensorsCheckpoint& checkpoint, const std::st
   return to_torch(checkpoint.tensor(name), checkpoint.bytes(name), dtype, checkpoint.file_of(name).string());
 }
 
-void save_safetensors(const std::filesystem::path& path,
-                      const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
-                      const std::map<std::string, std::string>& metadata) {
-  std::vector<torch::Tensor> host;
+namespace {
+
+// CPU contiguous copies (kept alive in `host`) and the writer's view of them.
+std::vector<SafetensorsTensorData> host_views(const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
+                                              std::vector<torch::Tensor>& host) {
   std::vector<SafetensorsTensorData> data;
   host.reserve(tensors.size());
   for (const auto& [name, tensor] : tensors) {
@@ -72,7 +73,24 @@ void save_safetensors(const std::filesystem::path& path,
     data.push_back({name, safetensors_dtype_of(t.scalar_type()), t.sizes().vec(),
                     std::string_view(static_cast<const char*>(t.data_ptr()), t.nbytes())});
   }
-  write_safetensors(path, data, metadata);
+  return data;
+}
+
+}  // namespace
+
+void save_safetensors(const std::filesystem::path& path,
+                      const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
+                      const std::map<std::string, std::string>& metadata) {
+  std::vector<torch::Tensor> host;
+  write_safetensors(path, host_views(tensors, host), metadata);
+}
+
+std::vector<std::string> save_safetensors_checkpoint(const std::filesystem::path& directory,
+                                                     const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
+                                                     const std::map<std::string, std::string>& metadata,
+                                                     std::uint64_t max_shard_bytes) {
+  std::vector<torch::Tensor> host;
+  return write_safetensors_checkpoint(directory, host_views(tensors, host), metadata, max_shard_bytes);
 }
 
 }  // namespace longrec::model

@@ -1,8 +1,9 @@
 """Python's safetensors against longrec's reader and writer (test_safetensors_torch).
 
   safetensors_parity.py write DIR   # DIR/python.safetensors and DIR/expected.safetensors
-  safetensors_parity.py check DIR   # DIR/cpp.safetensors (written by C++) equals DIR/python.safetensors
+  safetensors_parity.py check DIR   # DIR/cpp.safetensors and DIR/sharded/ (written by C++) equal DIR/python.safetensors
 """
+import json
 import sys
 
 import torch
@@ -50,6 +51,15 @@ def main():
         assert f.metadata() == METADATA, f.metadata()
     extra = load_file(f"{directory}/cpp_bf16.safetensors")
     assert extra["w"].dtype == torch.bfloat16 and torch.equal(extra["w"], python["f32"].to(torch.bfloat16)), "bf16"
+    with open(f"{directory}/sharded/model.safetensors.index.json") as f:
+        index = json.load(f)
+    shards = {}
+    for file in sorted(set(index["weight_map"].values())):
+        for name, value in load_file(f"{directory}/sharded/{file}").items():
+            assert index["weight_map"][name] == file, (name, file)
+            shards[name] = value
+    assert set(shards) == set(python) and all(torch.equal(shards[k], v) for k, v in python.items()), "sharded"
+    assert index["metadata"]["total_size"] == sum(v.numel() * v.element_size() for v in python.values())
     print(f"parity: {len(cpp)} tensors read back identically by safetensors.torch.load_file")
     return 0
 

@@ -241,5 +241,28 @@ TEST(Safetensors, SingleFileCheckpointAndEmptyDirectory) {
   EXPECT_EQ(checkpoint.tensor("w").shape, (TensorShape{2, 3}));
 }
 
+TEST(Safetensors, CheckpointWriterShardsByBytesAndReadsBack) {
+  ScratchDir dir;
+  const Sample sample;  // w 24 bytes, ids 24, scalar 2, empty 0
+  const auto files = write_safetensors_checkpoint(dir.path(), sample.tensors(), {{"format", "pt"}}, 30);
+  EXPECT_EQ(files, (std::vector<std::string>{"model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors",
+                                             kSafetensorsIndexFile}));
+  const auto checkpoint = SafetensorsCheckpoint::open(dir.path());
+  EXPECT_EQ(checkpoint.shapes(), read_safetensors([&] {
+                                   std::ostringstream out;
+                                   write_safetensors(out, sample.tensors());
+                                   write_file(dir / "all.safetensors", out.str());
+                                   return dir / "all.safetensors";
+                                 }())
+                                     .header.shapes());
+  EXPECT_EQ(checkpoint.file_of("ids").filename(), "model-00002-of-00002.safetensors");
+  EXPECT_EQ(std::memcmp(checkpoint.bytes("ids").data(), sample.ids.data(), 24), 0);
+  // Rewritten as one file: the stale index goes, so the single file is what is read.
+  EXPECT_EQ(write_safetensors_checkpoint(dir.path(), sample.tensors()),
+            std::vector<std::string>{kSafetensorsSingleFile});
+  EXPECT_FALSE(std::filesystem::exists(dir / kSafetensorsIndexFile));
+  EXPECT_EQ(SafetensorsCheckpoint::open(dir.path()).file_of("ids").filename(), kSafetensorsSingleFile);
+}
+
 }  // namespace
 }  // namespace longrec::model

@@ -51,6 +51,8 @@ TEST(SafetensorsTorch, ReadsPythonFilesExactlyAndWritesFilesPythonReadsBack) {
   const torch::Tensor f32 =
       to_torch(*python.header.find("f32"), python.bytes(*python.header.find("f32")), torch::kBFloat16, "python");
   save_safetensors(dir / "cpp_bf16.safetensors", {{"w", f32}});
+  std::filesystem::create_directories(dir / "sharded");
+  EXPECT_GT(save_safetensors_checkpoint(dir / "sharded", copies, {{"format", "pt"}}, 64).size(), 3u);  // shards + index
   EXPECT_EQ(run_python("check", dir.path()), 0);
 }
 

@@ -113,6 +113,20 @@ void write_safetensors(std::ostream& out, const std::vector<SafetensorsTensorDat
 void write_safetensors(const std::filesystem::path& path, const std::vector<SafetensorsTensorData>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
 
+// Writes a checkpoint directory's weights as transformers does: one
+// model.safetensors when all bytes fit in `max_shard_bytes`, else shards
+// model-0000i-of-0000n.safetensors (tensors in the given order, a new shard
+// when the next tensor would pass the limit; a larger tensor gets a shard of
+// its own), each with `metadata`, then model.safetensors.index.json
+// ({"metadata": {"total_size": bytes}, "weight_map": ...}) last. Every file is
+// written atomically; the layout not written (a stale index or single file)
+// is removed so that SafetensorsCheckpoint::open reads what was written.
+// Returns the file names written, the index last.
+std::vector<std::string> write_safetensors_checkpoint(const std::filesystem::path& directory,
+                                                      const std::vector<SafetensorsTensorData>& tensors,
+                                                      const std::map<std::string, std::string>& metadata = {},
+                                                      std::uint64_t max_shard_bytes = 5'000'000'000);
+
 // Compares what a file holds with what a model expects: one DataError naming
 // every missing, unexpected and wrong-shape tensor (e.g. "<source>: missing
 // tensor 'a'; unexpected tensor 'b'; tensor 'c' has shape [2, 3], expected [3, 2]").

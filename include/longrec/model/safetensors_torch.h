@@ -37,4 +37,11 @@ void save_safetensors(const std::filesystem::path& path,
                       const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
                       const std::map<std::string, std::string>& metadata = {});
 
+// The same as a checkpoint directory (write_safetensors_checkpoint: one file,
+// or shards of at most `max_shard_bytes` and the index).
+std::vector<std::string> save_safetensors_checkpoint(const std::filesystem::path& directory,
+                                                     const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
+                                                     const std::map<std::string, std::string>& metadata = {},
+                                                     std::uint64_t max_shard_bytes = 5'000'000'000);
+
 }  // namespace longrec::model
