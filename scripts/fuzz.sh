@@ -3,7 +3,7 @@
 # undefined sanitizers) runs RUNS inputs (default 10^6) from its seed corpus;
 # new interesting inputs go to a scratch corpus, findings to fuzz-findings/.
 # Prints one line per target: runs, seconds, coverage, findings.
-#   scripts/fuzz.sh [RUNS] [TARGET...]     targets: raw_log config serve_request user_state manifest
+#   scripts/fuzz.sh [RUNS] [TARGET...]     targets: raw_log config serve_request user_state manifest safetensors
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
