@@ -119,6 +119,9 @@ TEST(LlamaConfig, HfJsonRefusesUnimplementedKeysByName) {
   refused("num_key_value_heads", 3);
   refused("head_dim", 15);
   refused("hidden_size", "64");
+  refused("vocab_size", int64_t{1} << 40);  // bounded: sizes never overflow their products
+  refused("rope_theta", -1.0);
+  refused("rms_norm_eps", 0.0);
   auto j = tiny_hf_config();
   j.erase("hidden_size");
   expect_refused([&] { ll::LlamaConfig::from_hf_json(j.dump()); }, "config.json:hidden_size");

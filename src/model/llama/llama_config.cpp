@@ -7,7 +7,7 @@
 #include <sstream>
 
 #include "longrec/core/error.h"
-#include "longrec/model/llama/llama.h"
+#include "longrec/model/llama/llama_config.h"
 
 namespace longrec::model::llama {
 
@@ -49,6 +49,19 @@ void LlamaConfig::validate() const {
   positive("llama.num_key_value_heads", num_key_value_heads);
   positive("llama.head_dim", head_dim);
   positive("llama.max_position_embeddings", max_position_embeddings);
+  // Bounds far above any Llama (8192 hidden, 28672 intermediate, 128256 vocab, 126 layers) that
+  // keep products of sizes far from overflow.
+  auto at_most = [](const char* key, int64_t v, int64_t limit) {
+    if (v > limit) throw ConfigError(key, fmt::format("{} is above the supported {}", v, limit));
+  };
+  at_most("llama.vocab_size", vocab_size, int64_t{1} << 24);
+  at_most("llama.hidden_size", hidden_size, int64_t{1} << 18);
+  at_most("llama.intermediate_size", intermediate_size, int64_t{1} << 20);
+  at_most("llama.num_hidden_layers", num_hidden_layers, 4096);
+  at_most("llama.num_attention_heads", num_attention_heads, 4096);
+  at_most("llama.num_key_value_heads", num_key_value_heads, 4096);
+  at_most("llama.head_dim", head_dim, int64_t{1} << 14);
+  at_most("llama.max_position_embeddings", max_position_embeddings, int64_t{1} << 30);
   if (num_attention_heads % num_key_value_heads != 0) {
     throw ConfigError("llama.num_key_value_heads", fmt::format("{} does not divide num_attention_heads {}",
                                                                num_key_value_heads, num_attention_heads));
@@ -56,8 +69,11 @@ void LlamaConfig::validate() const {
   if (head_dim % 2 != 0) {
     throw ConfigError("llama.head_dim", fmt::format("rotary embeddings need an even head_dim, got {}", head_dim));
   }
-  if (!(rms_norm_eps > 0)) throw ConfigError("llama.rms_norm_eps", fmt::format("must be > 0, got {}", rms_norm_eps));
-  if (!(rope_theta > 1)) throw ConfigError("llama.rope_theta", fmt::format("must be > 1, got {}", rope_theta));
+  if (!(rms_norm_eps > 0 && rms_norm_eps < 1))
+    throw ConfigError("llama.rms_norm_eps", fmt::format("must be in (0, 1), got {}", rms_norm_eps));
+  if (!(rope_theta > 1 && rope_theta < 1e12)) {
+    throw ConfigError("llama.rope_theta", fmt::format("must be in (1, 1e12), got {}", rope_theta));
+  }
 }
 
 namespace {
