@@ -1,6 +1,7 @@
 """Reference outputs of a random tiny Hugging Face LlamaForCausalLM, for test_llama's parity tests.
 
-Usage: llama_reference.py OUT_DIR
+Usage: llama_reference.py OUT_DIR [HEAD_DIM]
+HEAD_DIM (optional) sets config.json's head_dim apart from hidden_size / num_attention_heads.
 Writes OUT_DIR/config.json (save_pretrained's) and OUT_DIR/reference.pt, a torch.save dict (zip format,
 read by torch::pickle_load) of float32/int64 tensors:
   the weights under their Hugging Face names (model.embed_tokens.weight, model.layers.N...., model.norm.weight,
@@ -18,11 +19,12 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 out_dir = sys.argv[1]
+head_dim = {"head_dim": int(sys.argv[2])} if len(sys.argv) > 2 else {}
 os.makedirs(out_dir, exist_ok=True)
 torch.manual_seed(1234)
 config = LlamaConfig(vocab_size=300, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
                      num_attention_heads=4, num_key_value_heads=2, rope_theta=5000.0, rms_norm_eps=1e-5,
-                     max_position_embeddings=128, tie_word_embeddings=False, attn_implementation="eager")
+                     max_position_embeddings=128, tie_word_embeddings=False, attn_implementation="eager", **head_dim)
 model = LlamaForCausalLM(config).eval()
 with torch.no_grad():
     for name, p in model.named_parameters():

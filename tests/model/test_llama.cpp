@@ -344,6 +344,10 @@ class LlamaParity : public ::testing::Test {
 TEST_F(LlamaParity, EveryLayerMatchesTransformers) {
   EXPECT_EQ(config.num_key_value_heads * 2, config.num_attention_heads);  // grouped-query attention
   EXPECT_NE(config.rope_theta, 10000.0);
+  std::printf("reference: hidden %lld, %lld layers, %lld heads, %lld KV heads, head_dim %lld, rope_theta %g\n",
+              static_cast<long long>(config.hidden_size), static_cast<long long>(config.num_hidden_layers),
+              static_cast<long long>(config.num_attention_heads), static_cast<long long>(config.num_key_value_heads),
+              static_cast<long long>(config.head_dim), config.rope_theta);
   ll::LlamaModel model(config);
   model->load_state(state);
   for (const std::string name : {"ids", "embeds", "padded"}) {
