@@ -186,35 +186,40 @@ TEST(LlamaBlock, GradientCheckFloat64) {
   auto positions = torch::tensor({{0, 1, 2, 3, 4}, {3, 4, 5, 6, 7}}, torch::kLong);
   auto [cos, sin] = ll::rotary_cos_sin(c, positions, torch::kDouble, torch::kCPU);
   auto weights = torch::randn({B, L, c.hidden_size}, torch::kDouble);
-  auto loss_of = [&] { return (block->forward(x, cos, sin) * weights).sum(); };
-
-  block->zero_grad();
-  loss_of().backward();
-  std::vector<std::pair<std::string, torch::Tensor>> checked = {{"input", x}};
-  for (auto& p : block->named_parameters()) checked.emplace_back(p.key(), p.value());
-  const double h = 1e-6;
+  // Causal, then an explicit mask (the second row left-padded by two tokens).
+  auto valid = torch::tensor({{1, 1, 1, 1, 1}, {0, 0, 1, 1, 1}}, torch::kLong).to(torch::kBool);
   int count = 0;
-  for (auto& [name, t] : checked) {
-    auto grad = t.grad().clone();
-    auto flat = t.data().view({-1});
-    for (int64_t idx : {int64_t{0}, flat.numel() / 3, flat.numel() - 1}) {
-      const double saved = flat[idx].item<double>();
-      double up, down;
-      {
-        torch::NoGradGuard no_grad;
-        flat[idx] = saved + h;
-        up = loss_of().item<double>();
-        flat[idx] = saved - h;
-        down = loss_of().item<double>();
-        flat[idx] = saved;
+  for (const auto& mask : {torch::Tensor(), ll::causal_padding_mask(valid)}) {
+    auto loss_of = [&] { return (block->forward(x, cos, sin, mask) * weights).sum(); };
+
+    block->zero_grad();
+    x.mutable_grad() = torch::Tensor();
+    loss_of().backward();
+    std::vector<std::pair<std::string, torch::Tensor>> checked = {{"input", x}};
+    for (auto& p : block->named_parameters()) checked.emplace_back(p.key(), p.value());
+    const double h = 1e-6;
+    for (auto& [name, t] : checked) {
+      auto grad = t.grad().clone();
+      auto flat = t.data().view({-1});
+      for (int64_t idx : {int64_t{0}, flat.numel() / 3, flat.numel() - 1}) {
+        const double saved = flat[idx].item<double>();
+        double up, down;
+        {
+          torch::NoGradGuard no_grad;
+          flat[idx] = saved + h;
+          up = loss_of().item<double>();
+          flat[idx] = saved - h;
+          down = loss_of().item<double>();
+          flat[idx] = saved;
+        }
+        const double numeric = (up - down) / (2 * h);
+        const double analytic = grad.view({-1})[idx].item<double>();
+        EXPECT_NEAR(analytic, numeric, 1e-6 * std::max(1.0, std::abs(numeric))) << name << "[" << idx << "]";
+        ++count;
       }
-      const double numeric = (up - down) / (2 * h);
-      const double analytic = grad.view({-1})[idx].item<double>();
-      EXPECT_NEAR(analytic, numeric, 1e-6 * std::max(1.0, std::abs(numeric))) << name << "[" << idx << "]";
-      ++count;
     }
   }
-  EXPECT_EQ(count, 3 * 10);
+  EXPECT_EQ(count, 2 * 3 * 10);
 }
 
 TEST(LlamaModel, CausalEqualsExplicitCausalMask) {
