@@ -7,3 +7,5 @@ dir="$(mktemp -d)"
 trap 'rm -rf "$dir"' EXIT
 "$python" "$script" "$dir" "$@"
 LONGREC_LLAMA_REFERENCE="$dir" "$exe" --gtest_filter='LlamaParity.*'
+# What longrec saved (the suite wrote $dir/cpp and $dir/cpp-bf16) loads in transformers with the same outputs.
+"$python" "$script" --check "$dir"

@@ -1,6 +1,9 @@
 """Reference outputs of a random tiny Hugging Face LlamaForCausalLM, for test_llama's parity tests.
 
 Usage: llama_reference.py OUT_DIR [HEAD_DIM]
+       llama_reference.py --check OUT_DIR   (after test_llama's LlamaParity suite wrote OUT_DIR/cpp and
+                                             OUT_DIR/cpp-bf16: transformers loads them and must give the
+                                             reference hidden states)
 HEAD_DIM (optional) sets config.json's head_dim apart from hidden_size / num_attention_heads.
 Writes OUT_DIR/config.json (save_pretrained's) and OUT_DIR/reference.pt, a torch.save dict (zip format,
 read by torch::pickle_load) of float32/int64 tensors:
@@ -9,14 +12,31 @@ read by torch::pickle_load) of float32/int64 tensors:
   for each case C in (ids, embeds, padded): C.input (ids [B, L] int64, or inputs_embeds [B, L, D]),
   C.positions [B, L], C.hidden.K for K = 0..num_layers (output_hidden_states: K = 0 the embeddings,
   K = num_layers after the final norm), C.last_raw (the last layer's output before the final norm);
-  padded.mask [B, L] (1 = real token; left padding, positions counting from the first real token).
+  padded.mask [B, L] (1 = real token; left padding, positions counting from the first real token);
+  bf16.ids.*: the ids case with the weights rounded to bfloat16 (OUT_DIR/bf16 holds them saved in bf16).
 """
+import copy
 import json
 import os
 import sys
 
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
+
+if sys.argv[1] == "--check":
+    from transformers import LlamaModel
+    out_dir = sys.argv[2]
+    ref = torch.load(os.path.join(out_dir, "reference.pt"))
+    for sub, case in (("cpp", "ids"), ("cpp-bf16", "bf16.ids")):
+        m = LlamaModel.from_pretrained(os.path.join(out_dir, sub), torch_dtype=torch.float32,
+                                       attn_implementation="eager").eval()
+        with torch.no_grad():
+            out = m(input_ids=ref[case + ".input"], position_ids=ref[case + ".positions"], output_hidden_states=True)
+        worst = max((h - ref[f"{case}.hidden.{k}"]).abs().max().item() for k, h in enumerate(out.hidden_states))
+        print(f"transformers on the directory longrec saved ({sub}): max abs diff {worst:.3g} over every layer")
+        assert worst < 1e-5, (sub, worst)
+    print("PASS: transformers loads what longrec saves")
+    sys.exit(0)
 
 out_dir = sys.argv[1]
 head_dim = {"head_dim": int(sys.argv[2])} if len(sys.argv) > 2 else {}
@@ -67,6 +87,15 @@ mask = (torch.arange(L).unsqueeze(0) >= (L - lengths).unsqueeze(1)).long()
 padded_positions = (mask.cumsum(1) - 1).clamp(min=0)
 tensors["padded.input"] = ids
 run("padded", padded_positions, mask=mask, input_ids=ids)
+
+# bf16-saved weights: the same model rounded to bfloat16, saved so, and its reference in float32.
+# (Parameters only: model.to(bfloat16) would round the rotary inv_freq buffer too.)
+with torch.no_grad():
+    for p in model.parameters():
+        p.copy_(p.to(torch.bfloat16).to(torch.float32))
+copy.deepcopy(model).to(torch.bfloat16).save_pretrained(os.path.join(out_dir, "bf16"), safe_serialization=True)
+tensors["bf16.ids.input"] = ids
+run("bf16.ids", positions, input_ids=ids)
 
 torch.save(tensors, os.path.join(out_dir, "reference.pt"), _use_new_zipfile_serialization=True)
 print(f"wrote {len(tensors)} tensors and config.json to {out_dir}")

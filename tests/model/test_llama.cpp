@@ -11,6 +11,7 @@
 
 #include "longrec/core/error.h"
 #include "longrec/model/llama/llama.h"
+#include "longrec/model/llama/pretrained.h"
 
 namespace ll = longrec::model::llama;
 
@@ -364,6 +365,40 @@ TEST_F(LlamaParity, EveryLayerMatchesTransformers) {
                   errs[k]);
       EXPECT_LT(errs[k], 1e-5) << name << " hidden state " << k;
     }
+  }
+}
+
+// The save_pretrained directory itself (config.json + model.safetensors), in float32 and saved in
+// bf16; then longrec's own save, which transformers must load (llama_parity.sh checks it after).
+TEST_F(LlamaParity, LoadsHuggingFaceDirectoriesAndSavesOnesTransformersLoads) {
+  const std::filesystem::path dir = std::getenv("LONGREC_LLAMA_REFERENCE");
+  auto model = ll::load_pretrained(dir);
+  for (const std::string name : {"ids", "embeds", "padded"}) {
+    for (double err : errors(model, name)) EXPECT_LT(err, 1e-5) << name;
+  }
+  auto bf16 = ll::load_pretrained(dir / "bf16");  // bf16 weights, float32 blocks
+  for (double err : errors(bf16, "bf16.ids")) EXPECT_LT(err, 1e-5) << "bf16";
+  EXPECT_GT(errors(bf16, "ids").at(1), 1e-4);  // the rounding is visible: the comparison is live
+  // float64 blocks from the same files: the reference within float32 rounding.
+  auto wide = ll::load_pretrained(dir, torch::kFloat64);
+  EXPECT_EQ(wide->embed_tokens->weight.scalar_type(), torch::kFloat64);
+
+  ll::save_pretrained(model, dir / "cpp");
+  ll::save_pretrained(bf16, dir / "cpp-bf16", torch::kBFloat16);
+  auto again = ll::load_pretrained(dir / "cpp");
+  for (double err : errors(again, "ids")) EXPECT_EQ(err, 0.0);  // float32 round trip is exact
+  // A misshapen or missing tensor is named with the directory before anything is read.
+  auto small = config;
+  small.intermediate_size += 1;
+  ll::LlamaModel other(small);
+  ll::save_pretrained(other, dir / "other");
+  std::filesystem::copy_file(dir / "config.json", dir / "other" / "config.json",
+                             std::filesystem::copy_options::overwrite_existing);
+  try {
+    (void)ll::load_pretrained(dir / "other");
+    FAIL() << "loaded weights of another shape";
+  } catch (const longrec::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("model.layers.0.mlp.gate_proj.weight"), std::string::npos) << e.what();
   }
 }
 
