@@ -8,6 +8,7 @@ namespace longrec::cli {
 
 int run_prepare(int argc, const char* const* argv);
 int run_synth(int argc, const char* const* argv);
+int run_llama(int argc, const char* const* argv);
 int run_info(int argc, const char* const* argv);
 int run_train(int argc, const char* const* argv);
 int run_eval(int argc, const char* const* argv);

@@ -20,6 +20,7 @@ struct Subcommand {
 constexpr Subcommand kSubcommands[] = {
     {"prepare", "raw interaction log (+ item text) -> HDF5 history store", longrec::cli::run_prepare},
     {"synth", "synthetic long-history users -> HDF5 history store", longrec::cli::run_synth},
+    {"llama", "load a Hugging Face Llama directory into the Llama blocks (and run token ids)", longrec::cli::run_llama},
     {"train", "train HSTU or SASRec on a history store (periodic eval, checkpoints)", longrec::cli::run_train},
     {"eval", "evaluate a checkpoint by exact full ranking", longrec::cli::run_eval},
     {"compare", "paired significance test of two evaluations on the same users", longrec::cli::run_compare},

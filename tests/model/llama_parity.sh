@@ -9,3 +9,11 @@ trap 'rm -rf "$dir"' EXIT
 LONGREC_LLAMA_REFERENCE="$dir" "$exe" --gtest_filter='LlamaParity.*'
 # What longrec saved (the suite wrote $dir/cpp and $dir/cpp-bf16) loads in transformers with the same outputs.
 "$python" "$script" --check "$dir"
+# `longrec llama` (when LONGREC is given) loads the same directory and runs ids through it.
+if [ -n "${LONGREC:-}" ]; then
+  "$LONGREC" llama --dir "$dir" --ids 5,17,250 > "$dir/llama.out"
+  cat "$dir/llama.out"
+  grep -q "hidden 64, 2 layers, 4 heads (2 key/value)" "$dir/llama.out"
+  [ "$(grep -c '^hidden state [0-2]: rms [0-9.]*$' "$dir/llama.out")" -eq 3 ]
+  echo "PASS: longrec llama"
+fi

@@ -31,6 +31,28 @@ LlamaModel load_pretrained(const fs::path& directory, torch::Dtype dtype) {
   return model;
 }
 
+PretrainedSummary inspect_pretrained(const fs::path& directory, const std::vector<std::int64_t>& ids, int threads) {
+  torch::set_num_threads(threads);
+  auto model = load_pretrained(directory);
+  PretrainedSummary summary;
+  summary.config = model->config();
+  for (const auto& p : model->parameters()) summary.parameters += p.numel();
+  if (ids.empty()) return summary;
+  for (auto id : ids) {
+    if (id < 0 || id >= summary.config.vocab_size) {
+      throw ConfigError(
+          "llama.ids", fmt::format("token id {} is outside the vocabulary (0..{})", id, summary.config.vocab_size - 1));
+    }
+  }
+  torch::NoGradGuard no_grad;
+  const auto n = static_cast<std::int64_t>(ids.size());
+  const auto out = model->forward(torch::tensor(ids, torch::kInt64).unsqueeze(0), torch::arange(n, torch::kInt64));
+  for (const auto& h : out.hidden_states) {
+    summary.last_position_rms.push_back(h.select(1, n - 1).pow(2).mean().sqrt().item<double>());
+  }
+  return summary;
+}
+
 std::string to_hf_json(const LlamaConfig& c, torch::Dtype dtype) {
   const nlohmann::json j = {
       {"architectures", {"LlamaForCausalLM"}},

@@ -27,6 +27,17 @@ LlamaModel load_pretrained(const std::filesystem::path& directory, torch::Dtype 
 void save_pretrained(LlamaModel& model, const std::filesystem::path& directory, torch::Dtype dtype = torch::kFloat32,
                      std::uint64_t max_shard_bytes = 5'000'000'000);
 
+// What `longrec llama` prints: the loaded directory's sizes and, for token
+// ids, every hidden state's RMS at the last position (torch stays out of the CLI).
+struct PretrainedSummary {
+  LlamaConfig config;
+  std::int64_t parameters = 0;
+  std::vector<double> last_position_rms;  // num_hidden_layers + 1 entries when ids were given
+};
+// `threads` intra-op threads. ConfigError("llama.ids") naming an id outside the vocabulary.
+PretrainedSummary inspect_pretrained(const std::filesystem::path& directory, const std::vector<std::int64_t>& ids,
+                                     int threads);
+
 // config.json text for `config` (model_type llama, LlamaForCausalLM).
 std::string to_hf_json(const LlamaConfig& config, torch::Dtype dtype);
 
