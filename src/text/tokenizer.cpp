@@ -40,6 +40,83 @@ Tokenizer Tokenizer::load(const fs::path& path) {
   return from_bytes(std::move(bytes).str(), path.string());
 }
 
+namespace {
+
+// Protocol-buffer wire format, just enough to walk a ModelProto.
+bool read_varint(std::string_view& s, std::uint64_t& v) {
+  v = 0;
+  for (int shift = 0; shift < 64; shift += 7) {
+    if (s.empty()) return false;
+    const auto b = static_cast<std::uint8_t>(s.front());
+    s.remove_prefix(1);
+    v |= static_cast<std::uint64_t>(b & 0x7f) << shift;
+    if ((b & 0x80) == 0) return true;
+  }
+  return false;
+}
+
+// One field: its number, and for length-delimited fields the payload.
+bool read_field(std::string_view& s, std::uint64_t& field, std::string_view& payload, bool& delimited) {
+  std::uint64_t key = 0;
+  if (!read_varint(s, key)) return false;
+  field = key >> 3;
+  delimited = false;
+  std::uint64_t v = 0;
+  switch (key & 7) {
+    case 0:
+      return read_varint(s, v);
+    case 1:
+      if (s.size() < 8) return false;
+      s.remove_prefix(8);
+      return true;
+    case 5:
+      if (s.size() < 4) return false;
+      s.remove_prefix(4);
+      return true;
+    case 2:
+      if (!read_varint(s, v) || v > s.size()) return false;
+      payload = s.substr(0, v);
+      s.remove_prefix(v);
+      delimited = true;
+      return true;
+    default:
+      return false;
+  }
+}
+
+// libsentencepiece 0.1.97 aborts (an exception through its trie builder, which
+// reads pieces as NUL-terminated keys) on a model with an empty piece or one
+// holding a NUL byte: such models are refused before it sees them.
+// Returns the problem, or an empty string.
+std::string check_model_proto(std::string_view bytes) {
+  std::int64_t index = 0;
+  while (!bytes.empty()) {
+    std::uint64_t field = 0;
+    std::string_view payload;
+    bool delimited = false;
+    if (!read_field(bytes, field, payload, delimited)) return "malformed protocol buffer";
+    if (field != 1) continue;  // ModelProto.pieces = 1
+    if (!delimited) return "malformed piece";
+    bool has_piece = false;
+    while (!payload.empty()) {
+      std::uint64_t f = 0;
+      std::string_view value;
+      bool d = false;
+      if (!read_field(payload, f, value, d)) return fmt::format("malformed piece {}", index);
+      if (f == 1) {  // SentencePiece.piece
+        if (!d) return fmt::format("malformed piece {}", index);
+        if (value.find('\0') != std::string_view::npos) return fmt::format("piece {} holds a NUL byte", index);
+        has_piece = !value.empty();
+      }
+    }
+    if (!has_piece) return fmt::format("piece {} is empty", index);
+    ++index;
+  }
+  return {};
+}
+
+}  // namespace
+
 Tokenizer Tokenizer::from_bytes(std::string bytes, const std::string& origin) {
   Tokenizer t;
   t.impl_ = std::make_unique<Impl>();
@@ -48,6 +125,9 @@ Tokenizer Tokenizer::from_bytes(std::string bytes, const std::string& origin) {
   crc.update(bytes.data(), bytes.size());
   t.checksum_ = crc.hex();
   if (bytes.empty()) throw DataError(fmt::format("{}: empty file, not a SentencePiece model", origin));
+  if (const auto problem = check_model_proto(bytes); !problem.empty()) {
+    throw DataError(fmt::format("{}: not a SentencePiece model ({})", origin, problem));
+  }
   const auto status = t.impl_->processor.LoadFromSerializedProto(bytes);
   if (!status.ok()) {
     throw DataError(fmt::format("{}: not a SentencePiece model ({})", origin, status.ToString()));

@@ -72,6 +72,21 @@ TEST(Tokenizer, LoadRefusesMissingAndForeignFiles) {
   }
 }
 
+// Pieces libsentencepiece would abort on (an empty piece, a NUL byte) are
+// refused as DataError first (found by fuzz_tokenizer).
+TEST(Tokenizer, RefusesPiecesTheLibraryWouldAbortOn) {
+  for (const std::string& bytes :
+       {std::string("\x0a\x02\x0a\x00", 4), std::string("\x0a\x03\x0a\x01\x00", 5),
+        std::string("\x0a\x04\x0a\x02\x00\x61", 6), std::string("\x0a\x00", 2), std::string("\x0a\x7f", 2)}) {
+    try {
+      Tokenizer::from_bytes(bytes, "crafted.model");
+      FAIL() << "no error";
+    } catch (const DataError& e) {
+      EXPECT_NE(std::string(e.what()).find("crafted.model: not a SentencePiece model"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(Tokenizer, TrainsLoadsRoundTripsAndChecksums) {
   ScratchDir dir;
   const auto path = dir / "items.model";
