@@ -9,6 +9,7 @@
 #include "longrec/core/error.h"
 #include "longrec/core/log.h"
 #include "longrec/data/history_store.h"
+#include "longrec/text/token_cache.h"
 #include "longrec/text/tokenizer.h"
 
 namespace longrec::cli {
@@ -83,6 +84,35 @@ int tokenizer_encode(int argc, const char* const* argv) {
   return 0;
 }
 
+int tokenizer_cache(int argc, const char* const* argv) {
+  std::string dataset;
+  std::string model;
+  std::string out;
+  OptionRegistry r("tokenizer cache",
+                   "Tokenizes every item text of a history store once and caches the ids (HDF5); an up-to-date\n"
+                   "cache (same tokenizer and item texts, by checksum) is reused, any other is rebuilt.\n"
+                   "Example: longrec tokenizer cache --dataset data/ml-1m --model ml-1m.model --out ml-1m.tokens.h5",
+                   "tokenizer");
+  r.add("tokenizer", "dataset", &dataset, "history store directory with item text (required)");
+  r.add("tokenizer", "model", &model, "SentencePiece model file (required)");
+  r.add("tokenizer", "out", &out, "token cache file (required)");
+  r.constraint([&] {
+    if (dataset.empty()) throw ConfigError("tokenizer.dataset", "a history store directory is required");
+    if (model.empty()) throw ConfigError("tokenizer.model", "a SentencePiece model file is required");
+    if (out.empty()) throw ConfigError("tokenizer.out", "the token cache file is required");
+  });
+  if (!r.parse(argc, argv)) return 0;
+  const auto tokenizer = text::Tokenizer::load(model);
+  const data::HistoryStoreReader store(dataset);
+  const auto tokens = text::tokenize_item_texts(store, tokenizer, out);
+  const auto items = std::max<std::int64_t>(tokens.num_items(), 1);
+  fmt::print("{} {}: {} items, {} tokens ({:.1f} per item), tokenizer {}\n", tokens.reused ? "reused" : "wrote", out,
+             tokens.num_items(), tokens.ids.size(), static_cast<double>(tokens.ids.size()) / static_cast<double>(items),
+             tokens.tokenizer_checksum);
+  if (!tokens.rebuilt_because.empty()) fmt::print("rebuilt because {}\n", tokens.rebuilt_because);
+  return 0;
+}
+
 }  // namespace
 
 int run_tokenizer(int argc, const char* const* argv) {
@@ -90,12 +120,14 @@ int run_tokenizer(int argc, const char* const* argv) {
     fmt::print(
         "Usage: longrec tokenizer <action> [options]\n\nActions:\n"
         "  train   train a SentencePiece model on a history store's item texts\n"
-        "  encode  print the token ids of a text under a model\n");
+        "  encode  print the token ids of a text under a model\n"
+        "  cache   tokenize a store's item texts once into a cache file\n");
     return argc < 2 ? 2 : 0;
   }
   if (std::strcmp(argv[1], "train") == 0) return tokenizer_train(argc - 1, argv + 1);
   if (std::strcmp(argv[1], "encode") == 0) return tokenizer_encode(argc - 1, argv + 1);
-  throw ConfigError("tokenizer", fmt::format("unknown action '{}', expected: train, encode", argv[1]));
+  if (std::strcmp(argv[1], "cache") == 0) return tokenizer_cache(argc - 1, argv + 1);
+  throw ConfigError("tokenizer", fmt::format("unknown action '{}', expected: train, encode, cache", argv[1]));
 }
 
 }  // namespace longrec::cli

@@ -45,6 +45,19 @@ for s in "café crème" "東京タワー" "🙂👍" "" "  two   spaces  " "Toy 
   [ "$cpp" = "$py" ] || fail "'$s': C++ '$cpp' vs Python '$py'"
 done
 
+# The token cache: written, reused, rebuilt for another tokenizer.
+out=$("$LR" tokenizer cache --dataset "$dir/store" --model "$dir/items.model" --out "$dir/tokens.h5" 2>&1) \
+  || { echo "$out"; fail "cache"; }
+echo "$out" | grep -q "^wrote .*: 120 items" || { echo "$out"; fail "cache not written"; }
+out=$("$LR" tokenizer cache --dataset "$dir/store" --model "$dir/items.model" --out "$dir/tokens.h5" 2>&1) \
+  || { echo "$out"; fail "cache again"; }
+echo "$out" | grep -q "^reused " || { echo "$out"; fail "cache not reused"; }
+"$LR" tokenizer train --dataset "$dir/store" --vocab_size 320 --model_type bpe --out "$dir/bpe.model" > /dev/null 2>&1 \
+  || fail "train bpe"
+out=$("$LR" tokenizer cache --dataset "$dir/store" --model "$dir/bpe.model" --out "$dir/tokens.h5" 2>&1) \
+  || { echo "$out"; fail "cache bpe"; }
+echo "$out" | grep -q "rebuilt because the tokenizer changed" || { echo "$out"; fail "cache not rebuilt"; }
+
 # Refusals that need a store.
 out=$("$LR" tokenizer train --dataset "$dir/store" --vocab_size 100000 --out "$dir/big.model" 2>&1); rc=$?
 [ $rc -eq 2 ] || { echo "$out"; fail "too large a vocab: exit $rc, expected 2"; }
