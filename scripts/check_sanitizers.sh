@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The checks build: the torch-free modules (core, data readers and the history
-# store, config, serving request parsing, the user-state layout, safetensors) and their
+# store, config, serving request parsing, the user-state layout, safetensors, SentencePiece tokenizers) and their
 # tests compiled with clang under AddressSanitizer + UndefinedBehaviorSanitizer,
 # plus the libFuzzer targets, each fuzzed for a few seconds from its seed
 # corpus. Part of scripts/test.sh.

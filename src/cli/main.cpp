@@ -27,6 +27,7 @@ constexpr Subcommand kSubcommands[] = {
     {"export", "checkpoint (any number of ranks) -> self-contained HDF5 serving bundle", longrec::cli::run_export},
     {"recommend", "top-K items for histories from a serving bundle", longrec::cli::run_recommend},
     {"serve", "HTTP JSON recommendations from a serving bundle, with cached per-user state", longrec::cli::run_serve},
+    {"tokenizer", "SentencePiece tokenizer: train on a store's item texts, encode text", longrec::cli::run_tokenizer},
     {"info", "build facts (versions, threads, BLAS) and dataset statistics", longrec::cli::run_info},
 #ifdef LONGREC_WITH_BENCH
     {"bench", "benchmarks: data, train (throughput, MFU), tokens (token vs full cost), comm, serve",
@@ -38,7 +39,7 @@ void print_usage() {
   fmt::print(
       "Usage: longrec <command> [--config FILE] [--section.key=value ...]\n\n"
       "Trains generative sequential recommenders on very long user histories.\n\nCommands:\n");
-  for (const auto& c : kSubcommands) fmt::print("  {:<9} {}\n", c.name, c.summary);
+  for (const auto& c : kSubcommands) fmt::print("  {:<10} {}\n", c.name, c.summary);
   fmt::print("\n`longrec <command> --help` lists every key of a command with its default.\n");
 }
 
