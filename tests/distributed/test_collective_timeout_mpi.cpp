@@ -75,7 +75,8 @@ TEST(CollectiveTimeout, BothRanksNameTheirCollectiveAndEachOther) {
       EXPECT_PRED2(has, what, "rank 0 timed out at #2 all_reduce_sum(the timeout test)");
     }
     const double waited = seconds_since(start);
-    EXPECT_GE(waited, 2.0);   // told by rank 0 when its deadline passed, not before
+    // Told by rank 0 when its deadline passed, not before (the two clocks start a barrier's exit apart).
+    EXPECT_GE(waited, 1.5);
     EXPECT_LT(waited, 30.0);  // long before its own 60 s deadline
     // Completes rank 0's all_reduce left under way: rank 0's ones were kept alive for it.
     a->all_reduce_sum(ones);
