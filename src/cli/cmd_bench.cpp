@@ -23,6 +23,8 @@
 #include "longrec/data/synth.h"
 #include "longrec/bench/comm_benchmark.h"
 #include "longrec/bench/data_benchmark.h"
+#include "longrec/bench/llama_benchmark.h"
+#include "longrec/model/llama/llama_config.h"
 #include "longrec/model/model_config.h"
 #include "longrec/serve/recommender.h"
 #include "longrec/bench/serve_benchmark.h"
@@ -147,6 +149,43 @@ int bench_tokens(int argc, const char* const* argv) {
         row.history, row.rows, row.full_gflop, row.tokens_gflop, row.full_gflop / row.tokens_gflop, row.full_ms,
         row.tokens_ms, row.full_ms / row.tokens_ms, 1000 * row.full_ms / events, 1000 * row.tokens_ms / events,
         row.serve_full_ms, row.serve_state_ms, row.serve_full_ms / row.serve_state_ms);
+  }
+  return 0;
+}
+
+int bench_llama(int argc, const char* const* argv) {
+  bench::LlamaBenchmarkOptions options;
+  std::string sizes = "llama-d256-l2-h4-kv2-i1024-v1000,llama-d512-l2-h8-kv4-i2048-v1000";
+  OptionRegistry r("bench llama",
+                   "The Llama blocks of HLLM alone on random inputs_embeds: training-step (forward + backward)\n"
+                   "tokens/s, achieved GFLOP/s and MFU against the fp32 matmul peak measured in the same run.\n"
+                   "Example: longrec bench llama --bench.sizes=llama-d512-l2-h8-kv4-i2048-v1000 --threads 2",
+                   "bench");
+  r.add("bench", "sizes", &sizes, "Llama size descriptors, comma-separated");
+  r.add("bench", "batch", &options.batch, "sequences per step", check::in_range<std::int64_t>(1, 1 << 16));
+  r.add("bench", "seq_len", &options.seq_len, "tokens per sequence", check::in_range<std::int64_t>(1, 1 << 16));
+  r.add("bench", "reps", &options.reps, "timed steps per size (median)", check::in_range(1, 1000000));
+  r.add("bench", "threads", &options.threads, "intra-op threads", check::in_range(1, check::kMaxThreads));
+  r.constraint([&] {
+    options.sizes = split_list(sizes);
+    if (options.sizes.empty()) throw ConfigError("bench.sizes", "expected at least one Llama size descriptor");
+    for (const auto& s : options.sizes) {
+      try {
+        (void)model::llama::LlamaConfig::from_descriptor(s);
+      } catch (const ConfigError& e) {
+        throw ConfigError("bench.sizes", e.what());
+      }
+    }
+  });
+  if (!r.parse(argc, argv)) return 0;
+  const auto rows = bench::benchmark_llama(options);
+  fmt::print(
+      "| size | threads | tokens/step | GFLOP/step | ms/step | tokens/s | achieved GFLOP/s | peak GFLOP/s | MFU |\n");
+  fmt::print("|---|---|---|---|---|---|---|---|---|\n");
+  for (const auto& row : rows) {
+    fmt::print("| {} | {} | {} | {:.2f} | {:.1f} | {:.0f} | {:.1f} | {:.1f} | {:.0f}% |\n", row.size, options.threads,
+               row.tokens_per_step, row.gflop_per_step, row.ms_per_step, row.tokens_per_s, row.achieved_gflops,
+               row.peak_gflops, 100 * row.mfu);
   }
   return 0;
 }
@@ -278,6 +317,7 @@ int run_bench(int argc, const char* const* argv) {
         "Usage: longrec bench <name> [options]\n\nBenchmarks:\n  data   events/s through prepare and the loader\n"
         "  train  training samples/s, tokens/s and MFU of a configuration\n"
         "  tokens personalization tokens vs full attention: step cost and serving latency by history length\n"
+        "  llama  the Llama blocks of HLLM alone: training tokens/s and MFU\n"
         "  comm   collective bandwidth between ranks (nccl-tests table; run under mpirun)\n"
         "  serve  serving requests/s and latency: whole-history recompute vs cached user state\n");
     return argc < 2 ? 2 : 0;
@@ -285,10 +325,11 @@ int run_bench(int argc, const char* const* argv) {
   if (std::strcmp(argv[1], "data") == 0) return bench_data(argc - 1, argv + 1);
   if (std::strcmp(argv[1], "train") == 0) return bench_train(argc - 1, argv + 1);
   if (std::strcmp(argv[1], "tokens") == 0) return bench_tokens(argc - 1, argv + 1);
+  if (std::strcmp(argv[1], "llama") == 0) return bench_llama(argc - 1, argv + 1);
   if (std::strcmp(argv[1], "comm") == 0) return bench_comm(argc - 1, argv + 1);
   if (std::strcmp(argv[1], "serve") == 0) return bench_serve(argc - 1, argv + 1);
   throw ConfigError("bench",
-                    fmt::format("unknown benchmark '{}', expected: data, train, tokens, comm, serve", argv[1]));
+                    fmt::format("unknown benchmark '{}', expected: data, train, tokens, llama, comm, serve", argv[1]));
 }
 
 }  // namespace longrec::cli
