@@ -30,7 +30,7 @@ constexpr Subcommand kSubcommands[] = {
     {"tokenizer", "SentencePiece tokenizer: train on a store's item texts, encode text", longrec::cli::run_tokenizer},
     {"info", "build facts (versions, threads, BLAS) and dataset statistics", longrec::cli::run_info},
 #ifdef LONGREC_WITH_BENCH
-    {"bench", "benchmarks: data, train (throughput, MFU), tokens (token vs full cost), comm, serve",
+    {"bench", "benchmarks: data, train (throughput, MFU), tokens (token vs full cost), llama, comm, serve",
      longrec::cli::run_bench},
 #endif
 };
