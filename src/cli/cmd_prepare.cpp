@@ -1,6 +1,7 @@
 // `longrec prepare`: raw log -> history store.
 #include "commands.h"
 #include "longrec/core/config.h"
+#include "longrec/core/lists.h"
 #include "longrec/core/log.h"
 #include "longrec/data/prepare.h"
 
@@ -14,6 +15,7 @@ int run_prepare(int argc, const char* const* argv) {
                    "the HDF5 history store: dense item ids, per-user offsets, events sorted by time.\n"
                    "Example: longrec prepare --input ratings.dat --items movies.dat --out data/ml-1m",
                    "prepare");
+  std::string text_fields;
   r.add("prepare", "input", &input, "raw interaction file (required)", check::existing_file());
   r.add("prepare", "items", &items, "item text file: movies.dat, movies.csv, u.item or item_id,text CSV",
         check::existing_file(/*optional=*/true));
@@ -27,6 +29,13 @@ int run_prepare(int argc, const char* const* argv) {
   r.add("prepare", "rating_col", &o.read.rating_column, "csv/tsv rating column");
   r.add("prepare", "text_encoding", &o.text_encoding, "item text encoding: auto | utf-8 | latin-1",
         check::one_of({"auto", "utf-8", "latin-1"}));
+  r.add("prepare", "text_fields", &text_fields,
+        "item text fields, comma-separated, in this order (movies.dat: title,genres; a CSV: its header's names; "
+        "empty = all)");
+  r.add("prepare", "text_style", &o.text_style,
+        "item text: plain (values joined by ' | ') | key_value (HLLM's "
+        "'title: ..., genres: ...')",
+        check::one_of({"plain", "key_value"}));
   r.add("prepare", "item_order", &o.item_order, "dense item ids by: first (appearance) | frequency",
         check::one_of({"first", "frequency"}));
   r.add("prepare", "min_user_events", &o.min_user_events, "drop users with fewer events", check::in_range(1, 1 << 30));
@@ -41,6 +50,7 @@ int run_prepare(int argc, const char* const* argv) {
   if (!r.parse(argc, argv)) return 0;
   o.input = input;
   o.item_text = items;
+  if (!text_fields.empty()) o.text_fields = split_list(text_fields);
   o.output = out;
 
   const auto report = data::prepare_dataset(o);

@@ -138,7 +138,10 @@ PrepareReport prepare_dataset(const PrepareOptions& options) {
   std::string checksum = file_checksum(options.input);
   std::string source = fmt::format("{}:{}", report.format, std::filesystem::absolute(options.input).string());
   if (!options.item_text.empty()) {
-    const ItemText text = read_item_text(options.item_text, options.text_encoding);
+    ItemText text = read_item_text(options.item_text, options.text_encoding);
+    if (!options.text_fields.empty() || options.text_style != "plain") {
+      text.texts = compose_item_texts(text, options.text_fields, options.text_style);
+    }
     report.text_encoding = text.encoding;
     texts.assign(item_raw_ids.size(), "");
     std::vector<char> has_text(item_raw_ids.size(), 0);

@@ -533,10 +533,15 @@ ItemText read_item_text(const fs::path& path, const std::string& encoding) {
   const bool dat = !lines.empty() && lines[0].second.find("::") != std::string::npos;
   const bool pipe = !dat && name == "u.item";
   bool skip_header = false;
+  if (dat) out.field_names = {"title", "genres"};
+  if (pipe) out.field_names = {"title"};
   if (!dat && !pipe && !lines.empty()) {
     try {
       const auto first = split_delimited(lines[0].second, ',');
       skip_header = !parse_int(first[0]).has_value();
+      if (skip_header) {
+        for (std::size_t f = 1; f < first.size(); ++f) out.field_names.emplace_back(trim(first[f]));
+      }
     } catch (const BadLine&) {
       skip_header = false;  // read as data below: refused there with its file and line
     }
@@ -567,14 +572,52 @@ ItemText read_item_text(const fs::path& path, const std::string& encoding) {
       throw DataError(fmt::format("{}:{}: item id '{}' is not an integer", path.string(), number, fields[0]));
     }
     std::string text;
+    std::vector<std::string> values;
     for (std::size_t f = 1; f < fields.size(); ++f) {
       if (f > 1) text += " | ";
       text += trim(fields[f]);
+      values.emplace_back(trim(fields[f]));
+      if (out.field_names.size() < f) out.field_names.push_back(fmt::format("column{}", f + 1));
     }
     out.raw_ids.push_back(*id);
     out.texts.push_back(std::move(text));
+    out.fields.push_back(std::move(values));
   }
   if (out.raw_ids.empty()) throw DataError(fmt::format("{}: no item text lines", path.string()));
+  return out;
+}
+
+std::vector<std::string> compose_item_texts(const ItemText& text, const std::vector<std::string>& fields,
+                                            const std::string& style) {
+  if (style != "plain" && style != "key_value") {
+    throw ConfigError("prepare.text_style", fmt::format("got '{}', expected plain or key_value", style));
+  }
+  std::vector<std::size_t> chosen;
+  if (fields.empty()) {
+    for (std::size_t f = 0; f < text.field_names.size(); ++f) chosen.push_back(f);
+  }
+  for (const auto& name : fields) {
+    const auto it = std::find(text.field_names.begin(), text.field_names.end(), name);
+    if (it == text.field_names.end()) {
+      std::string known;
+      for (const auto& n : text.field_names) known += (known.empty() ? "" : ", ") + n;
+      throw ConfigError("prepare.text_fields",
+                        fmt::format("unknown item text field '{}'; the item file has: {}", name, known));
+    }
+    chosen.push_back(static_cast<std::size_t>(it - text.field_names.begin()));
+  }
+  std::vector<std::string> out;
+  out.reserve(text.fields.size());
+  for (const auto& values : text.fields) {
+    std::string composed;
+    for (auto f : chosen) {
+      if (f >= values.size() || values[f].empty()) continue;
+      if (!composed.empty()) composed += style == "plain" ? " | " : ", ";
+      if (style == "key_value") composed += text.field_names[f] + ": ";
+      composed += values[f];
+    }
+    out.push_back(std::move(composed));
+  }
   return out;
 }
 

@@ -233,3 +233,41 @@ TEST(RawReader, AnErrorAfterAGuessSaysWhichFormatWasGuessedAndHowToChoose) {
 }
 
 }  // namespace longrec::data
+
+namespace longrec::data {
+
+// Issue 15: which item-text fields, in which order, in HLLM's "key: value" form.
+TEST(ItemText, FieldsAreNamedAndComposedInTheChosenOrderAndStyle) {
+  testing::ScratchDir dir;
+  const auto dat = testing::write_file(dir / "movies.dat",
+                                       "1::Toy Story (1995)::Animation|Children's|Comedy\n2::Jumanji (1995)::\n");
+  const auto text = read_item_text(dat);
+  EXPECT_EQ(text.field_names, (std::vector<std::string>{"title", "genres"}));
+  EXPECT_EQ(text.texts[0], "Toy Story (1995) | Animation|Children's|Comedy");  // the default is unchanged
+  EXPECT_EQ(compose_item_texts(text, {}, "plain"),
+            (std::vector<std::string>{"Toy Story (1995) | Animation|Children's|Comedy", "Jumanji (1995)"}));
+  EXPECT_EQ(compose_item_texts(text, {"genres", "title"}, "key_value"),
+            (std::vector<std::string>{"genres: Animation|Children's|Comedy, title: Toy Story (1995)",
+                                      "title: Jumanji (1995)"}));  // an empty value is left out
+  EXPECT_EQ(compose_item_texts(text, {"title"}, "plain"),
+            (std::vector<std::string>{"Toy Story (1995)", "Jumanji (1995)"}));
+  try {
+    (void)compose_item_texts(text, {"title", "plot"}, "plain");
+    FAIL() << "accepted an unknown field";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.key(), "prepare.text_fields");
+    EXPECT_NE(std::string(e.what()).find("unknown item text field 'plot'; the item file has: title, genres"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(compose_item_texts(text, {}, "markdown"), ConfigError);
+  const auto csv = testing::write_file(dir / "items.csv", "item_id,title,brand,description\n7,Lipstick,Acme,Red\n");
+  const auto c = read_item_text(csv);
+  EXPECT_EQ(c.field_names, (std::vector<std::string>{"title", "brand", "description"}));
+  EXPECT_EQ(compose_item_texts(c, {"brand", "title"}, "key_value"),
+            (std::vector<std::string>{"brand: Acme, title: Lipstick"}));
+  const auto bare = testing::write_file(dir / "bare.csv", "7,Lipstick,Acme\n");
+  EXPECT_EQ(read_item_text(bare).field_names, (std::vector<std::string>{"column2", "column3"}));
+}
+
+}  // namespace longrec::data

@@ -21,6 +21,11 @@ struct PrepareOptions {
   std::filesystem::path output;
   RawReadOptions read;
   std::string text_encoding = "auto";
+  // Item text from these fields of the item file, in this order (empty: all,
+  // in file order), written "plain" (values joined by " | ") or "key_value"
+  // (HLLM's "title: ..., genres: ..."); see compose_item_texts.
+  std::vector<std::string> text_fields;
+  std::string text_style = "plain";
   std::string item_order = "first";  // "first" appearance or "frequency"
   int min_user_events = 1;
   int min_item_events = 1;

@@ -63,9 +63,21 @@ RawInteractions read_interactions_as(const std::filesystem::path& path, RawForma
 
 struct ItemText {
   std::vector<std::int64_t> raw_ids;
-  std::vector<std::string> texts;  // UTF-8
+  std::vector<std::string> texts;  // UTF-8: every field after the id, joined with " | "
   std::string encoding;            // what the file was decoded from
+  // The fields after the id, by name: movies.dat title, genres; u.item title;
+  // a CSV with a header its column names; otherwise column2, column3, ...
+  std::vector<std::string> field_names;
+  std::vector<std::vector<std::string>> fields;  // per item, trimmed, in field_names order (may be shorter)
 };
+
+// Item texts built from chosen fields (`fields` empty: all, in file order):
+// style "plain" joins the values with " | ", "key_value" writes HLLM's
+// "name: value" pairs joined with ", ". An empty value is left out. Throws
+// ConfigError("prepare.text_fields") naming an unknown field and the file's
+// fields, ConfigError("prepare.text_style") for another style.
+std::vector<std::string> compose_item_texts(const ItemText& text, const std::vector<std::string>& fields,
+                                            const std::string& style);
 
 // movies.dat (`id::title::genres`), u.item (`id|title|...`), movies.csv
 // (`movieId,title,genres`), or a generic `item_id,text` CSV. `encoding` is
