@@ -100,16 +100,37 @@ std::string quote_value(const json& value, std::size_t max_chars) {
   return text;
 }
 
-json parse_object(const std::string& text) {
+namespace {
+
+// Why `text` was refused: RequestShape's message (nesting with its path, a
+// number out of range with its key, or the parser's error and byte).
+std::string describe_refusal(const std::string& text) {
   RequestShape shape;
-  if (!json::sax_parse(text, &shape) || !shape.error.empty()) {
-    throw DataError(shape.error.empty() ? std::string("malformed JSON") : shape.error);
-  }
+  json::sax_parse(text, &shape);
+  return shape.error.empty() ? std::string("malformed JSON") : shape.error;
+}
+
+}  // namespace
+
+json parse_object(const std::string& text) {
+  // One parse in the common case; its callback stops nesting past the bound as
+  // it opens, so no over-deep value is ever built. Only a refused text is
+  // walked again, by RequestShape, to name where it went wrong.
+  struct TooDeep {};
+  const auto bound_depth = [](int depth, json::parse_event_t event, json&) {
+    if ((event == json::parse_event_t::object_start || event == json::parse_event_t::array_start) &&
+        depth >= kMaxRequestDepth) {
+      throw TooDeep{};
+    }
+    return true;
+  };
   json j;
   try {
-    j = json::parse(text);
-  } catch (const json::exception& e) {  // not expected once the shape passed; still a bad request
-    throw DataError(fmt::format("malformed JSON: {}", e.what()));
+    j = json::parse(text, bound_depth);
+  } catch (const TooDeep&) {
+    throw DataError(describe_refusal(text));
+  } catch (const json::exception&) {
+    throw DataError(describe_refusal(text));
   }
   if (!j.is_object()) throw DataError(fmt::format("a JSON object is expected, got {}", j.type_name()));
   return j;
