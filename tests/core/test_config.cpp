@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "longrec/core/config.h"
+#include "support/config_args.h"
 #include "support/test_support.h"
 
 namespace longrec {
@@ -32,11 +33,7 @@ struct Registry {
       }
     });
   }
-  bool parse(std::vector<std::string> args) {
-    std::vector<const char*> argv{"test"};
-    for (auto& a : args) argv.push_back(a.c_str());
-    return r.parse(static_cast<int>(argv.size()), argv.data());
-  }
+  bool parse(const std::vector<std::string>& args) { return testing::parse_args(r, "test", args); }
 };
 
 std::string error_of(Registry& reg, std::vector<std::string> args) {

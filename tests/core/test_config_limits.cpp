@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "longrec/core/config.h"
+#include "support/config_args.h"
 #include "support/test_support.h"
 
 namespace longrec {
@@ -28,25 +29,12 @@ struct Keys {
     r.add("main", "steps", &steps, "an int64");
     r.add("main", "seed", &seed, "a uint64");
   }
-  void parse(std::vector<std::string> args) {
-    std::vector<const char*> argv{"test"};
-    for (auto& a : args) argv.push_back(a.c_str());
-    r.parse(static_cast<int>(argv.size()), argv.data());
-  }
+  void parse(const std::vector<std::string>& args) { testing::parse_args(r, "test", args); }
 };
 
 // The ConfigError of parsing `args`: its key and message; empty key when accepted.
-struct Refusal {
-  std::string key, message;
-};
-Refusal refusal_of(std::vector<std::string> args) {
-  Keys keys;
-  try {
-    keys.parse(std::move(args));
-  } catch (const ConfigError& e) {
-    return {e.key(), e.what()};
-  }
-  return {};
+testing::Refusal refusal_of(const std::vector<std::string>& args) {
+  return testing::refusal_of([&] { Keys().parse(args); });
 }
 
 }  // namespace

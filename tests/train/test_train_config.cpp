@@ -16,6 +16,7 @@
 #include "longrec/data/synth.h"
 #include "longrec/model/model_config.h"
 #include "longrec/train/train_config.h"
+#include "support/config_args.h"
 #include "support/test_support.h"
 
 namespace longrec::train {
@@ -34,23 +35,12 @@ struct TrainKeys {
   }
   void parse(std::vector<std::string> args) {
     args.insert(args.begin(), "--train.dataset=unused");
-    std::vector<const char*> argv{"train"};
-    for (auto& a : args) argv.push_back(a.c_str());
-    r.parse(static_cast<int>(argv.size()), argv.data());
+    testing::parse_args(r, "train", args);
   }
 };
 
-struct Refusal {
-  std::string key, message;
-};
-Refusal refusal_of(std::vector<std::string> args) {
-  TrainKeys keys;
-  try {
-    keys.parse(std::move(args));
-  } catch (const ConfigError& e) {
-    return {e.key(), e.what()};
-  }
-  return {};
+testing::Refusal refusal_of(const std::vector<std::string>& args) {
+  return testing::refusal_of([&] { TrainKeys().parse(args); });
 }
 
 }  // namespace
