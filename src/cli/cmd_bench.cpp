@@ -166,7 +166,17 @@ int bench_llama(int argc, const char* const* argv) {
   r.add("bench", "seq_len", &options.seq_len, "tokens per sequence", check::in_range<std::int64_t>(1, 1 << 16));
   r.add("bench", "reps", &options.reps, "timed steps per size (median)", check::in_range(1, 1000000));
   r.add("bench", "threads", &options.threads, "intra-op threads", check::in_range(1, check::kMaxThreads));
+  r.add("bench", "items", &options.items, "item texts of the packed-vs-padded table",
+        check::in_range<std::int64_t>(1, 1 << 20));
+  r.add("bench", "min_item_len", &options.min_item_len, "shortest item text (tokens)",
+        check::in_range<std::int64_t>(1, 1 << 14));
+  r.add("bench", "max_item_len", &options.max_item_len, "longest item text (tokens)",
+        check::in_range<std::int64_t>(1, 1 << 14));
   r.constraint([&] {
+    if (options.min_item_len > options.max_item_len) {
+      throw ConfigError("bench.min_item_len",
+                        fmt::format("{} is above bench.max_item_len {}", options.min_item_len, options.max_item_len));
+    }
     options.sizes = split_list(sizes);
     if (options.sizes.empty()) throw ConfigError("bench.sizes", "expected at least one Llama size descriptor");
     for (const auto& s : options.sizes) {
@@ -186,6 +196,17 @@ int bench_llama(int argc, const char* const* argv) {
     fmt::print("| {} | {} | {} | {:.2f} | {:.1f} | {:.0f} | {:.1f} | {:.1f} | {:.0f}% |\n", row.size, options.threads,
                row.tokens_per_step, row.gflop_per_step, row.ms_per_step, row.tokens_per_s, row.achieved_gflops,
                row.peak_gflops, 100 * row.mfu);
+  }
+  fmt::print("\nItem texts of {} to {} tokens, packed (PackedSequences) vs padded to the longest, training step:\n",
+             options.min_item_len, options.max_item_len);
+  fmt::print(
+      "| size | items | real tokens | padded tokens | packed attention tokens | padded ms | packed ms | padded / "
+      "packed | packed real tokens/s |\n");
+  fmt::print("|---|---|---|---|---|---|---|---|---|\n");
+  for (const auto& row : bench::benchmark_llama_packed(options)) {
+    fmt::print("| {} | {} | {} | {} | {} | {:.1f} | {:.1f} | {:.2f}x | {:.0f} |\n", row.size, row.items,
+               row.real_tokens, row.padded_tokens, row.bucket_tokens, row.padded_ms, row.packed_ms,
+               row.padded_ms / row.packed_ms, row.packed_tokens_per_s);
   }
   return 0;
 }

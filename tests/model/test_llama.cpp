@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -289,6 +290,94 @@ TEST(LlamaModel, RightAlignedEqualsLeftAlignedShifted) {
   auto e_plain = model->forward_embeds(embeds, torch::arange(n));
   auto e_right = model->forward_embeds(padded_embeds, positions, ll::causal_padding_mask(valid));
   EXPECT_LT(max_diff(e_right.last_hidden_state().narrow(1, pad, n), e_plain.last_hidden_state()), 1e-12);
+}
+
+// Packed variable-length sequences (the item LLM's path) give every hidden state of each sequence
+// run alone, with gradients; the buckets keep the padding within the slack.
+TEST(LlamaPacked, EqualsEachSequenceAloneWithGradients) {
+  torch::manual_seed(11);
+  auto c = small_config();
+  ll::LlamaModel model(c);
+  randomize(model);
+  model->to(torch::kDouble);
+  const std::vector<int64_t> lengths = {7, 1, 13, 7, 3, 12, 5, 9, 2, 13};
+  const auto packed = ll::PackedSequences::from_lengths(lengths);
+  EXPECT_EQ(packed.total_tokens, 72);
+  EXPECT_GT(packed.buckets.size(), 1u);
+  EXPECT_LE(static_cast<double>(packed.padded_tokens), 1.125 * 72 + 13);  // each bucket within slack of its real
+  int64_t sequences = 0;
+  for (const auto& b : packed.buckets) {
+    sequences += b.sequences;
+    EXPECT_EQ(b.keep.size(0) <= b.sequences * b.length, true);
+  }
+  EXPECT_EQ(sequences, static_cast<int64_t>(lengths.size()));
+
+  auto embeds = torch::randn({packed.total_tokens, c.hidden_size}, torch::kDouble).requires_grad_(true);
+  auto out = model->forward_packed_embeds(embeds, packed);
+  ASSERT_EQ(out.hidden_states.size(), static_cast<size_t>(c.num_hidden_layers + 1));
+  // A loss on every token and, more heavily, on each sequence's last token (the [ITEM] position).
+  auto weights = torch::randn({packed.total_tokens, c.hidden_size}, torch::kDouble);
+  auto loss = (out.last_hidden_state() * weights).sum() +
+              out.last_hidden_state().index_select(0, packed.last_token).pow(2).sum();
+  loss.backward();
+  const auto packed_embed_grad = embeds.grad().clone();
+  std::vector<torch::Tensor> packed_param_grads;
+  // (embed_tokens is not used by the inputs_embeds path: no gradient.)
+  for (auto& p : model->parameters()) packed_param_grads.push_back(p.grad().defined() ? p.grad().clone() : p.grad());
+  model->zero_grad();
+
+  auto alone_embeds = embeds.detach().clone().requires_grad_(true);
+  int64_t start = 0;
+  torch::Tensor alone_loss = torch::zeros({}, torch::kDouble);
+  for (size_t i = 0; i < lengths.size(); ++i) {
+    const auto n = lengths[i];
+    auto alone = model->forward_embeds(alone_embeds.narrow(0, start, n).unsqueeze(0), torch::arange(n));
+    for (size_t k = 0; k < alone.hidden_states.size(); ++k) {
+      EXPECT_LT(max_diff(out.hidden_states[k].narrow(0, start, n), alone.hidden_states[k][0]), 1e-12)
+          << "sequence " << i << ", hidden state " << k;
+    }
+    EXPECT_EQ(packed.last_token[static_cast<int64_t>(i)].item<int64_t>(), start + n - 1);
+    const auto last = alone.last_hidden_state()[0];
+    alone_loss = alone_loss + (last * weights.narrow(0, start, n)).sum() + last[n - 1].pow(2).sum();
+    start += n;
+  }
+  alone_loss.backward();
+  EXPECT_LT(max_diff(alone_embeds.grad(), packed_embed_grad), 1e-10);
+  size_t i = 0;
+  for (auto& p : model->parameters()) {
+    const auto& want = packed_param_grads[i++];
+    ASSERT_EQ(p.grad().defined(), want.defined());
+    if (want.defined()) {
+      EXPECT_LT(max_diff(p.grad(), want), 1e-9);
+    }
+  }
+
+  // Token ids take the same path; float32 agrees within 1e-5.
+  model->to(torch::kFloat);
+  auto ids = torch::randint(0, c.vocab_size, {packed.total_tokens});
+  auto by_ids = model->forward_packed(ids, packed);
+  start = 0;
+  for (const auto n : lengths) {
+    auto alone = model->forward(ids.narrow(0, start, n).unsqueeze(0), torch::arange(n));
+    EXPECT_LT(max_diff(by_ids.last_hidden_state().narrow(0, start, n), alone.last_hidden_state()[0]), 1e-5);
+    start += n;
+  }
+}
+
+TEST(LlamaPacked, BucketsAndRefusals) {
+  // Equal lengths: one bucket, no padding.
+  auto same = ll::PackedSequences::from_lengths({4, 4, 4});
+  ASSERT_EQ(same.buckets.size(), 1u);
+  EXPECT_EQ(same.padded_tokens, 12);
+  // slack 0: a bucket per distinct length, no padding at all.
+  auto exact = ll::PackedSequences::from_lengths({5, 2, 5, 3, 2}, torch::kCPU, 0.0);
+  EXPECT_EQ(exact.buckets.size(), 3u);
+  EXPECT_EQ(exact.padded_tokens, exact.total_tokens);
+  EXPECT_TRUE(
+      exact.position_ids.equal(torch::tensor({0, 1, 2, 3, 4, 0, 1, 0, 1, 2, 3, 4, 0, 1, 2, 0, 1}, torch::kLong)));
+  expect_refused([] { ll::PackedSequences::from_lengths({}); }, "at least one sequence");
+  expect_refused([] { ll::PackedSequences::from_lengths({3, 0, 2}); }, "sequence 1 has length 0");
+  expect_refused([] { ll::PackedSequences::from_lengths({3}, torch::kCPU, std::nan("")); }, "slack nan");
 }
 
 // Parity with transformers' LlamaForCausalLM: tests/model/llama_reference.py writes the reference

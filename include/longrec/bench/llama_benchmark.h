@@ -17,6 +17,9 @@ struct LlamaBenchmarkOptions {
   std::int64_t batch = 8, seq_len = 128;
   int reps = 3;     // timed steps (median), after one warm-up
   int threads = 2;  // intra-op threads
+  // The item LLM's case: `items` texts of lengths uniform in [min_item_len, max_item_len], run
+  // packed (PackedSequences) and padded to [items, max length] side by side.
+  std::int64_t items = 256, min_item_len = 4, max_item_len = 64;
 };
 
 struct LlamaBenchmarkRow {
@@ -28,6 +31,17 @@ struct LlamaBenchmarkRow {
 };
 
 std::vector<LlamaBenchmarkRow> benchmark_llama(const LlamaBenchmarkOptions& options);
+
+struct PackedBenchmarkRow {
+  std::string size;
+  std::int64_t items = 0, real_tokens = 0, padded_tokens = 0;  // padded: items x longest
+  std::int64_t bucket_tokens = 0;                              // what the packed attention pads to
+  double padded_ms = 0, packed_ms = 0;                         // median training step
+  double padded_tokens_per_s = 0, packed_tokens_per_s = 0;     // real tokens per second
+};
+
+// Both ways, one size after the other, alternating padded and packed steps.
+std::vector<PackedBenchmarkRow> benchmark_llama_packed(const LlamaBenchmarkOptions& options);
 
 // Forward FLOPs of the blocks on one sequence of `seq_len` tokens (matmuls of
 // the projections and the MLP, causal attention scores and values; norms and

@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <limits>
+#include <numeric>
 
 #include "longrec/core/error.h"
 
@@ -68,15 +70,12 @@ LlamaAttentionImpl::LlamaAttentionImpl(const LlamaConfig& c)
   o_proj = register_module("o_proj", linear(heads * head_dim, c.hidden_size));
 }
 
-torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                                          const torch::Tensor& mask) {
-  const auto B = x.size(0), L = x.size(1);
-  auto q = q_proj(x).view({B, L, heads, head_dim}).transpose(1, 2);  // [B, H, L, d]
-  auto k = k_proj(x).view({B, L, kv_heads, head_dim}).transpose(1, 2);
-  auto v = v_proj(x).view({B, L, kv_heads, head_dim}).transpose(1, 2);
-  const auto c = cos.unsqueeze(1), s = sin.unsqueeze(1);
-  q = q * c + rotate_half(q) * s;
-  k = k * c + rotate_half(k) * s;
+namespace {
+
+// q [B, H, L, d], k and v [B, KV, L, d] (rotated already); mask undefined (causal) or bool
+// [L, L] / [B, L, L] / [B, 1, L, L]. Returns [B, L, H * d].
+torch::Tensor attend(torch::Tensor q, torch::Tensor k, torch::Tensor v, const torch::Tensor& mask) {
+  const auto B = q.size(0), heads = q.size(1), L = q.size(2), head_dim = q.size(3), kv_heads = k.size(1);
   if (kv_heads != heads) {  // query head h reads key/value head h / (heads / kv_heads)
     k = k.repeat_interleave(heads / kv_heads, 1);
     v = v.repeat_interleave(heads / kv_heads, 1);
@@ -84,7 +83,7 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::T
   auto scores = torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(head_dim)));
   torch::Tensor allowed;
   if (!mask.defined()) {
-    allowed = torch::ones({L, L}, torch::TensorOptions().dtype(torch::kBool).device(x.device())).tril();
+    allowed = torch::ones({L, L}, torch::TensorOptions().dtype(torch::kBool).device(q.device())).tril();
   } else {
     LONGREC_CHECK(mask.scalar_type() == torch::kBool, "the attention mask must be bool (true = may attend)");
     LONGREC_CHECK(mask.size(-1) == L && mask.size(-2) == L && mask.dim() >= 2 && mask.dim() <= 4,
@@ -97,8 +96,110 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::T
                                                                : std::numeric_limits<float>::lowest();
   scores = scores.masked_fill(allowed.logical_not(), lowest);
   auto probs = torch::softmax(scores, -1, compute_dtype(scores.scalar_type())).to(q.scalar_type());
-  auto out = torch::matmul(probs, v).transpose(1, 2).reshape({B, L, heads * head_dim});
-  return o_proj(out);
+  return torch::matmul(probs, v).transpose(1, 2).reshape({B, L, heads * head_dim});
+}
+
+}  // namespace
+
+PackedSequences PackedSequences::from_lengths(const std::vector<int64_t>& lengths, torch::Device device, double slack) {
+  if (lengths.empty()) throw ConfigError("llama.packed", "expected at least one sequence");
+  if (!(slack >= 0 && slack <= 10)) {
+    throw ConfigError("llama.packed", fmt::format("slack {} is outside [0, 10]", slack));
+  }
+  PackedSequences p;
+  p.lengths = lengths;
+  const auto n = static_cast<int64_t>(lengths.size());
+  std::vector<int64_t> start(lengths.size()), positions, last(lengths.size());
+  for (int64_t i = 0; i < n; ++i) {
+    if (lengths[i] < 1) {
+      throw ConfigError("llama.packed", fmt::format("sequence {} has length {}, expected >= 1", i, lengths[i]));
+    }
+    start[i] = p.total_tokens;
+    for (int64_t t = 0; t < lengths[i]; ++t) positions.push_back(t);
+    p.total_tokens += lengths[i];
+    last[i] = p.total_tokens - 1;
+  }
+  std::vector<int64_t> order(lengths.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return lengths[a] > lengths[b]; });
+  // kept_source[r]: the packed row of the r-th kept row (buckets in order); its inverse is unpermute.
+  std::vector<int64_t> kept_source;
+  kept_source.reserve(static_cast<size_t>(p.total_tokens));
+  const auto long_opts = torch::TensorOptions().dtype(torch::kLong);
+  for (size_t first = 0; first < order.size();) {
+    const int64_t width = lengths[order[first]];
+    int64_t real = 0;
+    size_t end = first;
+    while (end < order.size()) {
+      const int64_t count = static_cast<int64_t>(end - first) + 1;
+      const int64_t with = real + lengths[order[end]];
+      if (end > first && static_cast<double>(count * width) > (1 + slack) * static_cast<double>(with)) break;
+      real = with;
+      ++end;
+    }
+    Bucket b;
+    b.sequences = static_cast<int64_t>(end - first);
+    b.length = width;
+    std::vector<int64_t> gather, keep;
+    gather.reserve(static_cast<size_t>(b.sequences * width));
+    for (size_t j = first; j < end; ++j) {
+      const auto s = order[j];
+      for (int64_t t = 0; t < width; ++t) {
+        const bool is_real = t < lengths[s];
+        if (is_real) {
+          keep.push_back(static_cast<int64_t>(gather.size()));
+          kept_source.push_back(start[s] + t);
+        }
+        gather.push_back(is_real ? start[s] + t : start[s]);
+      }
+    }
+    b.gather = torch::tensor(gather, long_opts).to(device);
+    b.keep = torch::tensor(keep, long_opts).to(device);
+    p.padded_tokens += b.sequences * width;
+    p.buckets.push_back(std::move(b));
+    first = end;
+  }
+  std::vector<int64_t> unpermute(kept_source.size());
+  for (size_t r = 0; r < kept_source.size(); ++r)
+    unpermute[static_cast<size_t>(kept_source[r])] = static_cast<int64_t>(r);
+  p.position_ids = torch::tensor(positions, long_opts).to(device);
+  p.last_token = torch::tensor(last, long_opts).to(device);
+  p.unpermute = torch::tensor(unpermute, long_opts).to(device);
+  return p;
+}
+
+torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                                          const torch::Tensor& mask) {
+  const auto B = x.size(0), L = x.size(1);
+  auto q = q_proj(x).view({B, L, heads, head_dim}).transpose(1, 2);  // [B, H, L, d]
+  auto k = k_proj(x).view({B, L, kv_heads, head_dim}).transpose(1, 2);
+  auto v = v_proj(x).view({B, L, kv_heads, head_dim}).transpose(1, 2);
+  const auto c = cos.unsqueeze(1), s = sin.unsqueeze(1);
+  q = q * c + rotate_half(q) * s;
+  k = k * c + rotate_half(k) * s;
+  return o_proj(attend(q, k, v, mask));
+}
+
+torch::Tensor LlamaAttentionImpl::forward_packed(const torch::Tensor& x, const torch::Tensor& cos,
+                                                 const torch::Tensor& sin, const PackedSequences& packed) {
+  const auto T = x.size(0);
+  LONGREC_CHECK(T == packed.total_tokens, "packed input has {} tokens, its layout {}", T, packed.total_tokens);
+  auto q = q_proj(x).view({T, heads, head_dim});  // [T, H, d]
+  auto k = k_proj(x).view({T, kv_heads, head_dim});
+  auto v = v_proj(x).view({T, kv_heads, head_dim});
+  const auto c = cos.unsqueeze(1), s = sin.unsqueeze(1);
+  q = q * c + rotate_half(q) * s;
+  k = k * c + rotate_half(k) * s;
+  std::vector<torch::Tensor> kept;
+  kept.reserve(packed.buckets.size());
+  for (const auto& b : packed.buckets) {
+    auto bucket = [&](const torch::Tensor& t, int64_t h) {
+      return t.index_select(0, b.gather).view({b.sequences, b.length, h, head_dim}).transpose(1, 2);
+    };
+    auto out = attend(bucket(q, heads), bucket(k, kv_heads), bucket(v, kv_heads), {});
+    kept.push_back(out.reshape({b.sequences * b.length, heads * head_dim}).index_select(0, b.keep));
+  }
+  return o_proj(torch::cat(kept).index_select(0, packed.unpermute));
 }
 
 LlamaMlpImpl::LlamaMlpImpl(const LlamaConfig& c) {
@@ -121,6 +222,12 @@ LlamaDecoderLayerImpl::LlamaDecoderLayerImpl(const LlamaConfig& c) {
 torch::Tensor LlamaDecoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                                              const torch::Tensor& mask) {
   auto h = x + self_attn(input_layernorm(x), cos, sin, mask);
+  return h + mlp(post_attention_layernorm(h));
+}
+
+torch::Tensor LlamaDecoderLayerImpl::forward_packed(const torch::Tensor& x, const torch::Tensor& cos,
+                                                    const torch::Tensor& sin, const PackedSequences& packed) {
+  auto h = x + self_attn->forward_packed(input_layernorm(x), cos, sin, packed);
   return h + mlp(post_attention_layernorm(h));
 }
 
@@ -160,6 +267,29 @@ LlamaOutput LlamaModelImpl::forward_embeds(const torch::Tensor& inputs_embeds, c
   out.hidden_states.push_back(h);
   for (size_t i = 0; i < layers.size(); ++i) {
     h = layers[i]->forward(h, cos, sin, mask);
+    if (i + 1 < layers.size()) out.hidden_states.push_back(h);
+  }
+  out.last_raw = h;
+  out.hidden_states.push_back(norm(h));
+  return out;
+}
+
+LlamaOutput LlamaModelImpl::forward_packed(const torch::Tensor& ids, const PackedSequences& packed) {
+  LONGREC_CHECK(ids.dim() == 1, "packed token ids must be [T], got {}", shape_text(ids.sizes()));
+  return forward_packed_embeds(embed_tokens(ids), packed);
+}
+
+LlamaOutput LlamaModelImpl::forward_packed_embeds(const torch::Tensor& inputs_embeds, const PackedSequences& packed) {
+  LONGREC_CHECK(inputs_embeds.dim() == 2 && inputs_embeds.size(1) == config_.hidden_size &&
+                    inputs_embeds.size(0) == packed.total_tokens,
+                "packed inputs_embeds must be [{}, {}], got {}", packed.total_tokens, config_.hidden_size,
+                shape_text(inputs_embeds.sizes()));
+  auto [cos, sin] = rotary_cos_sin(config_, packed.position_ids, inputs_embeds.scalar_type(), inputs_embeds.device());
+  LlamaOutput out;
+  auto h = inputs_embeds;
+  out.hidden_states.push_back(h);
+  for (size_t i = 0; i < layers.size(); ++i) {
+    h = layers[i]->forward_packed(h, cos, sin, packed);
     if (i + 1 < layers.size()) out.hidden_states.push_back(h);
   }
   out.last_raw = h;

@@ -39,12 +39,40 @@ std::pair<torch::Tensor, torch::Tensor> rotary_cos_sin(const LlamaConfig& c, con
 // Query rows with no allowed key (padding) stay finite but meaningless.
 torch::Tensor causal_padding_mask(const torch::Tensor& key_valid);
 
+// Variable-length sequences packed end to end into T tokens, without padding (HLLM's item LLM
+// reads one short text per item: lengths vary several-fold, so a padded [N, max_len] batch wastes
+// most of its work). Projections, MLP and norms run on the T real tokens. Attention runs per
+// bucket of sequences of similar length: sorted longest first, a bucket takes the next sequence
+// while its padded size stays within (1 + slack) of its real tokens; a bucket pads only at the
+// end of each sequence, so under the causal mask no real query sees a padded key.
+struct PackedSequences {
+  struct Bucket {
+    int64_t sequences = 0, length = 0;  // padded to [sequences, length]
+    torch::Tensor gather;               // [sequences * length] rows of the packed tokens (padding repeats a real row)
+    torch::Tensor keep;                 // rows of the padded bucket that are real tokens, in bucket order
+  };
+  std::vector<int64_t> lengths;  // [N], each >= 1
+  torch::Tensor position_ids;    // [T] int64, 0 .. length - 1 within each sequence
+  torch::Tensor last_token;      // [N] row of each sequence's last token
+  std::vector<Bucket> buckets;
+  torch::Tensor unpermute;  // [T]: packed row t is row unpermute[t] of the buckets' kept rows, concatenated
+  int64_t total_tokens = 0;
+  int64_t padded_tokens = 0;  // sum of sequences * length over the buckets (the attention work)
+
+  // Throws ConfigError("llama.packed", ...) for no sequences, a length < 1 or slack outside [0, 10].
+  static PackedSequences from_lengths(const std::vector<int64_t>& lengths, torch::Device device = torch::kCPU,
+                                      double slack = 0.125);
+};
+
 class LlamaAttentionImpl : public torch::nn::Module {
  public:
   explicit LlamaAttentionImpl(const LlamaConfig& c);
   // x [B, L, D]; cos/sin [B, L, head_dim]; mask undefined (causal) or bool [L, L] / [B, L, L] / [B, 1, L, L].
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                         const torch::Tensor& mask);
+  // x [T, D] packed tokens; cos/sin [T, head_dim]; causal within each sequence of `packed`.
+  torch::Tensor forward_packed(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                               const PackedSequences& packed);
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   int64_t heads, kv_heads, head_dim;
 };
@@ -63,6 +91,8 @@ class LlamaDecoderLayerImpl : public torch::nn::Module {
   explicit LlamaDecoderLayerImpl(const LlamaConfig& c);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                         const torch::Tensor& mask = {});
+  torch::Tensor forward_packed(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                               const PackedSequences& packed);
   LlamaAttention self_attn{nullptr};
   LlamaMlp mlp{nullptr};
   RmsNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
@@ -85,6 +115,11 @@ class LlamaModelImpl : public torch::nn::Module {
   // inputs_embeds [B, L, hidden_size] instead of token ids.
   LlamaOutput forward_embeds(const torch::Tensor& inputs_embeds, const torch::Tensor& position_ids,
                              const torch::Tensor& mask = {});
+  // Packed variable-length sequences (PackedSequences): ids [T] int64 or inputs_embeds [T, hidden_size];
+  // positions restart at 0 in each sequence; every hidden state is [T, hidden_size], equal to running
+  // each sequence alone through forward().
+  LlamaOutput forward_packed(const torch::Tensor& ids, const PackedSequences& packed);
+  LlamaOutput forward_packed_embeds(const torch::Tensor& inputs_embeds, const PackedSequences& packed);
   // Copies a Hugging Face state (names as LlamaForCausalLM's: model.embed_tokens.weight, ...). Every
   // expected name must be there with its shape; any other name is refused (lm_head.weight only
   // with tie_word_embeddings false, where it is required and ignored: the model has no LM head).
