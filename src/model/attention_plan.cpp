@@ -85,6 +85,8 @@ AttentionPlan causal_plan(const torch::Tensor& valid, int max_len, const std::op
   plan.rows = B;
   plan.slots = L;
   plan.valid = valid;
+  plan.slot_position =
+      torch::arange(L, torch::TensorOptions().dtype(torch::kInt64).device(valid.device())).unsqueeze(0).expand({B, L});
   AttentionGroup group;
   group.queries = group.keys = L;
   auto causal = torch::ones({L, L}, torch::TensorOptions().dtype(torch::kBool).device(valid.device())).tril();

@@ -59,7 +59,7 @@ const std::vector<Field>& fields() {
   static const std::vector<Field> table = {
       {"model", "size", "size descriptor, e.g. hstu-d64-l8-h2 (sets backbone, dim, blocks, heads)", 0,
        Binding<std::string>{LONGREC_MEMBER(size), {}}},
-      {"model", "backbone", "registered backbone (hstu | sasrec)", kArchitecture | kStored,
+      {"model", "backbone", "registered backbone (hstu | sasrec | hllm)", kArchitecture | kStored,
        Binding<std::string>{LONGREC_MEMBER(backbone), check::one_of(registered_backbones())}},
       {"model", "dim", "embedding and residual width D", kArchitecture | kStored,
        Binding<int>{LONGREC_MEMBER(dim), check::in_range(1, 65536)}},
@@ -75,7 +75,7 @@ const std::vector<Field>& fields() {
        Binding<double>{LONGREC_MEMBER(dropout), check::in_range(0.0, 0.99)}},
       {"model", "attn_dropout", "dropout on attention weights", kStored,
        Binding<double>{LONGREC_MEMBER(attn_dropout), check::in_range(0.0, 0.99)}},
-      {"model", "ffn_dim", "SASRec FFN width (0 = dim)", kArchitecture | kStored,
+      {"model", "ffn_dim", "SASRec FFN width (0 = dim); HLLM MLP width (0 = 4 dim)", kArchitecture | kStored,
        Binding<int>{LONGREC_MEMBER(ffn_dim), check::in_range(0, 1 << 18)}},
       {"model", "time_buckets", "HSTU log-time buckets", kArchitecture | kStored,
        Binding<int>{LONGREC_MEMBER(time_buckets), check::in_range(1, 4096)}},
@@ -103,12 +103,62 @@ const std::vector<Field>& fields() {
       // The two paths compute the same function of the same weights: not architecture.
       {"personalization", "path", "block (linear cost) | dense (masked reference)", kStored,
        Binding<std::string>{LONGREC_MEMBER(personalization.path), check::one_of({"block", "dense"})}},
+      // HLLM (model.backbone = hllm): the user LLM's attention, the item LLM, item texts, the loss.
+      {"hllm", "kv_heads", "user LLM key/value heads (0 = model.heads)", kArchitecture | kStored,
+       Binding<int>{LONGREC_MEMBER(hllm.kv_heads), check::in_range(0, 1024)}},
+      {"hllm", "rope_theta", "rotary embedding base of both LLMs", kArchitecture | kStored,
+       Binding<double>{LONGREC_MEMBER(hllm.rope_theta), check::in_range(1.0, 1e9)}},
+      {"hllm", "rms_norm_eps", "RMSNorm epsilon of both LLMs", kArchitecture | kStored,
+       Binding<double>{LONGREC_MEMBER(hllm.rms_norm_eps), check::in_range(1e-12, 1e-2)}},
+      {"hllm", "item_blocks", "item LLM layers (0 = model.blocks)", kArchitecture | kStored,
+       Binding<int>{LONGREC_MEMBER(hllm.item_blocks), check::in_range(0, 1024)}},
+      {"hllm", "item_heads", "item LLM attention heads (0 = model.heads)", kArchitecture | kStored,
+       Binding<int>{LONGREC_MEMBER(hllm.item_heads), check::in_range(0, 1024)}},
+      {"hllm", "item_kv_heads", "item LLM key/value heads (0 = hllm.item_heads)", kArchitecture | kStored,
+       Binding<int>{LONGREC_MEMBER(hllm.item_kv_heads), check::in_range(0, 1024)}},
+      {"hllm", "item_ffn_dim", "item LLM MLP width (0 = the user LLM's)", kArchitecture | kStored,
+       Binding<int>{LONGREC_MEMBER(hllm.item_ffn_dim), check::in_range(0, 1 << 18)}},
+      {"hllm", "vocab_size", "item LLM vocabulary (0 = the tokenizer's, set when training starts)",
+       kArchitecture | kStored, Binding<int>{LONGREC_MEMBER(hllm.vocab_size), check::in_range(0, 1 << 22)}},
+      {"hllm", "tokenizer",
+       "SentencePiece model of the item texts (longrec tokenizer train, or a Llama tokenizer.model)", kStored,
+       Binding<std::string>{LONGREC_MEMBER(hllm.tokenizer), {}}},
+      {"hllm", "tokenizer_checksum", "checksum of the tokenizer the model was trained with (set by training)",
+       kArchitecture | kStored, Binding<std::string>{LONGREC_MEMBER(hllm.tokenizer_checksum), {}}},
+      {"hllm", "item_pretrained", "Hugging Face Llama directory the item LLM starts from (empty: from scratch)",
+       kStored, Binding<std::string>{LONGREC_MEMBER(hllm.item_pretrained), {}}},
+      {"hllm", "prompt", "text put before every item's text", kArchitecture | kStored,
+       Binding<std::string>{LONGREC_MEMBER(hllm.prompt), {}}},
+      {"hllm", "max_text_len", "item text tokens kept (BOS, prompt and text; [ITEM] after them)",
+       kArchitecture | kStored, Binding<int>{LONGREC_MEMBER(hllm.max_text_len), check::in_range(1, 1 << 14)}},
+      {"hllm", "bos", "start each item text with the tokenizer's BOS (when it has one)", kArchitecture | kStored,
+       Binding<bool>{LONGREC_MEMBER(hllm.bos), {}}},
+      {"hllm", "pooling", "item vector: item_token (the learned [ITEM] token's last state) | mean",
+       kArchitecture | kStored,
+       Binding<std::string>{LONGREC_MEMBER(hllm.pooling), check::one_of({"item_token", "mean"})}},
+      {"hllm", "logit_scale", "learned (from ln(1 / init_temperature), clamped) | fixed (1 / model.temperature)",
+       kArchitecture | kStored,
+       Binding<std::string>{LONGREC_MEMBER(hllm.logit_scale), check::one_of({"learned", "fixed"})}},
+      {"hllm", "init_temperature", "initial temperature of the learned logit scale", kStored,
+       Binding<double>{LONGREC_MEMBER(hllm.init_temperature), check::in_range(1e-4, 10.0)}},
+      {"hllm", "max_logit_scale", "the learned logit scale is clamped to [1, this]", kStored,
+       Binding<double>{LONGREC_MEMBER(hllm.max_logit_scale), check::in_range(1.0, 1e4)}},
+      {"hllm", "nce_threshold", "negatives whose cosine with the positive exceeds this are masked", kStored,
+       Binding<double>{LONGREC_MEMBER(hllm.nce_threshold), check::in_range(-1.0, 1.0)}},
+      {"hllm", "encode_chunk", "items per item-LLM forward when encoding the catalogue", 0,
+       Binding<int>{LONGREC_MEMBER(hllm.encode_chunk), check::in_range(1, 1 << 20)}},
   };
   return table;
 }
 #undef LONGREC_MEMBER
 
 std::string full_key(const Field& f) { return std::string(f.section) + "." + f.key; }
+
+// [hllm] fields shape only an hllm model: other backbones leave them out of
+// architecture comparisons and serving signatures (which stay as before).
+bool applies_to(const Field& f, const ModelConfig& config) {
+  return std::string(f.section) != "hllm" || config.backbone == "hllm";
+}
 
 const Field& field_of(const std::string& key) {
   for (const auto& f : fields()) {
@@ -232,6 +282,33 @@ void apply_size_descriptor(ModelConfig& c, const std::string& descriptor) {
   }
 }
 
+namespace {
+
+void validate_hllm_config(const ModelConfig& c) {
+  const auto& h = c.hllm;
+  const int head_dim = c.resolved_head_dim();
+  if (head_dim % 2 != 0) {
+    throw ConfigError("model.head_dim",
+                      fmt::format("hllm's rotary embeddings need an even head width, got {}", head_dim));
+  }
+  const int kv = h.kv_heads > 0 ? h.kv_heads : c.heads;
+  if (c.heads % kv != 0) {
+    throw ConfigError("hllm.kv_heads", fmt::format("{} does not divide model.heads = {}", kv, c.heads));
+  }
+  const int item_heads = h.item_heads > 0 ? h.item_heads : c.heads;
+  if (c.dim % item_heads != 0 || (c.dim / item_heads) % 2 != 0) {
+    throw ConfigError("hllm.item_heads",
+                      fmt::format("{} heads must divide model.dim = {} into an even head width", item_heads, c.dim));
+  }
+  const int item_kv = h.item_kv_heads > 0 ? h.item_kv_heads : item_heads;
+  if (item_heads % item_kv != 0) {
+    throw ConfigError("hllm.item_kv_heads",
+                      fmt::format("{} does not divide the item LLM's {} heads", item_kv, item_heads));
+  }
+}
+
+}  // namespace
+
 void validate_model_config(const ModelConfig& c) {
   // Every field's own check (ranges, bounds, finite numbers): configurations
   // from a size descriptor, a manifest or code pass through here too.
@@ -273,6 +350,7 @@ void validate_model_config(const ModelConfig& c) {
     throw ConfigError("model.negatives", fmt::format("got '{}', expected per_position or shared", c.negatives));
   }
   validate_personalization_config(c.personalization, c.max_len);
+  if (c.backbone == "hllm") validate_hllm_config(c);
 }
 
 void register_model_options(OptionRegistry& r, ModelConfig& c) {
@@ -361,7 +439,7 @@ ModelConfig model_config_from_json(const std::string& text) {
 void check_same_architecture(const ModelConfig& saved, const ModelConfig& config, const std::string& what) {
   const auto a = saved.resolved(), b = config.resolved();
   for (const auto& f : fields()) {
-    if ((f.roles & kArchitecture) == 0) continue;
+    if ((f.roles & kArchitecture) == 0 || !applies_to(f, a) || !applies_to(f, b)) continue;
     const auto key = full_key(f);
     const auto before = model_field_value(a, key), now = model_field_value(b, key);
     if (before != now) {
@@ -375,7 +453,9 @@ std::string architecture_signature(const ModelConfig& config) {
   const auto resolved = config.resolved();
   std::vector<std::string> parts;
   for (const auto& f : fields()) {
-    if ((f.roles & kArchitecture) != 0) parts.push_back(full_key(f) + "=" + model_field_value(resolved, full_key(f)));
+    if ((f.roles & kArchitecture) != 0 && applies_to(f, resolved)) {
+      parts.push_back(full_key(f) + "=" + model_field_value(resolved, full_key(f)));
+    }
   }
   return fmt::format("{}", fmt::join(parts, " "));
 }

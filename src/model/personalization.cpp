@@ -160,6 +160,8 @@ AttentionPlan personalization_plan(const SlotSequence& s, bool block_path, int m
   plan.slots = L;
   plan.memory = M;
   plan.valid = s.valid;
+  plan.slot_position = s.position;
+  if (M > 0) plan.memory_position = memory.position.to(device);
   const auto add_group = [&](const std::vector<std::int64_t>& queries, std::int64_t G, std::int64_t Lq,
                              const std::vector<std::int64_t>& keys, std::int64_t Lk, bool all_queries, bool all_keys) {
     const auto qi = to_tensor(queries, device), ki = to_tensor(keys, device);

@@ -19,7 +19,11 @@ torch::Tensor sampled_softmax_loss(SequentialRecommender& model, const StepInput
   auto target_rows = l2_normalize(embed(rows, inputs.positives_index()));                 // [P, D]
   auto users = model.forward(item_inputs, batch);                                         // [B, L, D]
   auto queries = users.reshape({-1, users.size(-1)}).index_select(0, inputs.supervised);  // [P, D]
-  const double inv_t = 1.0 / config.temperature;
+  // 1 / temperature, or HLLM's learned logit scale (a differentiable scalar).
+  const auto inv_t = model.logit_scale().to(queries.scalar_type());
+  // HLLM masks negatives that are near copies of the positive (cosine above hllm.nce_threshold):
+  // items with the same text, or a popular item's twin, would otherwise be pushed apart.
+  const bool mask_near = config.backbone == "hllm" && config.hllm.nce_threshold < 1.0;
   auto positive_logits = (queries * target_rows).sum(-1, true) * inv_t;  // [P, 1]
   std::vector<torch::Tensor> logits{positive_logits};
   constexpr double kMasked = -5e4;  // as the reference: a negative equal to the target
@@ -29,11 +33,20 @@ torch::Tensor sampled_softmax_loss(SequentialRecommender& model, const StepInput
       auto negative_rows = l2_normalize(embed(rows, inputs.negatives_index()));  // [K, D]
       negative_logits = torch::matmul(queries, negative_rows.t()) * inv_t;       // [P, K]
       same = positives.unsqueeze(1) == negatives.unsqueeze(0);
+      if (mask_near) {
+        torch::NoGradGuard no_grad;
+        same = same | (torch::matmul(target_rows, negative_rows.t()) > config.hllm.nce_threshold);
+      }
     } else {
       // Each position against its own K rows, without a [P, K, D] gather.
-      negative_logits =
-          sampled_scores(queries, l2_normalize(rows.rows), inputs.negatives_index().inverse.view({P, K})) * inv_t;
+      const auto index = inputs.negatives_index().inverse.view({P, K});
+      const auto normalized = l2_normalize(rows.rows);
+      negative_logits = sampled_scores(queries, normalized, index) * inv_t;
       same = positives.unsqueeze(1) == negatives;
+      if (mask_near) {
+        torch::NoGradGuard no_grad;
+        same = same | (sampled_scores(target_rows, normalized, index) > config.hllm.nce_threshold);
+      }
     }
     logits.push_back(negative_logits.masked_fill(same, kMasked));
   }

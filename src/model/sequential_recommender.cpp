@@ -8,15 +8,38 @@
 namespace longrec::model {
 
 SequentialRecommender::SequentialRecommender(const ModelConfig& config)
-    : config_(config), backbone_(make_backbone(config)) {
+    : config_(config), backbone_(make_backbone(config)), hllm_(config.backbone == "hllm") {
   register_module("backbone", backbone_);
-  // N(0, 1/D) as the reference's learnable positional embedding.
-  position_embedding = register_parameter(
-      "position_embedding", torch::empty({config.max_len, config.dim}).normal_(0, std::sqrt(1.0 / config.dim)));
+  if (!hllm_) {
+    // N(0, 1/D) as the reference's learnable positional embedding.
+    position_embedding = register_parameter(
+        "position_embedding", torch::empty({config.max_len, config.dim}).normal_(0, std::sqrt(1.0 / config.dim)));
+  }
   if (config.personalization.enabled()) {
     tokens_ =
         register_module("personalization", std::make_shared<PersonalizationTokens>(config.personalization, config.dim));
   }
+  if (hllm_ && config.hllm.vocab_size > 0) {
+    item_encoder_ = register_module("item_encoder", std::make_shared<TextItemEncoder>(config));
+  }
+  if (hllm_ && config.hllm.logit_scale == "learned") {
+    log_logit_scale =
+        register_parameter("log_logit_scale", torch::full({}, std::log(1.0 / config.hllm.init_temperature)));
+  }
+}
+
+torch::Tensor SequentialRecommender::logit_scale() {
+  if (!log_logit_scale.defined()) return torch::full({}, 1.0 / config_.temperature, torch::dtype(dtype()));
+  {
+    torch::NoGradGuard no_grad;
+    log_logit_scale.clamp_(0.0, std::log(config_.hllm.max_logit_scale));
+  }
+  return log_logit_scale.exp();
+}
+
+torch::ScalarType SequentialRecommender::dtype() const {
+  const auto params = parameters();
+  return params.empty() ? torch::kFloat32 : params.front().scalar_type();
 }
 
 torch::Tensor SequentialRecommender::encode(torch::Tensor x, const torch::Tensor& valid, const AttentionPlan& plan,
@@ -39,8 +62,9 @@ torch::Tensor SequentialRecommender::forward(const torch::Tensor& item_embedding
     const auto L = item_embeddings.size(1);
     LONGREC_CHECK(L <= config_.max_len, "sequence width {} exceeds model.max_len {}", L, config_.max_len);
     const auto plan = causal_plan(batch.valid, config_.max_len, buckets, batch.times, batch.query_times);
-    auto x =
-        item_embeddings * std::sqrt(static_cast<double>(config_.dim)) + position_embedding.slice(0, 0, L).unsqueeze(0);
+    auto x = hllm_ ? item_embeddings
+                   : item_embeddings * std::sqrt(static_cast<double>(config_.dim)) +
+                         position_embedding.slice(0, 0, L).unsqueeze(0);
     y = encode(x, batch.valid, plan, nullptr, nullptr);
   } else {
     const auto slots = build_slots(tokens_->specs(), config_.personalization.recent_window, batch);
@@ -60,10 +84,13 @@ torch::Tensor SequentialRecommender::forward_slots(const torch::Tensor& item_emb
                 "the interleaved sequence reaches position {}, model.max_len is {}", slots.max_position,
                 config_.max_len);
   const auto D = item_embeddings.size(-1);
-  auto events = item_embeddings.reshape({-1, D}) * std::sqrt(static_cast<double>(config_.dim));
+  auto events = item_embeddings.reshape({-1, D});
+  if (!hllm_) events = events * std::sqrt(static_cast<double>(config_.dim));
   auto source = torch::cat({events, tokens_->table.to(events.scalar_type()), torch::zeros({1, D}, events.options())});
-  auto x = source.index_select(0, slots.source).view({slots.rows, slots.slots, D}) +
-           position_embedding.index_select(0, slots.position.reshape({-1})).view({slots.rows, slots.slots, D});
+  auto x = source.index_select(0, slots.source).view({slots.rows, slots.slots, D});
+  if (!hllm_) {
+    x = x + position_embedding.index_select(0, slots.position.reshape({-1})).view({slots.rows, slots.slots, D});
+  }
   return encode(x, slots.valid, plan, memory, capture);
 }
 

@@ -241,7 +241,7 @@ std::string UserStateEncoder::signature() const { return architecture_signature(
 std::string UserStateEncoder::serialize(const UserState& state) const {
   UserStateRecord record;
   record.signature = signature();
-  const auto dtype = model_.position_embedding.scalar_type();
+  const auto dtype = model_.dtype();
   record.float64 = dtype == torch::kFloat64;
   record.events_seen = state.events_seen;
   record.dropped_events = state.dropped_events;
@@ -299,7 +299,7 @@ UserState UserStateEncoder::deserialize(const std::string& bytes) const {
       }
       auto t = torch::empty({shape[0], shape[1], shape[2], shape[3]}, torch::TensorOptions().dtype(dtype));
       if (cached->bytes > 0) std::memcpy(t.data_ptr(), cached->data, cached->bytes);
-      list->push_back(t.to(item_table_.device(), model_.position_embedding.scalar_type()));
+      list->push_back(t.to(item_table_.device(), model_.dtype()));
     }
   }
   return state;

@@ -39,7 +39,8 @@ std::string first_non_finite(const torch::nn::Module& module) {
 }  // namespace
 
 TrainingSession::TrainingSession(const TrainConfig& train, const model::ModelConfig& config, std::int64_t num_items,
-                                 torch::Device device, distributed::Communicator* comm)
+                                 torch::Device device, distributed::Communicator* comm,
+                                 std::shared_ptr<const model::ItemTextInputs> item_texts)
     : train_(train), config_(config), device_(device) {
   if (comm == nullptr) own_comm_ = distributed::make_single_process_communicator();
   comm_ = comm != nullptr ? comm : own_comm_.get();
@@ -55,7 +56,21 @@ TrainingSession::TrainingSession(const TrainConfig& train, const model::ModelCon
   model_->to(device);
   model::SparseOptimizerConfig sparse{train.sparse_optimizer, train.sparse_lr, 1e-8, train.beta1, train.beta2};
   const auto table_seed = derive_seed(config.seed, 0x17E35ull);
-  if (comm_->world() > 1) {
+  if (config.backbone == "hllm") {
+    if (item_texts == nullptr || model_->item_encoder() == nullptr) {
+      throw ConfigError("model.backbone",
+                        "hllm computes item vectors from item texts: it needs hllm.tokenizer and a "
+                        "dataset with item text");
+    }
+    if (item_texts->num_items() != num_items) {
+      throw DataError(
+          fmt::format("the item texts cover {} items, the dataset has {}", item_texts->num_items(), num_items));
+    }
+    // Every rank encodes the whole catalogue when it needs it (evaluation); the item LLM's
+    // parameters are dense, summed over ranks like every other.
+    items_ = std::make_unique<model::TextItemVectors>(model_->item_encoder(), std::move(item_texts),
+                                                      config.hllm.encode_chunk, comm_->rank(), comm_->world());
+  } else if (comm_->world() > 1) {
     auto sharded =
         std::make_unique<distributed::ShardedItemTable>(num_items, config.dim, sparse, table_seed, *comm_, device);
     sharded_ = sharded.get();
@@ -126,8 +141,12 @@ StepStats TrainingSession::step(const data::Batch& batch, std::int64_t step, dou
   // model FLOPs (each rank's at its own batch width).
   std::int64_t tokens = 0;
   for (auto len : batch.lengths) tokens += len;
-  const auto flops =
-      static_cast<std::int64_t>(model_->training_flops_per_token(batch.width) * static_cast<double>(tokens));
+  double model_flops = model_->training_flops_per_token(batch.width) * static_cast<double>(tokens);
+  if (const auto* text_items = dynamic_cast<model::TextItemVectors*>(items_.get())) {
+    // The item LLM over the step's unique items (forward + backward).
+    model_flops += 3 * model_->item_encoder()->forward_flops(text_items->texts(), inputs.index.unique);
+  }
+  const auto flops = static_cast<std::int64_t>(model_flops);
   auto t = Clock::now();
   torch::Tensor counts;
   {

@@ -42,7 +42,7 @@ TEST(ModelConfigTable, ListsEveryKeyOnceAndDrivesTheOptions) {
   std::vector<std::string> registered;
   for (const auto& row : registry.resolved()) registered.push_back(row.key);
   EXPECT_EQ(registered, keys);
-  EXPECT_EQ(fields.size(), 22u);
+  EXPECT_EQ(fields.size(), 42u);
 }
 
 TEST(ModelConfigTable, EveryStoredFieldRoundTripsThroughJson) {
@@ -101,7 +101,16 @@ TEST(ModelConfigTable, AChangedArchitectureFieldIsRefusedWithItsName) {
   int architecture = 0;
   for (const auto& field : model_fields()) {
     ModelConfig saved, config;
+    const bool hllm_field = field.key.rfind("hllm.", 0) == 0;
+    if (hllm_field) saved.backbone = config.backbone = "hllm";
     set_model_field(config, field.key, another_value(field, model_field_value(config, field.key)));
+    if (hllm_field && field.architecture) {
+      // Other backbones ignore [hllm]: no refusal, the same serving signature as before.
+      ModelConfig hstu_saved, hstu;
+      set_model_field(hstu, field.key, model_field_value(config, field.key));
+      EXPECT_NO_THROW(check_same_architecture(hstu_saved, hstu, "x")) << field.key;
+      EXPECT_EQ(architecture_signature(hstu_saved), architecture_signature(hstu)) << field.key;
+    }
     if (!field.architecture) {
       EXPECT_NO_THROW(check_same_architecture(saved, config, "ckpt/step-1")) << field.key;
       continue;
@@ -117,7 +126,7 @@ TEST(ModelConfigTable, AChangedArchitectureFieldIsRefusedWithItsName) {
     // The serving state's signature tells the two apart too.
     EXPECT_NE(architecture_signature(saved), architecture_signature(config)) << field.key;
   }
-  EXPECT_EQ(architecture, 13);
+  EXPECT_EQ(architecture, 27);
   // Derived defaults compare by their resolved value: head_dim 0 means dim / heads.
   ModelConfig implicit, explicit_width;
   explicit_width.head_dim = implicit.dim / implicit.heads;
@@ -128,7 +137,7 @@ TEST(ModelConfigTable, AChangedArchitectureFieldIsRefusedWithItsName) {
 
 TEST(BackboneRegistry, BuildsEveryRegisteredBackboneAndNamesThemOnRefusal) {
   const auto names = registered_backbones();
-  EXPECT_EQ(names, (std::vector<std::string>{"hstu", "sasrec"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"hstu", "sasrec", "hllm"}));
   for (const auto& name : names) {
     ModelConfig config;
     config.backbone = name;
@@ -141,7 +150,7 @@ TEST(BackboneRegistry, BuildsEveryRegisteredBackboneAndNamesThemOnRefusal) {
     EXPECT_EQ(config.heads, 4);
   }
   ModelConfig unknown;
-  unknown.backbone = "hllm-not-yet";
+  unknown.backbone = "gpt";
   const std::vector<std::function<void()>> checks = {[&] { make_backbone(unknown); },
                                                      [&] { validate_model_config(unknown); }};
   for (const auto& check : checks) {
@@ -149,7 +158,7 @@ TEST(BackboneRegistry, BuildsEveryRegisteredBackboneAndNamesThemOnRefusal) {
       check();
       ADD_FAILURE() << "an unknown backbone was accepted";
     } catch (const ConfigError& e) {
-      EXPECT_NE(std::string(e.what()).find("hstu, sasrec"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("hstu, sasrec, hllm"), std::string::npos) << e.what();
     }
   }
   EXPECT_THROW(apply_size_descriptor(unknown, "gpt-d64"), ConfigError);

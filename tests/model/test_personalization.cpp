@@ -24,6 +24,7 @@ ModelConfig pt_config(const std::string& backbone, PersonalizationConfig pt) {
   c.time_buckets = 16;
   c.num_negatives = 5;
   c.personalization = std::move(pt);
+  if (backbone == "hllm") c.hllm.kv_heads = 1;  // grouped-query attention too
   return c;
 }
 
@@ -235,7 +236,7 @@ TEST(PersonalizationPlan, DenseMaskIsTheDesignStructure) {
 }
 
 TEST(PersonalizationPlan, BlockPathEqualsDensePathForwardAndGradientsInFloat64) {
-  for (const std::string backbone : {"hstu", "sasrec"}) {
+  for (const std::string backbone : {"hstu", "sasrec", "hllm"}) {
     expect_paths_equal(backbone, uniform(4, 2, 3), {11, 5, 2}, 1);  // several groups, partial, short rows
     expect_paths_equal(backbone, uniform(5, 3, 4), {9, 4, 8}, 2);   // one group
     expect_paths_equal(backbone, uniform(3, 1, 0), {7, 9, 1}, 3);   // R = 0
@@ -251,7 +252,8 @@ TEST(PersonalizationPlan, BlockPathEqualsDensePathForwardAndGradientsInFloat64) 
     const auto pt = uniform(S, K, R, 6);
     std::vector<std::int64_t> lengths;
     for (int b = 0; b < 3; ++b) lengths.push_back(1 + static_cast<std::int64_t>(rng() % (6 * S + R)));
-    expect_paths_equal(trial % 2 ? "sasrec" : "hstu", pt, lengths, 100 + trial);
+    const char* backbones[] = {"hstu", "sasrec", "hllm"};
+    expect_paths_equal(backbones[trial % 3], pt, lengths, 100 + trial);
   }
 }
 

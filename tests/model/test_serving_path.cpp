@@ -107,6 +107,8 @@ void expect_same_vectors(const std::string& backbone, bool tokens) {
 TEST(ServingPath, HstuGivesTheTrainingUserAndItemVectors) { expect_same_vectors("hstu", false); }
 TEST(ServingPath, SasrecGivesTheTrainingUserAndItemVectors) { expect_same_vectors("sasrec", false); }
 TEST(ServingPath, TokenHstuGivesTheTrainingUserAndItemVectors) { expect_same_vectors("hstu", true); }
+TEST(ServingPath, HllmGivesTheTrainingUserAndItemVectors) { expect_same_vectors("hllm", false); }
+TEST(ServingPath, TokenHllmGivesTheTrainingUserAndItemVectors) { expect_same_vectors("hllm", true); }
 
 TEST(L2Normalize, OneEpsilonForEveryCaller) {
   const auto x = torch::tensor({{3.0, 4.0}, {0.0, 0.0}, {1e-9, 0.0}}, torch::kFloat64);

@@ -29,6 +29,7 @@ ModelConfig state_config(const std::string& backbone, int S, int K, int R, int m
   c.personalization.recent_window = R;
   c.personalization.max_groups = max_groups;
   c.personalization.groups = groups;
+  if (backbone == "hllm") c.hllm.kv_heads = 1;  // grouped-query attention too
   return c;
 }
 
@@ -86,6 +87,9 @@ TEST(UserState, ScoresEqualTheFullMaskedForwardInFloat64) {
       state_config("hstu", 3, 1, 0, 12),
       state_config("hstu", 5, 3, 6, 4),
       state_config("sasrec", 0, 1, 2, 4, "2:1,5:3,9:2"),
+      state_config("hllm", 4, 2, 3, 8),
+      state_config("hllm", 3, 1, 0, 3),  // few groups: the oldest are dropped, positions slide
+      state_config("hllm", 0, 1, 2, 4, "2:1,5:3,9:2"),
   };
   for (const auto& config : configs) {
     Fixture f(config);
@@ -108,7 +112,7 @@ TEST(UserState, ScoresEqualTheFullMaskedForwardInFloat64) {
 }
 
 TEST(UserState, WithoutTokensTheStateIsTheNewestMaxLenEventsRecomputed) {
-  for (const std::string backbone : {"hstu", "sasrec"}) {
+  for (const std::string backbone : {"hstu", "sasrec", "hllm"}) {
     auto config = state_config(backbone, 0, 1, 0, 8);
     config.max_len = 12;
     Fixture f(config);
@@ -133,7 +137,7 @@ TEST(UserState, WithoutTokensTheStateIsTheNewestMaxLenEventsRecomputed) {
 }
 
 TEST(UserState, AppendingOneEventAtATimeEqualsCompressingTheHistory) {
-  for (const std::string backbone : {"hstu", "sasrec"}) {
+  for (const std::string backbone : {"hstu", "sasrec", "hllm"}) {
     Fixture f(state_config(backbone, 4, 2, 3, 8));
     const auto h = random_history(30, 5);
     UserState incremental;

@@ -46,6 +46,9 @@ struct AttentionPlan {
   std::int64_t memory = 0;  // M: cached key/value slots ahead of the row's own (serving)
   torch::Tensor valid;      // [B, L] bool: real slots (events and tokens), not padding
   std::vector<AttentionGroup> groups;
+  // Absolute positions for rotary embeddings (the HLLM user LLM): of each slot
+  // ([B, L] int64; padding arbitrary) and of each memory slot ([B, M], when M > 0).
+  torch::Tensor slot_position, memory_position;
 };
 
 // Maps raw scores q.k [B, H, G, Lq, Lk] of one group to attention weights of

@@ -11,6 +11,6 @@
 namespace longrec::model {
 
 // Registration order is the order --help and error messages list them in.
-inline constexpr std::array<std::string_view, 2> kBackboneNames = {"hstu", "sasrec"};
+inline constexpr std::array<std::string_view, 3> kBackboneNames = {"hstu", "sasrec", "hllm"};
 
 }  // namespace longrec::model

@@ -24,6 +24,33 @@ class OptionRegistry;
 
 namespace longrec::model {
 
+// [hllm] section: the HLLM backbone (issue 16). The user LLM is sized by [model]
+// (dim, blocks, heads, head_dim, ffn_dim) plus kv_heads; the item LLM, which
+// turns each item's text into its vector, by the item_* keys (its hidden width
+// is model.dim: its [ITEM] state is the item vector the user LLM reads).
+struct HllmConfig {
+  int kv_heads = 0;  // user LLM key/value heads (0 = model.heads)
+  double rope_theta = 10000.0;
+  double rms_norm_eps = 1e-6;
+  int item_blocks = 0;             // item LLM layers (0 = model.blocks)
+  int item_heads = 0;              // item LLM heads (0 = model.heads)
+  int item_kv_heads = 0;           // (0 = item heads)
+  int item_ffn_dim = 0;            // item LLM MLP width (0 = the user LLM's)
+  int vocab_size = 0;              // item LLM vocabulary (0 = the tokenizer's, set when training starts)
+  std::string tokenizer;           // SentencePiece model of the item texts
+  std::string tokenizer_checksum;  // Tokenizer::checksum(), recorded when training starts
+  std::string item_pretrained;     // Hugging Face Llama directory the item LLM starts from
+  std::string prompt = "Compress the following sentence into embedding: ";
+  int max_text_len = 64;                // BOS + prompt + text tokens, truncated; [ITEM] comes after
+  bool bos = true;                      // start each item text with the tokenizer's BOS (when it has one)
+  std::string pooling = "item_token";   // item_token (the [ITEM] state) | mean (of every text state)
+  std::string logit_scale = "learned";  // learned (from ln(1 / init_temperature), clamped) | fixed (1 / temperature)
+  double init_temperature = 0.07;
+  double max_logit_scale = 100.0;  // the learned scale is clamped to [1, max] (ln: [0, ln max])
+  double nce_threshold = 0.99;     // negatives whose cosine with the positive exceeds it are masked
+  int encode_chunk = 1024;         // items per item-LLM forward when encoding the catalogue
+};
+
 struct ModelConfig {
   std::string size;               // optional descriptor, e.g. "hstu-d50-l2-h1"; sets the keys it names
   std::string backbone = "hstu";  // one of registered_backbones()
@@ -42,9 +69,11 @@ struct ModelConfig {
   bool in_batch_negatives = false;
   std::uint64_t seed = 1;
   PersonalizationConfig personalization;  // [personalization] section; off unless a segment length or groups are set
+  HllmConfig hllm;                        // [hllm] section; read only by the hllm backbone
 
   int resolved_head_dim() const { return head_dim > 0 ? head_dim : dim / heads; }
-  int resolved_ffn_dim() const { return ffn_dim > 0 ? ffn_dim : dim; }
+  // SASRec's FFN (0 = dim); the Llama MLP of hllm (0 = 4 dim).
+  int resolved_ffn_dim() const { return ffn_dim > 0 ? ffn_dim : (backbone == "hllm" ? 4 * dim : dim); }
   // A copy with the derived defaults filled in (head_dim, ffn_dim): two
   // configurations that build the same model compare equal field by field.
   ModelConfig resolved() const;
@@ -56,7 +85,7 @@ std::vector<std::string> registered_backbones();
 
 // One field of the table, as tests and tools see it.
 struct ModelField {
-  std::string key;    // "model.dim", "personalization.segment_len"
+  std::string key;    // "model.dim", "personalization.segment_len", "hllm.tokenizer"
   std::string type;   // int | double | string | bool | uint64
   bool architecture;  // decides the weights' shapes or the attention layout: must match on resume / load
   bool stored;        // kept in manifests and bundles (all but the size descriptor)

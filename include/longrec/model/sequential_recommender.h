@@ -13,6 +13,7 @@
 #include "longrec/model/model_config.h"
 #include "longrec/model/personalization.h"
 #include "longrec/model/sequence_batch.h"
+#include "longrec/model/text_items.h"
 
 namespace longrec::model {
 
@@ -39,7 +40,16 @@ class SequentialRecommender : public torch::nn::Module {
   const std::shared_ptr<Backbone>& backbone() const { return backbone_; }
   // Present when personalization tokens are configured.
   const std::shared_ptr<PersonalizationTokens>& tokens() const { return tokens_; }
-  torch::Tensor position_embedding;  // [max_len, D]
+  torch::Tensor position_embedding;  // [max_len, D]; undefined for hllm (rotary positions inside the backbone)
+  // hllm: the item LLM (present once hllm.vocab_size is known) and the learned logit scale
+  // (ln of the scale; present with hllm.logit_scale = learned).
+  const std::shared_ptr<TextItemEncoder>& item_encoder() const { return item_encoder_; }
+  torch::Tensor log_logit_scale;
+  // What cosine logits are multiplied by: exp(log_logit_scale) after clamping it in place to
+  // [0, ln hllm.max_logit_scale] (as HLLM does at every forward), else 1 / model.temperature.
+  torch::Tensor logit_scale();
+  // The dtype of the dense parameters.
+  torch::ScalarType dtype() const;
 
   // Forward FLOPs per event of a history of `width` events: backbone over the
   // pairs the configured path computes, plus scoring the positive and the
@@ -55,6 +65,8 @@ class SequentialRecommender : public torch::nn::Module {
   ModelConfig config_;
   std::shared_ptr<Backbone> backbone_;
   std::shared_ptr<PersonalizationTokens> tokens_;
+  std::shared_ptr<TextItemEncoder> item_encoder_;
+  bool hllm_ = false;  // item vectors enter as they are: no sqrt(D) scale, no learned positions
 };
 
 // Keys per query slot, averaged over the slots of one history of `width`

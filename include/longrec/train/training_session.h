@@ -45,8 +45,11 @@ struct StepStats {
 class TrainingSession {
  public:
   // comm: the ranks this session trains with (null: a world of one).
+  // item_texts: the item LLM's inputs, required by model.backbone = hllm (its item vectors are
+  // computed from them: model::TextItemVectors, not a table).
   TrainingSession(const TrainConfig& train, const model::ModelConfig& model, std::int64_t num_items,
-                  torch::Device device, distributed::Communicator* comm = nullptr);
+                  torch::Device device, distributed::Communicator* comm = nullptr,
+                  std::shared_ptr<const model::ItemTextInputs> item_texts = nullptr);
 
   // One step on this rank's rows of a global batch (possibly none; every rank
   // calls it every step) at learning-rate multiplier `lr_scale`. The loss is

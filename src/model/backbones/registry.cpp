@@ -8,6 +8,7 @@
 #include "longrec/core/error.h"
 #include "longrec/model/backbone.h"
 #include "longrec/model/backbone_names.h"
+#include "longrec/model/backbones/hllm.h"
 #include "longrec/model/backbones/hstu.h"
 #include "longrec/model/backbones/sasrec.h"
 
@@ -29,6 +30,7 @@ std::shared_ptr<Backbone> make_as(const ModelConfig& config) {
 constexpr RegisteredBackbone kBackbones[] = {
     {"hstu", &make_as<Hstu>},
     {"sasrec", &make_as<Sasrec>},
+    {"hllm", &make_as<Hllm>},
 };
 
 constexpr bool same_names_as_backbone_names_h() {

@@ -30,7 +30,18 @@ torch::nn::Linear linear(int64_t in, int64_t out) {
 
 std::string shape_text(at::IntArrayRef s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
 
+// The lowest finite value, not -inf: a query with no allowed key (padding) stays finite.
+double lowest_value(torch::ScalarType t) {
+  return t == torch::kDouble ? std::numeric_limits<double>::lowest()
+         : t == torch::kHalf ? -65504.0
+                             : std::numeric_limits<float>::lowest();
+}
+
 }  // namespace
+
+torch::Tensor apply_rotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
+  return x * cos + rotate_half(x) * sin;
+}
 
 RmsNormImpl::RmsNormImpl(int64_t dim, double eps_) : eps(eps_) {
   weight = register_parameter("weight", torch::ones({dim}));
@@ -90,11 +101,7 @@ torch::Tensor attend(torch::Tensor q, torch::Tensor k, torch::Tensor v, const to
                   "attention mask {} does not fit {} tokens", shape_text(mask.sizes()), L);
     allowed = mask.dim() == 3 ? mask.unsqueeze(1) : mask;
   }
-  // The lowest finite value, not -inf: a query with no allowed key (padding) stays finite.
-  const double lowest = scores.scalar_type() == torch::kDouble ? std::numeric_limits<double>::lowest()
-                        : scores.scalar_type() == torch::kHalf ? -65504.0
-                                                               : std::numeric_limits<float>::lowest();
-  scores = scores.masked_fill(allowed.logical_not(), lowest);
+  scores = scores.masked_fill(allowed.logical_not(), lowest_value(scores.scalar_type()));
   auto probs = torch::softmax(scores, -1, compute_dtype(scores.scalar_type())).to(q.scalar_type());
   return torch::matmul(probs, v).transpose(1, 2).reshape({B, L, heads * head_dim});
 }
@@ -175,9 +182,39 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::T
   auto k = k_proj(x).view({B, L, kv_heads, head_dim}).transpose(1, 2);
   auto v = v_proj(x).view({B, L, kv_heads, head_dim}).transpose(1, 2);
   const auto c = cos.unsqueeze(1), s = sin.unsqueeze(1);
-  q = q * c + rotate_half(q) * s;
-  k = k * c + rotate_half(k) * s;
+  q = apply_rotary(q, c, s);
+  k = apply_rotary(k, c, s);
   return o_proj(attend(q, k, v, mask));
+}
+
+torch::Tensor LlamaAttentionImpl::forward_plan(const torch::Tensor& x, const torch::Tensor& cos,
+                                               const torch::Tensor& sin, const AttentionPlan& plan,
+                                               const torch::Tensor& memory_cos, const torch::Tensor& memory_sin,
+                                               const torch::Tensor& memory_k, const torch::Tensor& memory_v,
+                                               torch::Tensor* k_out, torch::Tensor* v_out) {
+  const auto B = x.size(0), L = x.size(1);
+  auto q = q_proj(x).view({B, L, heads, head_dim}).transpose(1, 2);  // [B, H, L, d]
+  auto k = k_proj(x).view({B, L, kv_heads, head_dim}).transpose(1, 2);
+  auto v = v_proj(x).view({B, L, kv_heads, head_dim}).transpose(1, 2);
+  if (kv_heads != heads) {
+    k = k.repeat_interleave(heads / kv_heads, 1);
+    v = v.repeat_interleave(heads / kv_heads, 1);
+  }
+  if (k_out != nullptr) *k_out = k;
+  if (v_out != nullptr) *v_out = v;
+  const auto c = cos.unsqueeze(1), s = sin.unsqueeze(1);
+  q = apply_rotary(q, c, s);
+  k = apply_rotary(k, c, s);
+  torch::Tensor rotated_memory;
+  if (memory_k.defined()) rotated_memory = apply_rotary(memory_k, memory_cos.unsqueeze(1), memory_sin.unsqueeze(1));
+  const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
+  const AttentionScorer scorer = [&](const torch::Tensor& scores, const AttentionGroup& group) {
+    const auto ct = compute_dtype(scores.scalar_type());
+    auto masked = (scores.to(ct) * scale).masked_fill(group.allowed.unsqueeze(1).logical_not(), lowest_value(ct));
+    return torch::softmax(masked, -1).to(scores.scalar_type());
+  };
+  auto out = model::attend(plan, q, k, v, scorer, rotated_memory, memory_v);  // [B, H, L, d]
+  return o_proj(out.transpose(1, 2).reshape({B, L, heads * head_dim}));
 }
 
 torch::Tensor LlamaAttentionImpl::forward_packed(const torch::Tensor& x, const torch::Tensor& cos,
@@ -188,8 +225,8 @@ torch::Tensor LlamaAttentionImpl::forward_packed(const torch::Tensor& x, const t
   auto k = k_proj(x).view({T, kv_heads, head_dim});
   auto v = v_proj(x).view({T, kv_heads, head_dim});
   const auto c = cos.unsqueeze(1), s = sin.unsqueeze(1);
-  q = q * c + rotate_half(q) * s;
-  k = k * c + rotate_half(k) * s;
+  q = apply_rotary(q, c, s);
+  k = apply_rotary(k, c, s);
   std::vector<torch::Tensor> kept;
   kept.reserve(packed.buckets.size());
   for (const auto& b : packed.buckets) {
@@ -222,6 +259,16 @@ LlamaDecoderLayerImpl::LlamaDecoderLayerImpl(const LlamaConfig& c) {
 torch::Tensor LlamaDecoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                                              const torch::Tensor& mask) {
   auto h = x + self_attn(input_layernorm(x), cos, sin, mask);
+  return h + mlp(post_attention_layernorm(h));
+}
+
+torch::Tensor LlamaDecoderLayerImpl::forward_plan(const torch::Tensor& x, const torch::Tensor& cos,
+                                                  const torch::Tensor& sin, const AttentionPlan& plan,
+                                                  const torch::Tensor& memory_cos, const torch::Tensor& memory_sin,
+                                                  const torch::Tensor& memory_k, const torch::Tensor& memory_v,
+                                                  torch::Tensor* k_out, torch::Tensor* v_out) {
+  auto h = x + self_attn->forward_plan(input_layernorm(x), cos, sin, plan, memory_cos, memory_sin, memory_k, memory_v,
+                                       k_out, v_out);
   return h + mlp(post_attention_layernorm(h));
 }
 

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "longrec/model/attention_plan.h"
 #include "longrec/model/llama/llama_config.h"
 
 namespace longrec::model::llama {
@@ -34,6 +35,9 @@ TORCH_MODULE(RmsNorm);
 // cos, sin: [B, L, head_dim] for position ids [B, L] (or [L], broadcast over the batch).
 std::pair<torch::Tensor, torch::Tensor> rotary_cos_sin(const LlamaConfig& c, const torch::Tensor& position_ids,
                                                        torch::ScalarType dtype, torch::Device device);
+
+// x * cos + rotate_half(x) * sin: x [B, H, L, d] (or [T, H, d]) with cos/sin broadcastable to it.
+torch::Tensor apply_rotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
 
 // A bool mask [B, L, L] (true = may attend): causal, and no key where key_valid [B, L] is false.
 // Query rows with no allowed key (padding) stay finite but meaningless.
@@ -70,6 +74,17 @@ class LlamaAttentionImpl : public torch::nn::Module {
   // x [B, L, D]; cos/sin [B, L, head_dim]; mask undefined (causal) or bool [L, L] / [B, L, L] / [B, 1, L, L].
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                         const torch::Tensor& mask);
+  // Over an attention plan (the HLLM user LLM, personalization tokens included): x [B, L, D];
+  // cos/sin [B, L, head_dim] of plan.slot_position, memory_cos/memory_sin [B, M, head_dim] of
+  // plan.memory_position. memory_k/memory_v: cached keys (before rotation) and values of the plan's
+  // M memory slots, [B, heads, M, head_dim] (key/value heads repeated to every query head).
+  // k_out/v_out receive this call's keys (before rotation) and values in that layout, so that a
+  // serving state can cache them and rotate them at their position when used.
+  torch::Tensor forward_plan(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                             const AttentionPlan& plan, const torch::Tensor& memory_cos = {},
+                             const torch::Tensor& memory_sin = {}, const torch::Tensor& memory_k = {},
+                             const torch::Tensor& memory_v = {}, torch::Tensor* k_out = nullptr,
+                             torch::Tensor* v_out = nullptr);
   // x [T, D] packed tokens; cos/sin [T, head_dim]; causal within each sequence of `packed`.
   torch::Tensor forward_packed(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                                const PackedSequences& packed);
@@ -93,6 +108,12 @@ class LlamaDecoderLayerImpl : public torch::nn::Module {
                         const torch::Tensor& mask = {});
   torch::Tensor forward_packed(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                                const PackedSequences& packed);
+  // As LlamaAttention::forward_plan, plus the MLP.
+  torch::Tensor forward_plan(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                             const AttentionPlan& plan, const torch::Tensor& memory_cos = {},
+                             const torch::Tensor& memory_sin = {}, const torch::Tensor& memory_k = {},
+                             const torch::Tensor& memory_v = {}, torch::Tensor* k_out = nullptr,
+                             torch::Tensor* v_out = nullptr);
   LlamaAttention self_attn{nullptr};
   LlamaMlp mlp{nullptr};
   RmsNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};

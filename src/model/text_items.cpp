@@ -1,0 +1,178 @@
+#include "longrec/model/text_items.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "longrec/core/error.h"
+#include "longrec/model/backbones/hllm.h"
+#include "longrec/text/token_cache.h"
+#include "longrec/text/tokenizer.h"
+
+namespace longrec::model {
+
+namespace {
+
+std::vector<std::int32_t> prefix_of(const text::Tokenizer& tokenizer, const HllmConfig& config) {
+  std::vector<std::int32_t> prefix;
+  if (config.bos && tokenizer.bos_id() >= 0) prefix.push_back(tokenizer.bos_id());
+  const auto prompt = tokenizer.encode(config.prompt);
+  prefix.insert(prefix.end(), prompt.begin(), prompt.end());
+  return prefix;
+}
+
+}  // namespace
+
+ItemTextInputs::ItemTextInputs(std::vector<std::int32_t> prefix, std::int64_t max_len)
+    : prefix_(std::move(prefix)), max_len_(max_len) {
+  LONGREC_CHECK(max_len_ >= 1, "item texts need max_len >= 1, got {}", max_len_);
+}
+
+ItemTextInputs::ItemTextInputs(const text::ItemTokens& tokens, const text::Tokenizer& tokenizer,
+                               const HllmConfig& config)
+    : ItemTextInputs(prefix_of(tokenizer, config), config.max_text_len) {
+  for (std::int64_t id = 1; id <= tokens.num_items(); ++id) append(tokens.item(id));
+}
+
+std::span<const std::int32_t> ItemTextInputs::item(std::int64_t id) const {
+  LONGREC_CHECK(id >= 1 && id <= num_items(), "item {} is outside 1..{}", id, num_items());
+  const auto begin = offsets_[static_cast<std::size_t>(id - 1)], end = offsets_[static_cast<std::size_t>(id)];
+  return {ids_.data() + begin, static_cast<std::size_t>(end - begin)};
+}
+
+std::vector<std::int32_t> ItemTextInputs::compose(std::span<const std::int32_t> text_ids) const {
+  std::vector<std::int32_t> out(prefix_);
+  out.insert(out.end(), text_ids.begin(), text_ids.end());
+  // At least one token: [ITEM] alone would have nothing to read.
+  if (static_cast<std::int64_t>(out.size()) > max_len_)
+    out.resize(static_cast<std::size_t>(std::max<std::int64_t>(max_len_, 1)));
+  return out;
+}
+
+std::int64_t ItemTextInputs::append(std::span<const std::int32_t> text_ids) {
+  if (text_ids.empty()) ++without_text_;
+  const auto composed = compose(text_ids);
+  ids_.insert(ids_.end(), composed.begin(), composed.end());
+  offsets_.push_back(static_cast<std::int64_t>(ids_.size()));
+  return num_items();
+}
+
+TextItemEncoder::TextItemEncoder(const ModelConfig& config)
+    : mean_pooling_(config.hllm.pooling == "mean"), llama_(item_llm_config(config)) {
+  if (llama_.vocab_size < 1) {
+    throw ConfigError("hllm.vocab_size",
+                      "the item LLM needs a vocabulary: set hllm.tokenizer (training sets "
+                      "hllm.vocab_size from it)");
+  }
+  llm = register_module("llm", llama::LlamaModel(llama_));
+  if (!mean_pooling_) {
+    // N(0, 0.02), as the reference's item_emb_tokens.
+    item_token = register_parameter("item_token", torch::empty({1, llama_.hidden_size}).normal_(0, 0.02));
+  }
+}
+
+torch::Tensor TextItemEncoder::encode(const ItemTextInputs& texts, const torch::Tensor& ids) {
+  const auto device = llm->embed_tokens->weight.device();
+  const auto n = ids.numel();
+  if (n == 0) return torch::zeros({0, llama_.hidden_size}, llm->embed_tokens->weight.options());
+  const auto cpu_ids = ids.to(torch::kCPU, torch::kInt64).contiguous();
+  const auto* id = cpu_ids.data_ptr<std::int64_t>();
+  const std::int64_t extra = mean_pooling_ ? 0 : 1;  // the [ITEM] slot after each text
+  std::vector<std::int64_t> lengths(static_cast<std::size_t>(n));
+  std::vector<std::int64_t> tokens;
+  for (std::int64_t i = 0; i < n; ++i) {
+    const auto text = texts.item(id[i]);
+    lengths[static_cast<std::size_t>(i)] = static_cast<std::int64_t>(text.size()) + extra;
+    tokens.insert(tokens.end(), text.begin(), text.end());
+    if (extra) tokens.push_back(0);  // replaced by [ITEM] below
+  }
+  const auto packed = llama::PackedSequences::from_lengths(lengths, device);
+  auto token_ids = torch::tensor(tokens, torch::kInt64).to(device);
+  auto embeds = llm->embed_tokens(token_ids);  // [T, D]
+  if (!mean_pooling_) {
+    embeds = embeds.index_copy(0, packed.last_token, item_token.to(embeds.scalar_type()).expand({n, embeds.size(1)}));
+  }
+  const auto out = llm->forward_packed_embeds(embeds, packed).last_hidden_state();  // [T, D]
+  if (!mean_pooling_) return out.index_select(0, packed.last_token);
+  // Mean of each item's states: segment sums over the packed tokens.
+  std::vector<std::int64_t> segment;
+  segment.reserve(tokens.size());
+  for (std::int64_t i = 0; i < n; ++i) segment.insert(segment.end(), static_cast<std::size_t>(lengths[i]), i);
+  auto sums =
+      torch::zeros({n, out.size(1)}, out.options()).index_add(0, torch::tensor(segment, torch::kInt64).to(device), out);
+  return sums / torch::tensor(lengths, torch::kInt64).to(device, out.scalar_type()).unsqueeze(1);
+}
+
+double TextItemEncoder::forward_flops(const ItemTextInputs& texts, const torch::Tensor& ids) const {
+  const auto cpu_ids = ids.to(torch::kCPU, torch::kInt64).contiguous();
+  const auto* id = cpu_ids.data_ptr<std::int64_t>();
+  double flops = 0;
+  for (std::int64_t i = 0; i < cpu_ids.numel(); ++i) {
+    const double len = static_cast<double>(texts.item(id[i]).size()) + (mean_pooling_ ? 0 : 1);
+    flops += len * llama_flops_per_token(llama_, (len + 1) / 2);  // causal: (len + 1) / 2 keys on average
+  }
+  return flops;
+}
+
+TextItemVectors::TextItemVectors(std::shared_ptr<TextItemEncoder> encoder, std::shared_ptr<const ItemTextInputs> texts,
+                                 int encode_chunk, int rank, int world)
+    : encoder_(std::move(encoder)), texts_(std::move(texts)), chunk_(encode_chunk), rank_(rank), world_(world) {
+  LONGREC_CHECK(encoder_ != nullptr && texts_ != nullptr, "text item vectors need an item LLM and item texts");
+  LONGREC_CHECK(chunk_ >= 1 && world_ >= 1 && rank_ >= 0 && rank_ < world_, "bad chunk {} or rank {} of {}", chunk_,
+                rank_, world_);
+}
+
+std::int64_t TextItemVectors::dim() const { return encoder_->llm->config().hidden_size; }
+
+const torch::Tensor& TextItemVectors::table() {
+  if (table_.defined()) return table_;
+  torch::NoGradGuard no_grad;
+  const bool was_training = encoder_->is_training();
+  encoder_->eval();
+  const auto& weight = encoder_->llm->embed_tokens->weight;
+  const auto I = num_items();
+  std::vector<torch::Tensor> parts{torch::zeros({1, dim()}, weight.options())};
+  for (std::int64_t begin = 1; begin <= I; begin += chunk_) {
+    const auto end = std::min<std::int64_t>(I + 1, begin + chunk_);
+    parts.push_back(encoder_->encode(*texts_, torch::arange(begin, end, torch::kInt64)));
+  }
+  encoder_->train(was_training);
+  table_ = torch::cat(parts);
+  normalized_ = l2_normalize(table_);
+  return table_;
+}
+
+ItemRows TextItemVectors::lookup(const torch::Tensor& unique_ids) {
+  ItemRows out;
+  out.ids = unique_ids;
+  if (torch::GradMode::is_enabled()) {
+    out.rows = encoder_->encode(*texts_, unique_ids);  // differentiable: the gradient reaches the item LLM
+  } else {
+    out.rows = table().index_select(0, unique_ids.to(table_.device()));
+  }
+  return out;
+}
+
+void TextItemVectors::apply_gradients(const ItemRows&, double) { invalidate(); }
+
+torch::Tensor TextItemVectors::normalized_vectors(const torch::Tensor& ids) {
+  table();
+  return normalized_.index_select(0, ids.to(normalized_.device()));
+}
+
+torch::Tensor TextItemVectors::owned_ids() const {
+  const auto I = num_items();
+  const auto per = (I + world_ - 1) / world_;
+  const auto begin = std::min<std::int64_t>(I, per * rank_), end = std::min<std::int64_t>(I, begin + per);
+  return torch::arange(
+      begin + 1, end + 1,
+      torch::TensorOptions().dtype(torch::kInt64).device(encoder_->llm->embed_tokens->weight.device()));
+}
+
+torch::Tensor TextItemVectors::owned_normalized_vectors(std::int64_t begin, std::int64_t end) {
+  table();
+  const auto per = (num_items() + world_ - 1) / world_;
+  const auto first = std::min<std::int64_t>(num_items(), per * rank_) + 1;  // owned entry 0 is this id
+  return normalized_.slice(0, first + begin, first + end);
+}
+
+}  // namespace longrec::model
