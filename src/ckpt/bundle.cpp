@@ -105,8 +105,16 @@ ExportSummary export_bundle(const ExportOptions& options) {
   torch::NoGradGuard no_grad;
   model::SequentialRecommender model(manifest.model);
   // The whole table in this process: load_checkpoint gathers every rank's rows by id.
-  model::LocalItemTable items(manifest.num_items, manifest.model.dim, {}, 0);
-  ckpt::load_checkpoint(checkpoint, manifest, model, nullptr, items);
+  // The whole table in this process (load_checkpoint gathers every rank's rows by id), or for
+  // hllm every item encoded by the trained item LLM: serving needs no item LLM for known items.
+  const auto items = model::make_item_vectors(model, manifest.num_items, dataset, torch::kCPU);
+  ckpt::load_checkpoint(checkpoint, manifest, model, nullptr, *items);
+  torch::Tensor raw_table;  // [I+1, D], row 0 the padding item
+  if (auto* text_items = dynamic_cast<model::TextItemVectors*>(items.get())) {
+    raw_table = text_items->table();
+  } else {
+    raw_table = dynamic_cast<model::LocalItemTable&>(*items).weight();
+  }
 
   ExportSummary summary;
   summary.items = manifest.num_items;
@@ -137,9 +145,9 @@ ExportSummary export_bundle(const ExportOptions& options) {
       }
     }
     writer.write<std::int64_t>("/items/ids", raw_ids);
-    const auto table = items.weight().slice(0, 1);  // [I, D], without the padding row
+    const auto table = raw_table.slice(0, 1);  // [I, D], without the padding row
     if (options.items_only) {
-      writer.tensor("/items/vectors", items.normalized_rows(1, manifest.num_items + 1));
+      writer.tensor("/items/vectors", model::l2_normalize(table));
     } else {
       writer.tensor("/items/table", table);
     }

@@ -69,10 +69,10 @@ EvalResult evaluate_checkpoint(const EvalOptions& options, const data::LoaderCon
                                    : torch::kCPU;
   model::SequentialRecommender model(manifest.model);
   model.to(device);
-  model::LocalItemTable items(manifest.num_items, manifest.model.dim, {}, 0, device);
-  ckpt::load_checkpoint(checkpoint, manifest, model, nullptr, items);
+  const auto items = model::make_item_vectors(model, manifest.num_items, dataset, device);
+  ckpt::load_checkpoint(checkpoint, manifest, model, nullptr, *items);
   const auto evaluation =
-      evaluate(model, items, loader, device, options.long_history, /*comm=*/nullptr, !options.ranks.empty());
+      evaluate(model, *items, loader, device, options.long_history, /*comm=*/nullptr, !options.ranks.empty());
   if (!options.ranks.empty()) write_user_ranks(options.ranks, evaluation.user_ranks);
 
   EvalResult result;

@@ -134,6 +134,21 @@ double SequentialRecommender::forward_flops_per_token(std::int64_t width) const 
          2.0 * config_.dim * scored;
 }
 
+std::unique_ptr<ItemTable> make_item_vectors(SequentialRecommender& model, std::int64_t num_items,
+                                             const std::filesystem::path& dataset, torch::Device device) {
+  if (model.config().backbone != "hllm") {
+    return std::make_unique<LocalItemTable>(num_items, model.config().dim, SparseOptimizerConfig{}, 0, device);
+  }
+  auto config = model.config();
+  auto texts = prepare_item_texts(config, dataset);
+  if (texts->num_items() != num_items) {
+    throw DataError(fmt::format("{} has {} items with text, the model was trained on {}", dataset.string(),
+                                texts->num_items(), num_items));
+  }
+  LONGREC_CHECK(model.item_encoder() != nullptr, "an hllm model without its item LLM cannot encode item texts");
+  return std::make_unique<TextItemVectors>(model.item_encoder(), std::move(texts), config.hllm.encode_chunk);
+}
+
 torch::Tensor last_position_vectors(SequentialRecommender& model, ItemVectors& items, const SequenceBatch& batch,
                                     std::int64_t max_attention_elements) {
   if (batch.rows() == 0) {  // a rank without rows in this batch still takes part in the lookup

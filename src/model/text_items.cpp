@@ -4,6 +4,8 @@
 #include <cmath>
 
 #include "longrec/core/error.h"
+#include "longrec/core/log.h"
+#include "longrec/data/history_store.h"
 #include "longrec/model/backbones/hllm.h"
 #include "longrec/text/token_cache.h"
 #include "longrec/text/tokenizer.h"
@@ -54,6 +56,44 @@ std::int64_t ItemTextInputs::append(std::span<const std::int32_t> text_ids) {
   ids_.insert(ids_.end(), composed.begin(), composed.end());
   offsets_.push_back(static_cast<std::int64_t>(ids_.size()));
   return num_items();
+}
+
+std::shared_ptr<ItemTextInputs> prepare_item_texts(ModelConfig& config, const std::filesystem::path& dataset,
+                                                   const std::filesystem::path& cache) {
+  auto& h = config.hllm;
+  if (h.tokenizer.empty()) {
+    throw ConfigError("hllm.tokenizer",
+                      "model.backbone = hllm reads item texts: give a SentencePiece model (train one "
+                      "with `longrec tokenizer train --dataset DIR --vocab_size N --out FILE`, or "
+                      "use a Llama tokenizer.model)");
+  }
+  const auto tokenizer = text::Tokenizer::load(h.tokenizer);
+  if (!h.tokenizer_checksum.empty() && h.tokenizer_checksum != tokenizer.checksum()) {
+    throw ConfigError("hllm.tokenizer",
+                      fmt::format("{} has checksum {}, the model was trained with a tokenizer of checksum {}",
+                                  h.tokenizer, tokenizer.checksum(), h.tokenizer_checksum));
+  }
+  if (h.vocab_size > 0 && tokenizer.vocab_size() > h.vocab_size) {
+    throw ConfigError("hllm.vocab_size", fmt::format("{} is below the {} ids of the tokenizer {}", h.vocab_size,
+                                                     tokenizer.vocab_size(), h.tokenizer));
+  }
+  h.tokenizer_checksum = tokenizer.checksum();
+  if (h.vocab_size == 0) h.vocab_size = tokenizer.vocab_size();
+  const data::HistoryStoreReader store(dataset);
+  if (!store.meta().has_item_text) {
+    throw DataError(
+        fmt::format("{}: the store has no item text (/items/text), which model.backbone = hllm reads; "
+                    "prepare it with item texts (`longrec prepare --items movies.dat`, a movies.csv, or "
+                    "`longrec synth`, which writes them)",
+                    dataset.string()));
+  }
+  const auto tokens = text::tokenize_item_texts(store, tokenizer, cache);
+  auto texts = std::make_shared<ItemTextInputs>(tokens, tokenizer, h);
+  log::info("item texts: {} items, {} tokens with BOS and prompt (at most {} each){}; tokenizer {} ({}){}",
+            texts->num_items(), texts->total_tokens(), h.max_text_len,
+            texts->items_without_text() > 0 ? fmt::format(", {} without text", texts->items_without_text()) : "",
+            h.tokenizer, tokenizer.checksum(), tokens.reused ? ", token cache reused" : "");
+  return texts;
 }
 
 TextItemEncoder::TextItemEncoder(const ModelConfig& config)

@@ -77,7 +77,7 @@ ItemTokens tokenize_item_texts(const data::HistoryStoreReader& store, const Toke
   result.texts_checksum = texts_checksum(texts);
   const auto num_items = static_cast<std::int64_t>(texts.size());
   std::error_code ec;
-  if (fs::exists(cache_path, ec)) {
+  if (!cache_path.empty() && fs::exists(cache_path, ec)) {
     result.rebuilt_because = try_read(cache_path, result.tokenizer_checksum, result.texts_checksum, num_items,
                                       tokenizer.vocab_size(), result);
     if (result.rebuilt_because.empty()) {
@@ -92,6 +92,7 @@ ItemTokens tokenize_item_texts(const data::HistoryStoreReader& store, const Toke
     result.ids.insert(result.ids.end(), ids.begin(), ids.end());
     result.offsets.push_back(static_cast<std::int64_t>(result.ids.size()));
   }
+  if (cache_path.empty()) return result;  // no cache asked for
   const fs::path dir = cache_path.has_parent_path() ? cache_path.parent_path() : fs::path(".");
   const fs::path tmp = dir / fmt::format(".{}.tmp-{}", cache_path.filename().string(), ::getpid());
   fs::remove(tmp, ec);

@@ -75,9 +75,11 @@ ckpt::TrainerState resume_if_asked(const TrainConfig& config, const model::Model
 
 }  // namespace
 
-TrainResult run_training(const TrainConfig& config, const model::ModelConfig& model_config,
+TrainResult run_training(const TrainConfig& config, const model::ModelConfig& given_model_config,
                          const data::LoaderConfig& data_config, const std::string& resolved_table,
                          const std::string& resolved_ini, distributed::Communicator* job_comm) {
+  // hllm records its tokenizer's checksum and vocabulary in the model configuration (below).
+  model::ModelConfig model_config = given_model_config;
   model::check_model_fits_history(model_config.max_len, model_config.personalization, data_config.max_len);
   const distributed::Topology topology = job_comm != nullptr              ? job_comm->topology()
                                          : distributed::launched_by_mpi() ? distributed::MpiRuntime::start().topology()
@@ -106,7 +108,12 @@ TrainResult run_training(const TrainConfig& config, const model::ModelConfig& mo
   const auto memory =
       check_training_memory(config, model_config, data_config, comm.world(), comm.topology().local_world, num_items);
   log::info("estimated step memory: {} ({})", model::format_bytes(memory.total_bytes()), memory.describe());
-  TrainingSession session(config, model_config, num_items, device, &comm);
+  std::shared_ptr<model::ItemTextInputs> item_texts;
+  if (model_config.backbone == "hllm") {
+    // Every rank tokenizes (or reads the cache of) the same texts; the cache is replaced atomically.
+    item_texts = model::prepare_item_texts(model_config, config.dataset, fs::path(config.run_dir) / "item_tokens.h5");
+  }
+  TrainingSession session(config, model_config, num_items, device, &comm, item_texts);
   const std::int64_t per_epoch = train_loader.batches_per_epoch();
   // Negatives and unique ids of every batch are drawn on the loader's thread.
   train_loader.set_batch_preparer(session.batch_preparer(per_epoch));

@@ -18,6 +18,8 @@
 #include "support/synthetic_store.h"
 #include "longrec/distributed/communicator.h"
 #include "longrec/distributed/runtime.h"
+#include "longrec/data/history_store.h"
+#include "longrec/text/tokenizer.h"
 #include "longrec/train/trainer.h"
 
 namespace longrec::train {
@@ -206,6 +208,53 @@ TEST_P(TwoRanks, TrainLikeOneProcessAndCheckpointsReshard) {
 INSTANTIATE_TEST_SUITE_P(Backbones, TwoRanks,
                          ::testing::Values(std::make_tuple("hstu", "per_position"),
                                            std::make_tuple("sasrec", "shared")));
+
+// HLLM: the item LLM's and user LLM's parameters are dense (summed over ranks), every rank
+// encodes the shared negatives pool it scores against, and each rank owns a slice of the
+// catalogue in evaluation: 2 ranks train what one process trains, and resume across world sizes.
+TEST(HllmTwoRanks, TrainLikeOneProcessAndResumeAcrossWorldSizes) {
+  const auto tokenizer = job_scratch() / "hllm-items.model";
+  if (world_comm().rank() == 0) {
+    const data::HistoryStoreReader store(dataset());
+    text::train_tokenizer(store.item_text(), 120, tokenizer);
+  }
+  world_comm().barrier();
+  const auto hllm_setup = [&](const std::string& run) {
+    auto s = setup(run, "hllm", "shared");
+    s.model.hllm.tokenizer = tokenizer.string();
+    s.model.hllm.kv_heads = 1;
+    s.model.hllm.item_blocks = 1;
+    s.model.hllm.prompt = "";
+    s.model.hllm.max_text_len = 12;
+    s.model.hllm.encode_chunk = 64;
+    s.train.lr = 3e-3;
+    return s;
+  };
+  const auto one = hllm_setup("hllm-one");
+  const auto two = hllm_setup("hllm-two");
+  run_one_process(one);
+  run_all_ranks(two);
+  expect_same_losses("hllm-two", "hllm-one", 20);
+  if (world_comm().rank() == 0) {
+    const auto l = losses("hllm-one");
+    ASSERT_EQ(l.size(), 20u);
+    EXPECT_LT(l.rbegin()->second, l.begin()->second) << "the loss did not go down";
+    const auto eval_one = metrics("hllm-one", "eval"), eval_two = metrics("hllm-two", "eval");
+    EXPECT_EQ(eval_one.size(), 1u);
+    EXPECT_EQ(eval_two.size(), 1u);
+    if (eval_one.size() == 1 && eval_two.size() == 1) {
+      EXPECT_EQ(eval_one[0].at("users"), eval_two[0].at("users"));
+      for (const auto& [key, value] : eval_one[0].items()) {
+        if (!value.is_number() || key == "time") continue;
+        EXPECT_NEAR(value.get<double>(), eval_two[0].at(key).get<double>(), 1e-9) << key;
+      }
+    }
+  }
+  auto to_one = hllm_setup("hllm-2to1");
+  to_one.train.resume = (fs::path(two.train.run_dir) / "ckpt" / "step-000000010").string();
+  run_one_process(to_one);
+  expect_same_losses("hllm-2to1", "hllm-one", 10);
+}
 
 TEST(DistributedCheckpoint, ACorruptRankFileIsRefusedOnEveryRankWithTheFileNamed) {
   auto base = setup("corrupt", "hstu", "per_position");

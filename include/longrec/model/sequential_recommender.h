@@ -74,6 +74,14 @@ class SequentialRecommender : public torch::nn::Module {
 // tokens: the causal plan computes every pair of the padded row).
 double attended_keys_per_slot(const ModelConfig& config, std::int64_t width);
 
+// The item vectors a trained `model` scores with, every item in this process
+// (evaluation, export): the ID backbones' LocalItemTable (rows loaded from a
+// checkpoint afterwards), or for hllm TextItemVectors over the item texts of
+// the store at `dataset`, tokenized by the model's recorded tokenizer (a
+// changed tokenizer or a store without text is refused: prepare_item_texts).
+std::unique_ptr<ItemTable> make_item_vectors(SequentialRecommender& model, std::int64_t num_items,
+                                             const std::filesystem::path& dataset, torch::Device device);
+
 // User vectors at each row's last position: [B, D] (evaluation and serving).
 // The forward runs on row chunks of at most max_attention_elements / L^2
 // rows (at least one), so that the [rows, L, L] attention intermediates stay

@@ -12,6 +12,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <span>
@@ -54,6 +55,16 @@ class ItemTextInputs {
   std::vector<std::int32_t> ids_;
   std::int64_t without_text_ = 0;
 };
+
+// The item texts of the HLLM model `config` over the store at `dataset`:
+// loads hllm.tokenizer (ConfigError("hllm.tokenizer") when unset; errors name
+// the file), refuses a tokenizer other than the one recorded in
+// hllm.tokenizer_checksum (a trained model's) or one with more ids than
+// hllm.vocab_size, and otherwise records both in `config`; refuses a store
+// without item text (DataError naming the dataset). Token ids come from the
+// token cache at `cache` (empty: not cached).
+std::shared_ptr<ItemTextInputs> prepare_item_texts(ModelConfig& config, const std::filesystem::path& dataset,
+                                                   const std::filesystem::path& cache = {});
 
 // The item LLM and the [ITEM] embedding (a submodule of the HLLM
 // SequentialRecommender, so that the dense optimizer, gradient all-reduce,

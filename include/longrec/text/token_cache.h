@@ -45,7 +45,8 @@ struct ItemTokens {
 std::string texts_checksum(const std::vector<std::string>& texts);
 
 // Tokens of every item text of `store` under `tokenizer`, from `cache_path`
-// when it is up to date, else tokenized and written there (atomically). A
+// when it is up to date, else tokenized and written there (atomically; an
+// empty path: tokenized, nothing written). A
 // store without item text throws DataError naming the dataset.
 ItemTokens tokenize_item_texts(const data::HistoryStoreReader& store, const Tokenizer& tokenizer,
                                const std::filesystem::path& cache_path);
