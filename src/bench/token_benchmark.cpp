@@ -74,7 +74,11 @@ StepCost time_training(const model::ModelConfig& config, const data::Batch& batc
 
 }  // namespace
 
-TokenBenchmark benchmark_tokens(const model::ModelConfig& base, const TokenBenchmarkOptions& options) {
+TokenBenchmark benchmark_tokens(const model::ModelConfig& given, const TokenBenchmarkOptions& options) {
+  // hllm: the user LLM alone, over learned item rows (no item LLM): personalization tokens change
+  // what the user LLM attends to; the item LLM's cost per item does not depend on the history.
+  auto base = given;
+  base.hllm.vocab_size = 0;
   if (options.threads > 0) at::set_num_threads(options.threads);
   const auto& pt = base.personalization;
   if (!pt.enabled() || !pt.groups.empty()) {

@@ -30,7 +30,11 @@ TrainBenchmark benchmark_training(const TrainConfig& train, const model::ModelCo
   data::HistoryLoader loader(train.dataset, data_config, data::SplitPart::Train, comm->rank(), comm->world());
   longrec::train::check_training_memory(train, model_config, data_config, comm->world(), comm->topology().local_world,
                                         loader.num_items());
-  TrainingSession session(train, model_config, loader.num_items(), device, comm.get());
+  // hllm: the item LLM over the store's item texts (its FLOPs counted in the step's).
+  auto config = model_config;
+  std::shared_ptr<model::ItemTextInputs> item_texts;
+  if (config.backbone == "hllm") item_texts = model::prepare_item_texts(config, train.dataset);
+  TrainingSession session(train, config, loader.num_items(), device, comm.get(), item_texts);
   TrainBenchmark result;
   result.world = comm->world();
   result.rank = comm->rank();

@@ -118,7 +118,9 @@ int bench_tokens(int argc, const char* const* argv) {
   OptionRegistry r("bench tokens",
                    "Personalization tokens vs full-sequence attention, side by side on random histories:\n"
                    "training-step FLOPs and time (block path) per history length, and serving latency of\n"
-                   "one user from a cached UserState vs recomputing the whole history.\n"
+                   "one user from a cached UserState vs recomputing the whole history. With\n"
+                   "--model.backbone=hllm: HLLM's user LLM over learned item vectors (the item LLM's cost does\n"
+                   "not depend on the history length).\n"
                    "Example: longrec bench tokens --bench.histories=1024,4096 --threads 2",
                    "bench");
   r.add("bench", "histories", &histories, "history lengths, comma-separated");

@@ -56,7 +56,11 @@ TrainingSession::TrainingSession(const TrainConfig& train, const model::ModelCon
   model_->to(device);
   model::SparseOptimizerConfig sparse{train.sparse_optimizer, train.sparse_lr, 1e-8, train.beta1, train.beta2};
   const auto table_seed = derive_seed(config.seed, 0x17E35ull);
-  if (config.backbone == "hllm") {
+  if (config.backbone == "hllm" && item_texts == nullptr && model_->item_encoder() == nullptr) {
+    // The user LLM alone over learned item rows (hllm.vocab_size 0, no texts): what `bench tokens
+    // --backbone hllm` times, since the item LLM's cost does not depend on the history length.
+    items_ = std::make_unique<model::LocalItemTable>(num_items, config.dim, sparse, table_seed, device);
+  } else if (config.backbone == "hllm") {
     if (item_texts == nullptr || model_->item_encoder() == nullptr) {
       throw ConfigError("model.backbone",
                         "hllm computes item vectors from item texts: it needs hllm.tokenizer and a "
