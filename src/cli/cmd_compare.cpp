@@ -18,6 +18,7 @@ namespace longrec::cli {
 int run_compare(int argc, const char* const* argv) {
   std::string candidate, baseline, metric_list = "ndcg@10,hr@10", output;
   std::int64_t long_history = 0;
+  std::int64_t max_target_events = -1;
   eval::PairedTestOptions test;
   OptionRegistry r("compare",
                    "Paired comparison of two evaluations on the same users: mean difference, bootstrap\n"
@@ -32,6 +33,10 @@ int run_compare(int argc, const char* const* argv) {
   r.add("compare", "long_history", &long_history,
         "also compare users whose history is longer than this many events (0 = off)",
         check::in_range<std::int64_t>(0, check::kMaxCount));
+  r.add("compare", "max_target_events", &max_target_events,
+        "also compare users whose held-out item has at most this many events in the dataset, the cold items "
+        "(-1 = off; needs ranks files with targets)",
+        check::in_range<std::int64_t>(-1, std::int64_t{1} << 40));
   r.add("compare", "resamples", &test.resamples, "bootstrap and randomization resamples",
         check::in_range(1, 100'000'000));
   r.add("compare", "confidence", &test.confidence, "confidence level of the interval", check::in_range(0.5, 0.999));
@@ -47,8 +52,13 @@ int run_compare(int argc, const char* const* argv) {
 
   const auto rows_a = eval::read_user_ranks(candidate);
   const auto rows_b = eval::read_user_ranks(baseline);
-  std::vector<std::pair<std::string, std::int64_t>> slices{{"all", 0}};
-  if (long_history > 0) slices.emplace_back(fmt::format("hist>{}", long_history), long_history);
+  struct Slice {
+    std::string name;
+    std::int64_t min_history = 0, max_target_events = -1;
+  };
+  std::vector<Slice> slices{{"all", 0, -1}};
+  if (long_history > 0) slices.push_back({fmt::format("hist>{}", long_history), long_history, -1});
+  if (max_target_events >= 0) slices.push_back({fmt::format("target<={}", max_target_events), 0, max_target_events});
 
   fmt::print("A = {}\nB = {}\n{:.0f}% bootstrap interval and randomization p-value of A - B, {} resamples\n\n",
              candidate, baseline, 100 * test.confidence, test.resamples);
@@ -56,8 +66,8 @@ int run_compare(int argc, const char* const* argv) {
              "rel", "interval", "p");
   std::unique_ptr<MetricsLog> log;
   if (!output.empty()) log = std::make_unique<MetricsLog>(output);
-  for (const auto& [slice, min_history] : slices) {
-    const auto paired = eval::pair_by_user(rows_a, candidate, rows_b, baseline, min_history);
+  for (const auto& [slice, min_history, max_events] : slices) {
+    const auto paired = eval::pair_by_user(rows_a, candidate, rows_b, baseline, min_history, max_events);
     if (paired.rank_a.empty()) {
       fmt::print("{:<10} {:>7} (no users)\n", slice, 0);
       continue;
@@ -74,6 +84,7 @@ int run_compare(int argc, const char* const* argv) {
                  result.exact ? " (exact)" : "");
       if (log) {
         log->write("compare", {{"min_history", static_cast<double>(min_history)},
+                               {"max_target_events", static_cast<double>(max_events)},
                                {"users", static_cast<double>(result.users)},
                                {metric + "/a", result.mean_a},
                                {metric + "/b", result.mean_b},

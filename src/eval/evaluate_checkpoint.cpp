@@ -8,6 +8,7 @@
 
 #include "longrec/ckpt/checkpoint.h"
 #include "longrec/core/error.h"
+#include "longrec/data/history_store.h"
 #include "longrec/eval/retrieval.h"
 #include "longrec/model/sequential_recommender.h"
 #include "longrec/core/metrics_log.h"
@@ -73,7 +74,17 @@ EvalResult evaluate_checkpoint(const EvalOptions& options, const data::LoaderCon
   ckpt::load_checkpoint(checkpoint, manifest, model, nullptr, *items);
   const auto evaluation =
       evaluate(model, *items, loader, device, options.long_history, /*comm=*/nullptr, !options.ranks.empty());
-  if (!options.ranks.empty()) write_user_ranks(options.ranks, evaluation.user_ranks);
+  if (!options.ranks.empty()) {
+    // Each target's events in the whole dataset (held-out ones included): the cold-item slice.
+    const auto counts = data::HistoryStoreReader(dataset).item_counts();
+    auto rows = evaluation.user_ranks;
+    for (auto& row : rows) {
+      if (row.target >= 1 && row.target <= static_cast<std::int64_t>(counts.size())) {
+        row.target_events = counts[static_cast<std::size_t>(row.target - 1)];
+      }
+    }
+    write_user_ranks(options.ranks, rows);
+  }
 
   EvalResult result;
   result.metrics = evaluation.values();

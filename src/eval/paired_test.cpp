@@ -95,7 +95,7 @@ PairedTestResult paired_test(const std::vector<double>& a, const std::vector<dou
 }
 
 PairedRanks pair_by_user(const std::vector<UserRank>& a, const std::string& name_a, const std::vector<UserRank>& b,
-                         const std::string& name_b, std::int64_t min_history) {
+                         const std::string& name_b, std::int64_t min_history, std::int64_t max_target_events) {
   // B's users not yet matched; A's users B lacks. Ordered: the pairs come out by user id.
   std::map<std::int64_t, const UserRank*> unmatched_b;
   for (const auto& row : b) unmatched_b[row.user] = &row;
@@ -111,7 +111,21 @@ PairedRanks pair_by_user(const std::vector<UserRank>& a, const std::string& name
       throw DataError(fmt::format("user {} has {} events in {} but {} in {}: not the same dataset and split", row.user,
                                   row.history_events, name_a, match->second->history_events, name_b));
     }
-    if (row.history_events > min_history) ranks[row.user] = {row.rank, match->second->rank};
+    const auto& other = *match->second;
+    if (max_target_events >= 0) {
+      if (row.target < 0 || other.target < 0) {
+        throw DataError(
+            fmt::format("{} has no targets recorded (written before they were): evaluate again with "
+                        "`longrec eval --ranks` to slice by target events",
+                        row.target < 0 ? name_a : name_b));
+      }
+      if (row.target != other.target) {
+        throw DataError(fmt::format("user {} has target {} in {} but {} in {}: not the same split", row.user,
+                                    row.target, name_a, other.target, name_b));
+      }
+    }
+    const bool cold = max_target_events < 0 || row.target_events <= max_target_events;
+    if (row.history_events > min_history && cold) ranks[row.user] = {row.rank, other.rank};
     unmatched_b.erase(match);
   }
   if (!only_a.empty() || !unmatched_b.empty()) {

@@ -133,12 +133,19 @@ Evaluation evaluate(model::SequentialRecommender& model, model::ItemVectors& ite
       }
     }
     const auto ranks = target_ranks(queries, targets, seen_offsets, seen_items, items, comm);
+    std::vector<std::int64_t> target_ids;
+    if (keep_user_ranks) {
+      const auto t = targets.to(torch::kCPU, torch::kInt64).contiguous();
+      target_ids.assign(t.data_ptr<std::int64_t>(), t.data_ptr<std::int64_t>() + t.numel());
+    }
     for (std::size_t r = 0; r < ranks.size(); ++r) {
       result.all.add(ranks[r]);
       // seen_* hold the whole history, not only the model's window.
       const auto history_events = seen_offsets[r + 1] - seen_offsets[r];
       if (long_history > 0 && history_events > long_history) result.long_histories.add(ranks[r]);
-      if (keep_user_ranks) result.user_ranks.push_back({user_ids[r], history_events, ranks[r]});
+      if (keep_user_ranks) {
+        result.user_ranks.push_back({user_ids[r], history_events, ranks[r], target_ids[r], -1});
+      }
     }
   }
   model.train(was_training);

@@ -14,7 +14,8 @@ namespace longrec::eval {
 
 namespace {
 
-constexpr std::string_view kHeader = "user\thistory_events\trank";
+constexpr std::string_view kHeader = "user\thistory_events\trank\ttarget\ttarget_events";
+constexpr std::string_view kHeaderWithoutTargets = "user\thistory_events\trank";
 
 // "hr@10" -> ("hr", 10); "mrr" -> ("mrr", 0); anything else -> ("", 0).
 std::pair<std::string_view, std::int64_t> parse_metric(std::string_view name) {
@@ -56,7 +57,10 @@ double metric_of_rank(std::string_view metric, std::int64_t rank, const std::str
 void write_user_ranks(const std::filesystem::path& path, const std::vector<UserRank>& rows) {
   write_file_atomically(path, [&](std::ostream& out) {
     out << kHeader << '\n';
-    for (const auto& row : rows) out << row.user << '\t' << row.history_events << '\t' << row.rank << '\n';
+    for (const auto& row : rows) {
+      out << row.user << '\t' << row.history_events << '\t' << row.rank << '\t' << row.target << '\t'
+          << row.target_events << '\n';
+    }
   });
 }
 
@@ -64,33 +68,38 @@ std::vector<UserRank> read_user_ranks(const std::filesystem::path& path) {
   std::ifstream in(path);
   if (!in) throw DataError(fmt::format("{}: cannot open per-user ranks file", path.string()));
   std::string line;
-  if (!std::getline(in, line) || line != kHeader) {
+  const bool has_header = static_cast<bool>(std::getline(in, line));
+  const bool with_targets = has_header && line == kHeader;
+  if (!has_header || (!with_targets && line != kHeaderWithoutTargets)) {
     throw DataError(fmt::format("{}:1: expected the header '{}' (a file written by `longrec eval --ranks`)",
-                                path.string(), "user<TAB>history_events<TAB>rank"));
+                                path.string(), "user<TAB>history_events<TAB>rank<TAB>target<TAB>target_events"));
   }
+  const int columns = with_targets ? 5 : 3;
+  const std::string_view layout = with_targets ? "user<TAB>history_events<TAB>rank<TAB>target<TAB>target_events"
+                                               : "user<TAB>history_events<TAB>rank";
   std::vector<UserRank> rows;
   std::unordered_set<std::int64_t> users;
   for (std::int64_t number = 2; std::getline(in, line); ++number) {
     if (line.empty()) continue;
-    std::int64_t fields[3];
+    std::int64_t fields[5] = {0, 0, 0, -1, -1};
     const char* cursor = line.data();
     const char* end = line.data() + line.size();
-    for (int f = 0; f < 3; ++f) {
+    for (int f = 0; f < columns; ++f) {
+      const bool last = f == columns - 1;
       const auto [next, error] = std::from_chars(cursor, end, fields[f]);
-      const char expected_after = f < 2 ? '\t' : '\0';
-      const bool ends_right = f < 2 ? (next != end && *next == expected_after) : next == end;
-      if (error != std::errc() || next == cursor || !ends_right || (f > 0 && fields[f] < 0)) {
-        throw DataError(
-            fmt::format("{}:{}: expected 'user<TAB>history_events<TAB>rank' with integers "
-                        "(history_events, rank >= 0), got '{}'",
-                        path.string(), number, line.substr(0, 80)));
+      const bool ends_right = !last ? (next != end && *next == '\t') : next == end;
+      // Counts and ranks are >= 0; a target of -1 means "not recorded".
+      const bool in_range = f == 0 || (f >= 3 ? fields[f] >= -1 : fields[f] >= 0);
+      if (error != std::errc() || next == cursor || !ends_right || !in_range) {
+        throw DataError(fmt::format("{}:{}: expected '{}' with integers (history_events, rank >= 0), got '{}'",
+                                    path.string(), number, layout, line.substr(0, 80)));
       }
-      cursor = next + (f < 2 ? 1 : 0);
+      cursor = next + (last ? 0 : 1);
     }
     if (!users.insert(fields[0]).second) {
       throw DataError(fmt::format("{}:{}: user {} listed twice", path.string(), number, fields[0]));
     }
-    rows.push_back({fields[0], fields[1], fields[2]});
+    rows.push_back({fields[0], fields[1], fields[2], fields[3], fields[4]});
   }
   if (in.bad()) throw DataError(fmt::format("{}: read error", path.string()));
   return rows;

@@ -25,8 +25,15 @@ done
 "$PYTHON" - "$dir/ranks1.tsv" "$dir/out.eval1" <<'PY' || fail "ranks file" $?
 import math, re, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
-assert rows[0] == ["user", "history_events", "rank"], rows[0]
+assert rows[0] == ["user", "history_events", "rank", "target", "target_events"], rows[0]
 rows = [tuple(map(int, r)) for r in rows[1:]]
+# Every target recorded, with its events in the dataset (at least the held-out one); one item's
+# count is the same for every user whose target it is.
+assert all(r[3] >= 1 and r[4] >= 1 for r in rows), rows[:3]
+events = {}
+for r in rows:
+    assert events.setdefault(r[3], r[4]) == r[4], r
+assert sum(1 for r in rows if r[3] == rows[0][3]) <= rows[0][4]
 assert len(rows) == 80 and len({r[0] for r in rows}) == 80, len(rows)
 printed = open(sys.argv[2]).read()
 ndcg = sum(1 / math.log2(r[2] + 2) for r in rows if r[2] < 10) / len(rows)
@@ -45,6 +52,11 @@ grep -Eq "^hist>30 " "$dir/out.self" || fail "no long-history slice"
 "$LONGREC" compare --candidate "$dir/ranks2.tsv" --baseline "$dir/ranks1.tsv" --metrics mrr --resamples 500 \
   > "$dir/out.pair" || fail "compare pair" $?
 grep -Eq "^all +80 mrr " "$dir/out.pair" || fail "pair row"
+# The cold-item slice: users whose held-out item has few events (counted from the ranks file).
+cold=$(awk -F'\t' 'NR > 1 && $5 <= 40' "$dir/ranks1.tsv" | wc -l)
+"$LONGREC" compare --candidate "$dir/ranks2.tsv" --baseline "$dir/ranks1.tsv" --metrics mrr --resamples 500 \
+  --max_target_events 40 > "$dir/out.cold" || fail "compare cold" $?
+grep -Eq "^target<=40 +$cold mrr |^target<=40 +0 \(no users\)" "$dir/out.cold" || { cat "$dir/out.cold"; fail "cold slice of $cold users"; }
 
 code=0
 "$LONGREC" compare --candidate "$dir/ranks1.tsv" --baseline "$dir/other.tsv" > "$dir/out.bad" 2>&1 || code=$?

@@ -74,9 +74,13 @@ TEST(MetricOfRank, UnknownNamesAreRefusedWithTheKey) {
 
 TEST(UserRanks, RoundTripAndNothingHalfWritten) {
   testing::ScratchDir dir;
-  const std::vector<UserRank> rows{{17, 600, 0}, {3, 12, 4000}, {-1, 0, 7}};
+  const std::vector<UserRank> rows{{17, 600, 0, 5, 2}, {3, 12, 4000, 9, 31}, {-1, 0, 7}};
   write_user_ranks(dir / "r.tsv", rows);
   EXPECT_EQ(read_user_ranks(dir / "r.tsv"), rows);
+  // Files of three columns, written before targets were recorded, are read with none.
+  testing::write_file(dir / "old.tsv", "user\thistory_events\trank\n4\t10\t2\n");
+  EXPECT_EQ(read_user_ranks(dir / "old.tsv"), (std::vector<UserRank>{{4, 10, 2, -1, -1}}));
+  std::filesystem::remove(dir / "old.tsv");
   std::int64_t files = 0;
   for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(dir.path())) ++files;
   EXPECT_EQ(files, 1);  // no temporary left
@@ -99,6 +103,11 @@ TEST(UserRanks, BadFilesNameTheFileAndLine) {
   EXPECT_NE(read_error("user\thistory_events\trank\n1\t2\t3\n1\t2\t5\n").find(path + ":3: user 1 listed twice"),
             std::string::npos);
   EXPECT_NE(error_of([&] { read_user_ranks(dir / "none.tsv"); }).find("none.tsv: cannot open"), std::string::npos);
+  const std::string header = "user\thistory_events\trank\ttarget\ttarget_events\n";
+  EXPECT_NE(read_error(header + "1\t2\t3\t4\n").find(path + ":2: expected 'user<TAB>history_events<TAB>rank<TAB>"
+                                                           "target<TAB>target_events'"),
+            std::string::npos);
+  EXPECT_NE(read_error(header + "1\t2\t3\t4\t-2\n").find(path + ":2:"), std::string::npos);
 }
 
 TEST(PairedTest, IdenticalModelsShowNoDifference) {
@@ -179,6 +188,25 @@ TEST(PairByUser, MatchesUsersInAnyOrderAndSlicesByHistory) {
   const auto long_only = pair_by_user(a, "a.tsv", b, "b.tsv", 512);
   EXPECT_EQ(long_only.rank_a, (std::vector<std::int64_t>{0, 20}));
   EXPECT_EQ(long_only.rank_b, (std::vector<std::int64_t>{1, 2}));
+}
+
+TEST(PairByUser, SlicesUsersWhoseTargetIsRare) {
+  const std::vector<UserRank> a{{1, 100, 5, 7, 3}, {2, 900, 0, 8, 250}, {3, 600, 20, 9, 5}};
+  const std::vector<UserRank> b{{3, 600, 2, 9, 5}, {1, 100, 9, 7, 3}, {2, 900, 1, 8, 250}};
+  const auto cold = pair_by_user(a, "a.tsv", b, "b.tsv", 0, 5);
+  EXPECT_EQ(cold.rank_a, (std::vector<std::int64_t>{5, 20}));
+  EXPECT_EQ(cold.rank_b, (std::vector<std::int64_t>{9, 2}));
+  EXPECT_EQ(pair_by_user(a, "a.tsv", b, "b.tsv", 0, 2).rank_a.size(), 0u);
+  // Targets that differ: not the same split; none recorded: evaluate again.
+  auto other = b;
+  other[0].target = 10;
+  EXPECT_NE(error_of([&] { pair_by_user(a, "a.tsv", other, "b.tsv", 0, 5); })
+                .find("user 3 has target 9 in a.tsv but 10 in b.tsv"),
+            std::string::npos);
+  const std::vector<UserRank> old{{1, 100, 5}, {2, 900, 0}, {3, 600, 20}};
+  EXPECT_NE(error_of([&] { pair_by_user(old, "old.tsv", b, "b.tsv", 0, 5); }).find("old.tsv has no targets recorded"),
+            std::string::npos);
+  EXPECT_EQ(pair_by_user(old, "old.tsv", b, "b.tsv").rank_a.size(), 3u);  // without the slice, fine
 }
 
 TEST(PairByUser, DifferentUsersOrHistoriesAreRefused) {

@@ -36,12 +36,15 @@ PairedTestResult paired_test(const std::vector<double>& a, const std::vector<dou
                              const PairedTestOptions& options = {});
 
 // Rows of two evaluations matched by user; only users with more than
-// `min_history` events (0: all). Throws DataError naming both files when the
-// user sets differ (the same users must have been evaluated).
+// `min_history` events (0: all) and, when max_target_events >= 0, whose
+// held-out item has at most that many events in the dataset (both files must
+// then record targets, and the same ones). Throws DataError naming both files
+// when the user sets or their targets differ (the same users must have been
+// evaluated on the same split).
 struct PairedRanks {
   std::vector<std::int64_t> rank_a, rank_b;
 };
 PairedRanks pair_by_user(const std::vector<UserRank>& a, const std::string& name_a, const std::vector<UserRank>& b,
-                         const std::string& name_b, std::int64_t min_history = 0);
+                         const std::string& name_b, std::int64_t min_history = 0, std::int64_t max_target_events = -1);
 
 }  // namespace longrec::eval

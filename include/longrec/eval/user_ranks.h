@@ -3,10 +3,14 @@
 // eval/paired_test.h) instead of by their means alone. Torch-free.
 //
 // File format (TSV, one header line, then one row per user, any order):
-//   user<TAB>history_events<TAB>rank
+//   user<TAB>history_events<TAB>rank<TAB>target<TAB>target_events
 // user: raw user id; history_events: events before the held-out one (the
 // whole history, not the model's window); rank: 0-based rank of the held-out
-// item among all items, the history excluded (as in retrieval.h).
+// item among all items, the history excluded (as in retrieval.h); target: the
+// held-out item (dense id); target_events: that item's events in the whole
+// dataset, the held-out ones included (`longrec compare
+// --max_target_events` slices users whose target is rare: cold items). Files
+// of the first three columns (written before the last two) are read too.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +25,8 @@ struct UserRank {
   std::int64_t user = 0;
   std::int64_t history_events = 0;
   std::int64_t rank = 0;
+  std::int64_t target = -1;         // -1: not recorded
+  std::int64_t target_events = -1;  // -1: not recorded
   friend bool operator==(const UserRank&, const UserRank&) = default;
 };
 
