@@ -134,8 +134,11 @@ StepMemoryEstimate estimate_step_memory(const ModelConfig& config, const StepSha
   add("block weights with gradients and AdamW state",
       {key("model.dim", D), key("model.heads", H), key("model.blocks", blocks)},
       kDenseParameterBytes * blocks * block_weights);
-  add("position tables", {key("model.max_len", max_len), key("model.dim", D)},
-      kDenseParameterBytes * (max_len * D + (hstu ? blocks * (2 * max_len - 1) : 0)));
+  const bool hllm = c.backbone == "hllm";
+  if (!hllm) {  // hllm's rotary positions have no table
+    add("position tables", {key("model.max_len", max_len), key("model.dim", D)},
+        kDenseParameterBytes * (max_len * D + (hstu ? blocks * (2 * max_len - 1) : 0)));
+  }
   if (hstu) {
     add("time-bucket biases", {key("model.time_buckets", c.time_buckets), key("model.blocks", blocks)},
         kDenseParameterBytes * blocks * (c.time_buckets + 1));
@@ -175,6 +178,26 @@ StepMemoryEstimate estimate_step_memory(const ModelConfig& config, const StepSha
     const double looked_up = std::min(items + 1, rows * slots + positions + drawn);
     add("looked-up item rows", {key("model.num_negatives", K), batch, window, key("model.dim", D)},
         kLookedUpRowBytes * looked_up * D);
+    if (hllm) {
+      // The item LLM: its weights (with gradients and AdamW state) and, for every item the step
+      // encodes, its text's activations and attention scores, kept for the backward pass.
+      const auto& h = c.hllm;
+      const double item_blocks = h.item_blocks > 0 ? h.item_blocks : blocks;
+      const double item_heads = h.item_heads > 0 ? h.item_heads : H;
+      const double item_ffn = h.item_ffn_dim > 0 ? h.item_ffn_dim : F;
+      const double text = h.max_text_len + 1.0;
+      add("item LLM weights with gradients and AdamW state",
+          {key("hllm.vocab_size", h.vocab_size), key("model.dim", D), key("hllm.item_blocks", item_blocks)},
+          kDenseParameterBytes *
+              (static_cast<double>(h.vocab_size) * D + item_blocks * (4 * D * D + 3 * D * item_ffn)));
+      add("item LLM activations",
+          {key("hllm.max_text_len", h.max_text_len), batch, window, key("model.dim", D),
+           key("hllm.item_blocks", item_blocks)},
+          4 * looked_up * text * (item_blocks * (6 * D + 6 * D + 3 * item_ffn) + 6 * D));
+      add("item LLM attention scores",
+          {key("hllm.max_text_len", h.max_text_len), batch, window, key("hllm.item_heads", item_heads)},
+          looked_up * text * text * item_blocks * kScoreBytes * item_heads);
+    }
   }
   std::sort(terms.begin(), terms.end(), [](const auto& a, const auto& b) { return a.bytes > b.bytes; });
   return StepMemoryEstimate{std::move(terms)};

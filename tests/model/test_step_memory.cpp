@@ -188,3 +188,32 @@ TEST(ModelConfigLimits, ValidationRefusesOutOfBoundAndNonFiniteFieldsByKey) {
 }
 
 }  // namespace longrec::model
+
+namespace longrec::model {
+
+// HLLM: the item LLM encodes every item a step reads, each with its text: a long text limit over a
+// big step is refused by hllm.max_text_len, and the item LLM's terms appear in the estimate.
+TEST(StepMemory, HllmCountsTheItemLlmOverTheStepsItems) {
+  ModelConfig config;
+  config.backbone = "hllm";
+  config.dim = 64;
+  config.heads = 4;
+  config.hllm.vocab_size = 2000;
+  auto shape = default_shape();
+  shape.num_items = 100'000;
+  const auto estimate = estimate_step_memory(config, shape);
+  bool activations = false, weights = false;
+  for (const auto& t : estimate.terms) {
+    activations |= t.what == "item LLM activations";
+    weights |= t.what == "item LLM weights with gradients and AdamW state";
+    EXPECT_NE(t.what, "position tables");  // rotary positions: no table
+  }
+  EXPECT_TRUE(activations);
+  EXPECT_TRUE(weights);
+  config.hllm.max_text_len = 8192;
+  const auto r = refusal_of(config, shape);
+  EXPECT_EQ(r.key, "hllm.max_text_len") << r.message;
+  EXPECT_NE(r.message.find("item LLM"), std::string::npos) << r.message;
+}
+
+}  // namespace longrec::model
