@@ -1,8 +1,13 @@
 #include "longrec/data/synth.h"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
+#include <numeric>
+#include <span>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "longrec/core/config.h"
@@ -29,6 +34,12 @@ void register_synth_options(OptionRegistry& r, SynthConfig& c) {
   r.add("synth", "switch_prob", &c.switch_prob, "probability the short-term interest drifts per event",
         check::in_range(0.0, 1.0));
   r.add("synth", "zipf", &c.zipf, "Zipf exponent of item popularity inside a cluster", check::in_range(0.0, 4.0));
+  r.flag("synth", "item_text", &c.item_text,
+         "write each item's generated text (title words + topic words of its cluster) to the store");
+  r.add("synth", "text_words", &c.text_words, "topic words per item text", check::in_range(1, 64));
+  r.add("synth", "text_noise", &c.text_noise,
+        "probability that each topic word of an item text is a word of a random other cluster",
+        check::in_range(0.0, 1.0));
   r.add("synth", "seed", &c.seed, "random seed");
   r.add("synth", "num_parts", &c.num_parts, "store part files", check::in_range(1, 4096));
   r.flag("synth", "overwrite", &c.overwrite, "replace a non-empty output directory");
@@ -50,12 +61,20 @@ void register_synth_options(OptionRegistry& r, SynthConfig& c) {
 
 namespace {
 
+// Stream tags of derive_seed(config.seed, tag, ...).
+constexpr std::uint64_t kUserStream = 0x5E17ull;
+constexpr std::uint64_t kTopicWordStream = 0x70B1Cull;
+constexpr std::uint64_t kItemTextStream = 0x7E47ull;
+
+// First dense id of cluster c (c = clusters gives items + 1).
+std::int64_t first_item_of_cluster(std::int64_t items, int clusters, int c) { return 1 + items * c / clusters; }
+
 // Items of cluster c are the dense ids [first[c], first[c+1]); within a
 // cluster, item rank r has probability proportional to 1 / (r+1)^zipf.
 class ClusteredCatalogue {
  public:
   ClusteredCatalogue(std::int64_t items, int clusters, double zipf) : first_(clusters + 1) {
-    for (int c = 0; c <= clusters; ++c) first_[c] = 1 + items * c / clusters;
+    for (int c = 0; c <= clusters; ++c) first_[c] = first_item_of_cluster(items, clusters, c);
     cdf_.resize(static_cast<std::size_t>(items));
     for (int c = 0; c < clusters; ++c) {
       double total = 0;
@@ -79,7 +98,110 @@ class ClusteredCatalogue {
   std::vector<double> cdf_;
 };
 
+// Pseudo-words: consonant-vowel syllables, 16 x 5 of them. Topic words have
+// three syllables, title words two, so a title word is never a topic word.
+constexpr std::string_view kOnsets = "bdfghjklmnprstvz";
+constexpr std::string_view kVowels = "aeiou";
+constexpr std::uint64_t kSyllables = 16 * 5;
+constexpr std::uint64_t kTopicWordSpace = kSyllables * kSyllables * kSyllables;  // 512,000
+constexpr int kOwnTopicWords = kSynthTopicVocabulary - kSynthSharedTopicWords;
+static_assert(kOnsets.size() * kVowels.size() == kSyllables);
+
+void append_word(std::string& out, std::uint64_t number, int syllables) {
+  for (int s = 0; s < syllables; ++s, number /= kSyllables) {
+    out += kOnsets[number % kSyllables / kVowels.size()];
+    out += kVowels[number % kSyllables % kVowels.size()];
+  }
+}
+
+// A keyed permutation of [0, kTopicWordSpace): a 4-round Feistel network on
+// 20 bits, cycle-walked back into the range. Distinct word numbers give
+// distinct words, which still look random.
+std::uint64_t permute_word_number(std::uint64_t key, std::uint64_t x) {
+  constexpr std::uint64_t kHalf = 1u << 10;
+  static_assert(kHalf * kHalf >= kTopicWordSpace);
+  do {
+    std::uint64_t left = x / kHalf, right = x % kHalf;
+    for (std::uint64_t round = 0; round < 4; ++round) {
+      left = std::exchange(right, left ^ (derive_seed(key, round, right) % kHalf));
+    }
+    x = left * kHalf + right;
+  } while (x >= kTopicWordSpace);
+  return x;
+}
+
+// The topic words cluster c owns are the word numbers c * kOwnTopicWords + j.
+// Its vocabulary is its own words 0..kOwnTopicWords-1 and the first
+// kSynthSharedTopicWords own words of cluster c+1, so that neighbours c, c+1
+// share kSynthSharedTopicWords words (one cluster alone owns all of its words).
+class TopicWords {
+ public:
+  explicit TopicWords(const SynthConfig& config)
+      : key_(derive_seed(config.seed, kTopicWordStream)), clusters_(config.clusters) {}
+
+  void append(std::string& out, int cluster, int slot) const {
+    if (clusters_ > 1 && slot >= kOwnTopicWords) {
+      cluster = (cluster + 1) % clusters_;
+      slot -= kOwnTopicWords;
+    }
+    const auto number =
+        (static_cast<std::uint64_t>(cluster) * kOwnTopicWords + static_cast<std::uint64_t>(slot)) % kTopicWordSpace;
+    append_word(out, permute_word_number(key_, number), 3);
+  }
+
+ private:
+  std::uint64_t key_;
+  int clusters_;
+};
+
 }  // namespace
+
+int synth_item_cluster(const SynthConfig& config, std::int64_t item) {
+  LONGREC_CHECK(item >= 1 && item <= config.items, "item {} outside 1..{}", item, config.items);
+  // The largest c with first_item_of_cluster(c) <= item: ceil(item * clusters / items) - 1.
+  return static_cast<int>((item * config.clusters + config.items - 1) / config.items - 1);
+}
+
+std::vector<std::string> synth_topic_vocabulary(const SynthConfig& config, int cluster) {
+  LONGREC_CHECK(cluster >= 0 && cluster < config.clusters, "cluster {} outside 0..{}", cluster, config.clusters - 1);
+  const TopicWords words(config);
+  std::vector<std::string> vocabulary(kSynthTopicVocabulary);
+  for (int slot = 0; slot < kSynthTopicVocabulary; ++slot) words.append(vocabulary[slot], cluster, slot);
+  return vocabulary;
+}
+
+std::uint64_t synth_item_seed(const SynthConfig& config, std::int64_t item) {
+  return derive_seed(config.seed, kItemTextStream, item);
+}
+
+std::string synth_item_text(const SynthConfig& config, int cluster, std::uint64_t item_seed) {
+  LONGREC_CHECK(cluster >= 0 && cluster < config.clusters, "cluster {} outside 0..{}", cluster, config.clusters - 1);
+  const TopicWords words(config);
+  Rng rng(item_seed);
+  std::string text = "title:";
+  for (int w = 0; w < 2; ++w) {
+    text += ' ';
+    append_word(text, rng.uniform(kSyllables * kSyllables), 2);
+  }
+  text += ", topic:";
+  // Distinct words of the vocabulary while text_words allows (a fresh shuffle per kSynthTopicVocabulary words).
+  std::array<int, kSynthTopicVocabulary> order{};
+  for (int w = 0; w < config.text_words; ++w) {
+    if (w % kSynthTopicVocabulary == 0) {
+      std::iota(order.begin(), order.end(), 0);
+      rng.shuffle(std::span<int>(order));
+    }
+    int source = cluster, slot = order[static_cast<std::size_t>(w % kSynthTopicVocabulary)];
+    if (rng.uniform_real() < config.text_noise && config.clusters > 1) {
+      source = static_cast<int>(rng.uniform(static_cast<std::uint64_t>(config.clusters - 1)));
+      if (source >= cluster) ++source;
+      slot = static_cast<int>(rng.uniform(static_cast<std::uint64_t>(kSynthTopicVocabulary)));
+    }
+    text += ' ';
+    words.append(text, source, slot);
+  }
+  return text;
+}
 
 SynthReport generate_synthetic(const SynthConfig& config, bool show_progress) {
   const auto start = std::chrono::steady_clock::now();
@@ -96,7 +218,7 @@ SynthReport generate_synthetic(const SynthConfig& config, bool show_progress) {
   log::ProgressBar progress("synth", config.users);
 
   for (std::int64_t user = 1; user <= config.users; ++user) {
-    Rng rng(derive_seed(config.seed, 0x5E17ull, user));
+    Rng rng(derive_seed(config.seed, kUserStream, user));
     // Box-Muller for the log-normal length.
     const double z = std::sqrt(-2.0 * std::log(1.0 - rng.uniform_real())) * std::cos(2 * M_PI * rng.uniform_real());
     const auto length = std::clamp<std::int64_t>(static_cast<std::int64_t>(std::exp(mu + sigma * z)), config.min_length,
@@ -148,15 +270,24 @@ SynthReport generate_synthetic(const SynthConfig& config, bool show_progress) {
 
   std::vector<std::int64_t> raw_ids(static_cast<std::size_t>(config.items));
   for (std::size_t i = 0; i < raw_ids.size(); ++i) raw_ids[i] = static_cast<std::int64_t>(i + 1);
-  writer.set_items(std::move(raw_ids), std::move(counts));
+  std::vector<std::string> texts;
+  if (config.item_text) {
+    texts.resize(raw_ids.size());
+    for (std::int64_t item = 1; item <= config.items; ++item) {
+      texts[static_cast<std::size_t>(item - 1)] =
+          synth_item_text(config, synth_item_cluster(config, item), synth_item_seed(config, item));
+    }
+  }
+  writer.set_items(std::move(raw_ids), std::move(counts), std::move(texts));
   StoreMeta description;
   description.item_order = "first";
   description.time_is_ordinal = false;
   description.source = fmt::format(
       "synth:users={},items={},clusters={},interests={},mean_length={},min_length={},max_length={},"
-      "long_term_prob={},repeat_prob={},switch_prob={},zipf={},seed={}",
+      "long_term_prob={},repeat_prob={},switch_prob={},zipf={},item_text={},text_words={},text_noise={},seed={}",
       config.users, config.items, config.clusters, config.interests, config.mean_length, config.min_length,
-      config.max_length, config.long_term_prob, config.repeat_prob, config.switch_prob, config.zipf, config.seed);
+      config.max_length, config.long_term_prob, config.repeat_prob, config.switch_prob, config.zipf, config.item_text,
+      config.text_words, config.text_noise, config.seed);
   description.source_checksum = "";
   SynthReport report;
   report.meta = writer.commit(description);
