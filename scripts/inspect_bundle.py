@@ -15,7 +15,7 @@ import zlib
 import h5py
 import numpy as np
 
-FORMAT, VERSION = "longrec-bundle", 1
+FORMAT, VERSION = "longrec-bundle", 2
 
 
 def attr(f, name):
@@ -75,6 +75,13 @@ def main():
         print(f"model: {model['backbone']} d={model['dim']} blocks={model['blocks']} heads={model['heads']} "
               f"max_len={model['max_len']}; from step {source['step']} of a {source['world_size']}-rank checkpoint")
         print(f"items: {len(ids)}{' with titles' if titles is not None else ''}")
+        if "/items/tokenizer" in f:  # hllm with the item LLM: its CRC-32 is the model's hllm.tokenizer_checksum
+            tokenizer = f["/items/tokenizer"][()].tobytes()
+            crc = f"crc32:{zlib.crc32(tokenizer):08x}"
+            recorded = model.get("hllm", {}).get("tokenizer_checksum")
+            if crc != recorded:
+                sys.exit(f"{args.bundle}: /items/tokenizer has checksum {crc}, the model records {recorded}")
+            print(f"tokenizer: {len(tokenizer)} bytes, {crc} (the item LLM's; new items can be added)")
         for name in sorted(shapes):
             print(f"  {name:<48} {'x'.join(map(str, shapes[name]))}")
 

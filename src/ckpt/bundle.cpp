@@ -6,6 +6,8 @@
 #include <torch/torch.h>
 
 #include <cstring>
+#include <fstream>
+#include <iterator>
 
 #include <fmt/format.h>
 
@@ -17,6 +19,7 @@
 #include "longrec/data/history_store.h"
 #include "longrec/model/item_table.h"
 #include "longrec/model/sequential_recommender.h"
+#include "longrec/text/tokenizer.h"
 
 namespace longrec::ckpt {
 
@@ -73,6 +76,21 @@ class BundleWriter {
   json shapes_ = json::object();
 };
 
+// The tokenizer file an hllm model was trained with, as bytes, checked to be
+// that tokenizer (its CRC-32 is the recorded hllm.tokenizer_checksum).
+std::vector<std::uint8_t> trained_tokenizer_bytes(const model::HllmConfig& hllm) {
+  std::ifstream in(hllm.tokenizer, std::ios::binary);
+  if (!in) throw SystemError(fmt::format("{}: cannot read the model's tokenizer (hllm.tokenizer)", hllm.tokenizer));
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) throw SystemError(fmt::format("{}: read failed", hllm.tokenizer));
+  const auto checksum = text::Tokenizer::from_bytes(bytes, hllm.tokenizer).checksum();
+  if (checksum != hllm.tokenizer_checksum) {
+    throw DataError(fmt::format("{} has checksum {}, the model was trained with a tokenizer of checksum {}",
+                                hllm.tokenizer, checksum, hllm.tokenizer_checksum));
+  }
+  return {bytes.begin(), bytes.end()};
+}
+
 }  // namespace
 
 ExportSummary export_bundle(const ExportOptions& options) {
@@ -116,7 +134,12 @@ ExportSummary export_bundle(const ExportOptions& options) {
     raw_table = dynamic_cast<model::LocalItemTable&>(*items).weight();
   }
 
+  // hllm: the item LLM's weights and the tokenizer travel together (one is useless without the other).
+  const bool item_llm = manifest.model.backbone == "hllm" && options.item_llm && !options.items_only;
+  const auto tokenizer = item_llm ? trained_tokenizer_bytes(manifest.model.hllm) : std::vector<std::uint8_t>{};
+
   ExportSummary summary;
+  summary.has_item_llm = item_llm;
   summary.items = manifest.num_items;
   summary.dim = manifest.model.dim;
   summary.step = manifest.trainer.step;
@@ -140,6 +163,7 @@ ExportSummary export_bundle(const ExportOptions& options) {
     if (!options.items_only) {
       file.create_group("/model");
       for (const auto& p : model.named_parameters()) {
+        if (!item_llm && p.key().rfind("item_encoder.", 0) == 0) continue;
         writer.tensor("/model/" + p.key(), p.value());
         summary.parameters += p.value().numel();
       }
@@ -152,12 +176,13 @@ ExportSummary export_bundle(const ExportOptions& options) {
       writer.tensor("/items/table", table);
     }
     if (!text.empty()) writer.strings("/items/text", text);
+    if (item_llm) writer.write<std::uint8_t>("/items/tokenizer", tokenizer);
     writer.strings("/config/tensors", {writer.shapes().dump()});
     // The list of checksummed datasets is itself not in the checksum.
     std::vector<std::string> names = writer.names();
     file.write_strings("/config/datasets", names);
     file.write_attr("format", std::string(kBundleFormat));
-    file.write_attr("version", static_cast<std::int64_t>(kBundleVersion));
+    file.write_attr("version", static_cast<std::int64_t>(item_llm ? 2 : 1));
     file.write_attr("dtype", options.dtype);
     file.write_attr("content", std::string(options.items_only ? "items_only" : "full"));
     file.write_attr("checksum", writer.checksum());
@@ -210,6 +235,10 @@ BundleContent read_bundle(const fs::path& path) {
       if (name == "/config/train_ini") out.train_ini = values.at(0);
       if (name == "/config/source") out.source_json = values.at(0);
       if (name == "/items/text") out.item_text = values;
+    } else if (name == "/items/tokenizer") {
+      const auto bytes = file.read<std::uint8_t>(name);
+      crc.update(bytes.data(), bytes.size());
+      out.tokenizer.assign(bytes.begin(), bytes.end());
     } else if (name == "/items/ids") {
       out.item_ids = file.read<std::int64_t>(name);
       crc.update(out.item_ids.data(), out.item_ids.size() * sizeof(std::int64_t));

@@ -23,6 +23,9 @@ int run_export(int argc, const char* const* argv) {
   r.flag("export", "items_only", &options.items_only,
          "only the L2-normalised item vectors and their ids (for an external nearest-neighbour index)");
   r.flag("export", "overwrite", &options.overwrite, "replace an existing bundle");
+  r.flag("export", "item_llm", &options.item_llm,
+         "hllm: also the item LLM and the tokenizer, so that serving adds new items from their text\n"
+         "(--export.item_llm=false: the bundle ranks its known items only)");
   r.constraint([&] {
     if (options.checkpoint.empty()) throw ConfigError("export.checkpoint", "a checkpoint is required");
     if (options.out.empty()) throw ConfigError("export.out", "an output path is required");
@@ -30,10 +33,11 @@ int run_export(int argc, const char* const* argv) {
   if (!r.parse(argc, argv)) return 0;
   const auto s = ckpt::export_bundle(options);
   log::info(
-      "{}: {} items x {} ({}), {} dense parameters{}, from step {} of a {}-rank checkpoint; {:.1f} MB, "
+      "{}: {} items x {} ({}), {} dense parameters{}{}, from step {} of a {}-rank checkpoint; {:.1f} MB, "
       "checksum {}",
-      s.path.string(), s.items, s.dim, options.dtype, s.parameters, s.has_text ? ", item titles" : "", s.step,
-      s.world_size, static_cast<double>(s.bytes) / 1e6, s.checksum);
+      s.path.string(), s.items, s.dim, options.dtype, s.parameters, s.has_text ? ", item titles" : "",
+      s.has_item_llm ? ", the item LLM and its tokenizer" : "", s.step, s.world_size,
+      static_cast<double>(s.bytes) / 1e6, s.checksum);
   return 0;
 }
 

@@ -7,7 +7,7 @@
 
 namespace longrec::model {
 
-SequentialRecommender::SequentialRecommender(const ModelConfig& config)
+SequentialRecommender::SequentialRecommender(const ModelConfig& config, ItemLlm item_llm)
     : config_(config), backbone_(make_backbone(config)), hllm_(config.backbone == "hllm") {
   register_module("backbone", backbone_);
   if (!hllm_) {
@@ -19,7 +19,7 @@ SequentialRecommender::SequentialRecommender(const ModelConfig& config)
     tokens_ =
         register_module("personalization", std::make_shared<PersonalizationTokens>(config.personalization, config.dim));
   }
-  if (hllm_ && config.hllm.vocab_size > 0) {
+  if (hllm_ && config.hllm.vocab_size > 0 && item_llm == ItemLlm::kBuild) {
     item_encoder_ = register_module("item_encoder", std::make_shared<TextItemEncoder>(config));
   }
   if (hllm_ && config.hllm.logit_scale == "learned") {

@@ -29,9 +29,12 @@ ItemTextInputs::ItemTextInputs(std::vector<std::int32_t> prefix, std::int64_t ma
   LONGREC_CHECK(max_len_ >= 1, "item texts need max_len >= 1, got {}", max_len_);
 }
 
+ItemTextInputs::ItemTextInputs(const text::Tokenizer& tokenizer, const HllmConfig& config)
+    : ItemTextInputs(prefix_of(tokenizer, config), config.max_text_len) {}
+
 ItemTextInputs::ItemTextInputs(const text::ItemTokens& tokens, const text::Tokenizer& tokenizer,
                                const HllmConfig& config)
-    : ItemTextInputs(prefix_of(tokenizer, config), config.max_text_len) {
+    : ItemTextInputs(tokenizer, config) {
   for (std::int64_t id = 1; id <= tokens.num_items(); ++id) append(tokens.item(id));
 }
 

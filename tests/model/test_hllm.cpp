@@ -305,3 +305,31 @@ TEST(HllmLoss, NearDuplicateNegativesAreMasked) {
 }
 
 }  // namespace longrec::model
+
+namespace longrec::model {
+namespace {
+
+// Serving a bundle exported without the item LLM builds the model without it
+// (ItemLlm::kOmit): the same configuration and every other parameter, so that
+// the bundle's weights load by name and serving states keep their signature.
+TEST(Hllm, TheItemLlmCanBeOmittedAndEverythingElseStaysTheSame) {
+  const auto config = hllm_config();
+  SequentialRecommender full(config), omitted(config, ItemLlm::kOmit);
+  ASSERT_NE(full.item_encoder(), nullptr);
+  EXPECT_EQ(omitted.item_encoder(), nullptr);
+  std::vector<std::string> rest;
+  for (const auto& p : full.named_parameters()) {
+    if (p.key().rfind("item_encoder.", 0) != 0) rest.push_back(p.key());
+  }
+  std::vector<std::string> names;
+  for (const auto& p : omitted.named_parameters()) {
+    names.push_back(p.key());
+    EXPECT_EQ(p.value().sizes(), full.named_parameters()[p.key()].sizes()) << p.key();
+  }
+  EXPECT_EQ(names, rest);
+  EXPECT_LT(names.size(), full.named_parameters().size());
+  EXPECT_EQ(architecture_signature(omitted.config()), architecture_signature(full.config()));
+}
+
+}  // namespace
+}  // namespace longrec::model

@@ -17,9 +17,15 @@
 
 namespace longrec::model {
 
+// Whether an hllm model builds its item LLM (the "item_encoder" submodule).
+// Serving a bundle exported without it (--export.item_llm=false) omits it: the
+// bundle's item vectors rank the known items, and the configuration, hence the
+// architecture signature of serving states, stays the trained model's.
+enum class ItemLlm { kBuild, kOmit };
+
 class SequentialRecommender : public torch::nn::Module {
  public:
-  explicit SequentialRecommender(const ModelConfig& config);
+  explicit SequentialRecommender(const ModelConfig& config, ItemLlm item_llm = ItemLlm::kBuild);
 
   // item_embeddings: [B, N, D] raw rows of the batch's items; returns [B, N, D]
   // user vectors at the event positions, L2-normalised. With personalization
@@ -41,7 +47,7 @@ class SequentialRecommender : public torch::nn::Module {
   // Present when personalization tokens are configured.
   const std::shared_ptr<PersonalizationTokens>& tokens() const { return tokens_; }
   torch::Tensor position_embedding;  // [max_len, D]; undefined for hllm (rotary positions inside the backbone)
-  // hllm: the item LLM (present once hllm.vocab_size is known) and the learned logit scale
+  // hllm: the item LLM (present once hllm.vocab_size is known, unless omitted) and the learned logit scale
   // (ln of the scale; present with hllm.logit_scale = learned).
   const std::shared_ptr<TextItemEncoder>& item_encoder() const { return item_encoder_; }
   torch::Tensor log_logit_scale;

@@ -35,6 +35,8 @@ class ItemTextInputs {
  public:
   // Empty; every item input starts with `prefix` ([BOS] + prompt ids) and keeps at most max_len ids.
   ItemTextInputs(std::vector<std::int32_t> prefix, std::int64_t max_len);
+  // Empty, with the prefix and length of `config` under `tokenizer` (serving composes new items' texts with it).
+  ItemTextInputs(const text::Tokenizer& tokenizer, const HllmConfig& config);
   // From the store's cached text tokens (text::tokenize_item_texts) under `tokenizer`.
   ItemTextInputs(const text::ItemTokens& tokens, const text::Tokenizer& tokenizer, const HllmConfig& config);
 
