@@ -13,13 +13,40 @@
 
 namespace longrec::cli {
 
+namespace {
+
+// Adds every item of a JSONL file ({"id": .., "text": ..} per line, blank lines
+// skipped); the first refusal ends the command with the file and line named.
+void add_new_items(serve::Recommender& recommender, const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw ConfigError("recommend.new_items", fmt::format("{}: cannot open for reading", path));
+  std::string line;
+  std::int64_t number = 0, added = 0;
+  while (std::getline(in, line)) {
+    ++number;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    try {
+      const auto item = serve::new_item_request(serve::parse_object(line));
+      recommender.add_item(item.id, item.text);
+      ++added;
+    } catch (const DataError& e) {
+      throw DataError(fmt::format("{}:{}: {}", path, number, e.what()));
+    }
+  }
+  if (in.bad()) throw SystemError(fmt::format("{}: read failed", path));
+  fmt::print(stderr, "{}: {} new items added ({} in the catalogue)\n", path, added, recommender.num_items());
+}
+
+}  // namespace
+
 int run_recommend(int argc, const char* const* argv) {
-  std::string bundle, history, times, input, output, vector_out;
+  std::string bundle, history, times, input, output, vector_out, new_items;
   int k = 10, threads = 0;
   bool include_seen = false;
   OptionRegistry r("recommend",
                    "Top-K items for a history of raw item ids, from a serving bundle (longrec export); one\n"
                    "history on the command line, or a JSONL file of requests {\"history\": [...], \"k\": 10}.\n"
+                   "An hllm bundle with its item LLM also takes new items from their text first (--new_items).\n"
                    "Example: longrec recommend --model model.h5 --history 1193,661,914 --k 10",
                    "recommend");
   r.add("recommend", "model", &bundle, "serving bundle (.h5)");
@@ -30,6 +57,9 @@ int run_recommend(int argc, const char* const* argv) {
   r.add("recommend", "input", &input, "JSONL requests: {\"history\": [...], \"k\": N, \"times\": [...]} per line");
   r.add("recommend", "output", &output, "JSONL results for --input (one line per request, errors included)");
   r.add("recommend", "user_vector_out", &vector_out, "write the user vector of --history as a JSON list");
+  r.add("recommend", "new_items", &new_items,
+        "JSONL of items to add first: {\"id\": raw id, \"text\": \"...\"} per line (hllm bundles with the item LLM)",
+        check::existing_file(true));
   r.add("recommend", "threads", &threads, "intra-op threads (0 = all cores)", check::in_range(0, check::kMaxThreads));
   r.constraint([&] {
     if (bundle.empty()) throw ConfigError("recommend.model", "a bundle is required");
@@ -43,6 +73,7 @@ int run_recommend(int argc, const char* const* argv) {
   const auto ids = history.empty() ? std::vector<std::int64_t>{} : parse_int_list("recommend.history", history);
   const auto event_times = times.empty() ? std::vector<std::int64_t>{} : parse_int_list("recommend.times", times);
   const auto recommender = serve::Recommender::load(bundle, threads);
+  if (!new_items.empty()) add_new_items(*recommender, new_items);
 
   if (!history.empty()) {
     const auto recs = recommender->recommend(ids, k, !include_seen, event_times);

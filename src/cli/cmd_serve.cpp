@@ -25,6 +25,7 @@ int run_serve(int argc, const char* const* argv) {
                    "An HTTP JSON endpoint over a serving bundle (longrec export), holding a cached state per user:\n"
                    "  POST /recommend {\"history\": [...], \"k\": 10}   POST /users/{id}/events {\"items\": [...]}\n"
                    "  GET /users/{id}/recommend?k=10   DELETE /users/{id}   GET /healthz\n"
+                   "  POST /items {\"id\": 4001, \"text\": \"...\"}  (hllm bundles exported with the item LLM)\n"
                    "Example: longrec serve --model model.h5 --port 8080",
                    "serve");
   r.add("serve", "model", &bundle, "serving bundle (.h5)");
@@ -76,8 +77,9 @@ int run_serve(int argc, const char* const* argv) {
       thread.join();
     }
   } join{finished, stopper};
-  fmt::print("longrec serve: {} on http://{}:{} ({} request threads, {} intra-op)\n", recommender->describe(), o.host,
-             port, o.request_threads, threads);
+  fmt::print("longrec serve: {} on http://{}:{} ({} request threads, {} intra-op); POST /items {}\n",
+             recommender->describe(), o.host, port, o.request_threads, threads,
+             recommender->accepts_new_items() ? "adds items from their text" : "refused (no item LLM)");
   std::fflush(stdout);
   if (!port_file.empty()) {
     write_file_atomically(port_file, [&](std::ostream& out) { out << port << '\n'; });  // never half a number

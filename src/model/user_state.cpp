@@ -34,7 +34,9 @@ UserStateEncoder::UserStateEncoder(SequentialRecommender& model, torch::Tensor i
     recent_window_ = config.max_len;  // no tokens: the state is the newest max_len events, recomputed per request
   }
   if (model.backbone()->uses_relative_bias()) time_buckets_ = config.time_buckets;
-  model_.eval();
+  // Only when needed: serving builds an encoder per catalogue version while
+  // other threads run the (eval mode) model, and must not write its flags.
+  if (model_.is_training()) model_.eval();
 }
 
 void UserStateEncoder::check_item_ids(const std::vector<std::int64_t>& items) const {

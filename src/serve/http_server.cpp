@@ -30,7 +30,7 @@ void refuse(httplib::Response& res, int status, const std::string& message) {
 }  // namespace
 
 struct RecommendServer::Impl {
-  const Recommender& recommender;
+  Recommender& recommender;
   ServerOptions options;
   httplib::Server http;
 
@@ -48,7 +48,7 @@ struct RecommendServer::Impl {
   std::unordered_map<std::string, std::shared_ptr<Entry>> users;
   std::list<std::string> recency;  // most recent first
 
-  Impl(const Recommender& r, ServerOptions o) : recommender(r), options(std::move(o)) {}
+  Impl(Recommender& r, ServerOptions o) : recommender(r), options(std::move(o)) {}
 
   std::shared_ptr<Entry> find_user(const std::string& id) {
     std::lock_guard lock(users_mutex);
@@ -164,11 +164,31 @@ struct RecommendServer::Impl {
     reply(res, 200, {{"user", id}, {"deleted", true}});
   }
 
-  // Runs a handler: a bad request is a 400 with its message, nothing else changes.
+  void post_items(const httplib::Request& req, httplib::Response& res) {
+    const auto item = new_item_request(parse_object(req.body));
+    const auto internal = recommender.add_item(item.id, item.text);
+    reply(res, 201, {{"id", item.id}, {"internal_id", internal}, {"items", recommender.num_items()}});
+  }
+
+  static int status_of(ItemRefused::Reason reason) {
+    switch (reason) {
+      case ItemRefused::Reason::kDuplicate:
+        return 409;
+      case ItemRefused::Reason::kNoItemLlm:
+        return 422;
+      case ItemRefused::Reason::kEmptyText:
+        break;
+    }
+    return 400;
+  }
+
+  // Runs a handler: a bad request is a 400 (a refused item: status_of) with its message, nothing else changes.
   httplib::Server::Handler guarded(void (Impl::*handler)(const httplib::Request&, httplib::Response&)) {
     return [this, handler](const httplib::Request& req, httplib::Response& res) {
       try {
         (this->*handler)(req, res);
+      } catch (const ItemRefused& e) {
+        refuse(res, status_of(e.reason()), e.what());
       } catch (const DataError& e) {
         refuse(res, 400, e.what());
       } catch (const ConfigError& e) {
@@ -185,12 +205,17 @@ struct RecommendServer::Impl {
         held = static_cast<std::int64_t>(users.size());
       }
       reply(res, 200,
-            {{"status", "ok"}, {"model", recommender.describe()}, {"items", recommender.num_items()}, {"users", held}});
+            {{"status", "ok"},
+             {"model", recommender.describe()},
+             {"items", recommender.num_items()},
+             {"users", held},
+             {"new_items", recommender.accepts_new_items()}});
     });
     http.Post("/recommend", guarded(&Impl::post_recommend));
     http.Post(R"(/users/([^/]+)/events)", guarded(&Impl::post_events));
     http.Get(R"(/users/([^/]+)/recommend)", guarded(&Impl::user_recommend));
     http.Delete(R"(/users/([^/]+))", guarded(&Impl::delete_user));
+    http.Post("/items", guarded(&Impl::post_items));
     // Every other error (unknown route, body over the limit, ...) still answers JSON with a reason.
     // (It runs outside cpp-httplib's handler try/catch: it must not throw.)
     http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
@@ -226,7 +251,7 @@ struct RecommendServer::Impl {
   }
 };
 
-RecommendServer::RecommendServer(const Recommender& recommender, ServerOptions options)
+RecommendServer::RecommendServer(Recommender& recommender, ServerOptions options)
     : impl_(std::make_unique<Impl>(recommender, std::move(options))) {
   auto& o = impl_->options;
   if (o.request_threads < 1)

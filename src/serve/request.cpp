@@ -169,6 +169,21 @@ bool bool_field(const json& request, const std::string& key, bool fallback) {
   return it->get<bool>();
 }
 
+NewItemRequest new_item_request(const json& request) {
+  NewItemRequest out;
+  const auto id = request.find("id");
+  if (id == request.end()) throw DataError("\"id\" is missing: the new item's raw id (an integer) is expected");
+  if (!is_int64(*id)) throw DataError(fmt::format("\"id\" must be an integer, got {}", quote_value(*id)));
+  out.id = id->get<std::int64_t>();
+  const auto text = request.find("text");
+  if (text == request.end()) throw DataError("\"text\" is missing: the new item's text (a string) is expected");
+  if (!text->is_string()) {
+    throw DataError(fmt::format("\"text\" must be a string, got {}", quote_value(*text)));
+  }
+  out.text = text->get<std::string>();
+  return out;
+}
+
 void check_user_id(const std::string& id, std::int64_t max_bytes) {
   if (id.empty()) throw DataError("user id is empty");
   if (static_cast<std::int64_t>(id.size()) > max_bytes) {

@@ -1,6 +1,6 @@
 // libFuzzer target: what `longrec serve` and `longrec recommend --input` do
 // with a request body before the model sees it: parse (bounded nesting,
-// numbers in range), read the fields, check a user id. A DataError (answered
+// numbers in range), read the fields (a new item's too), check a user id. A DataError (answered
 // as 400) is the expected refusal; anything else is a finding.
 #include <cstdint>
 #include <string>
@@ -29,6 +29,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       }
     }
     (void)longrec::serve::bool_field(request, "exclude_seen", true);
+    try {
+      (void)longrec::serve::new_item_request(request);  // POST /items, recommend --new_items
+    } catch (const longrec::DataError&) {
+    }
   } catch (const longrec::DataError&) {
   }
   return 0;

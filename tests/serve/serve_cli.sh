@@ -55,7 +55,10 @@ assert status == 400 and '"k": the number 1e999 is out of range' in answer["erro
 status, answer = call("POST", "/users/a%00b/events", json.dumps({"items": history[:1]}))
 assert status == 400 and "control character (byte 0x00)" in answer["error"], answer
 status, answer = call("GET", "/healthz")
-assert status == 200 and answer["users"] == 1, answer
+assert status == 200 and answer["users"] == 1 and answer["new_items"] is False, answer
+# An ID model cannot encode items from their text: 422, and the server goes on.
+status, answer = call("POST", "/items", json.dumps({"id": 99999, "text": "title: a new item"}))
+assert status == 422 and "item 99999: cannot add items" in answer["error"] and "hstu model" in answer["error"], answer
 PY
 # The same requests as JSONL lines: each refused in place, every other line answered.
 "$PYTHON" - "$dir/requests.jsonl" "$history" <<'PY' || fail "requests file" $?

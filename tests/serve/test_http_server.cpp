@@ -15,7 +15,9 @@
 #include "longrec/ckpt/bundle.h"
 #include "longrec/serve/http_server.h"
 #include "longrec/serve/recommender.h"
+#include "support/running_server.h"
 #include "support/trained_fixture.h"
+#include "support/trained_hllm_fixture.h"
 
 namespace longrec::serve {
 
@@ -25,38 +27,20 @@ namespace {
 
 using nlohmann::json;
 
-// A server on a free loopback port, answering from a background thread.
-struct RunningServer {
-  std::unique_ptr<Recommender> recommender;
-  std::unique_ptr<RecommendServer> server;
-  std::thread thread;
-  int port = 0;
+using testing::RunningServer;
 
-  explicit RunningServer(ServerOptions options = {}) {
-    auto& t = trained();
-    const auto path = t.dir / "http.h5";
-    if (!std::filesystem::exists(path)) {
-      ckpt::ExportOptions e;
-      e.checkpoint = t.run.string();
-      e.out = path.string();
-      ckpt::export_bundle(e);
-    }
-    recommender = Recommender::load(path, 1);
-    options.port = 0;
-    server = std::make_unique<RecommendServer>(*recommender, options);
-    port = server->bind();
-    thread = std::thread([this] { server->serve(); });
-    auto client = this->client();
-    for (int attempt = 0; attempt < 200 && !client.Get("/healthz"); ++attempt) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+// The trained HSTU model's bundle, exported once.
+std::filesystem::path hstu_bundle() {
+  auto& t = trained();
+  const auto path = t.dir / "http.h5";
+  if (!std::filesystem::exists(path)) {
+    ckpt::ExportOptions e;
+    e.checkpoint = t.run.string();
+    e.out = path.string();
+    ckpt::export_bundle(e);
   }
-  ~RunningServer() {
-    server->stop();
-    thread.join();
-  }
-  httplib::Client client() const { return httplib::Client("127.0.0.1", port); }
-};
+  return path;
+}
 
 json body_of(const httplib::Result& res) { return json::parse(res->body); }
 
@@ -76,7 +60,7 @@ std::vector<std::int64_t> raw_history(int n) {
 }  // namespace
 
 TEST(HttpServer, AnswersAsTheLibraryAndEventsBuildTheSameState) {
-  RunningServer s;
+  RunningServer s(hstu_bundle());
   auto client = s.client();
   const auto health = client.Get("/healthz");
   ASSERT_TRUE(health);
@@ -146,7 +130,7 @@ TEST(HttpServer, AnswersAsTheLibraryAndEventsBuildTheSameState) {
 TEST(HttpServer, BadRequestsGetAMessageAndChangeNothing) {
   ServerOptions options;
   options.max_body_bytes = 4096;
-  RunningServer s(options);
+  RunningServer s(hstu_bundle(), options);
   auto client = s.client();
   const auto history = raw_history(20);
   ASSERT_EQ(client.Post("/users/bob/events", json{{"items", history}}.dump(), "application/json")->status, 200);
@@ -210,10 +194,69 @@ TEST(HttpServer, BadRequestsGetAMessageAndChangeNothing) {
   EXPECT_EQ(items_of(body_of(carol)), want);
 }
 
+// POST /items (hllm with the item LLM): 201 and the item recommendable by the
+// next request; 409 for a duplicate id, 400 for a malformed body or an empty
+// text, 422 where the bundle cannot encode items; the server goes on.
+TEST(HttpServer, PostItemsAddsAnItemOrRefusesWithTheStatusOfWhy) {
+  RunningServer s(testing::trained_hllm().bundle(true));
+  auto client = s.client();
+  const auto post = [&](const std::string& body) { return client.Post("/items", body, "application/json"); };
+  const auto expect_refused = [&](const httplib::Result& res, int status, const std::string& message) {
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, status) << res->body;
+    EXPECT_NE(json::parse(res->body).value("error", std::string()).find(message), std::string::npos) << res->body;
+  };
+  EXPECT_TRUE(body_of(client.Get("/healthz")).at("new_items").get<bool>());
+  const auto I = s.recommender->num_items();
+
+  const auto added = post(json{{"id", 4242}, {"text", "title: Movie 4242 of Horror (1982), genres: Horror"}}.dump());
+  ASSERT_TRUE(added);
+  ASSERT_EQ(added->status, 201) << added->body;
+  EXPECT_EQ(body_of(added), (json{{"id", 4242}, {"internal_id", I + 1}, {"items", I + 1}}));
+  EXPECT_EQ(body_of(client.Get("/healthz")).at("items"), I + 1);
+  // Recommendable and usable in a history by the next request.
+  const auto ranked = client.Post("/recommend", json{{"history", {3, 9}}, {"k", I + 1}, {"exclude_seen", false}}.dump(),
+                                  "application/json");
+  ASSERT_EQ(ranked->status, 200) << ranked->body;
+  const auto items = items_of(body_of(ranked));
+  EXPECT_NE(std::find(items.begin(), items.end(), 4242), items.end());
+  const auto with_new = client.Post("/users/dana/events", json{{"items", {3, 4242}}}.dump(), "application/json");
+  EXPECT_EQ(with_new->status, 200) << with_new->body;
+
+  expect_refused(post(""), 400, "malformed JSON");
+  expect_refused(post(R"({"id": 4243, "text": "x)"), 400, "malformed JSON");
+  expect_refused(post(json{{"id", 4242}, {"text", "title: again"}}.dump()), 409,
+                 "item 4242 is already in the catalogue");
+  expect_refused(post(json{{"id", 7}, {"text", "title: Movie 7"}}.dump()), 409, "item 7 is already in the catalogue");
+  expect_refused(post(json{{"id", 4243}, {"text", ""}}.dump()), 400, "item 4243: \"text\" is empty");
+  expect_refused(post(json{{"id", 4243}, {"text", "   "}}.dump()), 400, "\"text\" is empty");
+  expect_refused(post(json{{"id", 4243}}.dump()), 400, "\"text\" is missing");
+  expect_refused(post(json{{"id", 4243}, {"text", 12}}.dump()), 400, "\"text\" must be a string");
+  expect_refused(post(json{{"text", "title: x"}}.dump()), 400, "\"id\" is missing");
+  expect_refused(post(json{{"id", "4243"}, {"text", "title: x"}}.dump()), 400, "\"id\" must be an integer");
+  expect_refused(post(R"({"id": 4243, "text": {"nested": [[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]}})"), 400,
+                 "nested deeper than 16 levels");
+  EXPECT_EQ(body_of(client.Get("/healthz")).at("items"), I + 1);
+
+  // A bundle without the item LLM, and an ID model: 422, and they go on serving.
+  for (const auto& bundle : {testing::trained_hllm().bundle(false), hstu_bundle()}) {
+    RunningServer other(bundle);
+    auto c = other.client();
+    EXPECT_FALSE(body_of(c.Get("/healthz")).at("new_items").get<bool>());
+    const auto res = c.Post("/items", json{{"id", 4244}, {"text", "title: Movie 4244"}}.dump(), "application/json");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 422) << res->body;
+    EXPECT_NE(json::parse(res->body).value("error", std::string()).find("item 4244: cannot add items"),
+              std::string::npos)
+        << res->body;
+    EXPECT_EQ(c.Get("/healthz")->status, 200);
+  }
+}
+
 TEST(HttpServer, DropsTheLeastRecentlyUsedUserPastTheCap) {
   ServerOptions options;
   options.max_users = 2;
-  RunningServer s(options);
+  RunningServer s(hstu_bundle(), options);
   auto client = s.client();
   const auto history = raw_history(3);
   const auto events = json{{"items", history}}.dump();
@@ -233,7 +276,7 @@ TEST(HttpServer, DropsTheLeastRecentlyUsedUserPastTheCap) {
 namespace longrec::serve {
 
 TEST(HttpServer, APortInUseIsRefusedWithTheAddressNamed) {
-  RunningServer s;
+  RunningServer s(hstu_bundle());
   ServerOptions options;
   options.port = s.port;
   RecommendServer second(*s.recommender, options);

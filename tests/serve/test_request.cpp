@@ -92,5 +92,26 @@ TEST(Request, UserIdsWithControlCharactersAreRefused) {
   EXPECT_THROW(check_user_id("\xff\xfe", 256), DataError);
 }
 
+TEST(Request, ANewItemNeedsAnIntegerIdAndAStringText) {
+  const auto item = new_item_request(parse_object(R"({"id": 4001, "text": "title: Heat, genres: Action"})"));
+  EXPECT_EQ(item.id, 4001);
+  EXPECT_EQ(item.text, "title: Heat, genres: Action");
+  EXPECT_EQ(new_item_request(parse_object(R"({"id": 1, "text": ""})")).text, "");  // emptiness: the Recommender's
+  const auto refused = [](const std::string& text) {
+    try {
+      (void)new_item_request(parse_object(text));
+    } catch (const DataError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(accepted)");
+  };
+  EXPECT_NE(refused(R"({"text": "x"})").find("\"id\" is missing"), std::string::npos);
+  EXPECT_NE(refused(R"({"id": 1.5, "text": "x"})").find("\"id\" must be an integer, got 1.5"), std::string::npos);
+  EXPECT_NE(refused(R"({"id": "7", "text": "x"})").find("\"id\" must be an integer"), std::string::npos);
+  EXPECT_NE(refused(R"({"id": 7})").find("\"text\" is missing"), std::string::npos);
+  EXPECT_NE(refused(R"({"id": 7, "text": ["x"]})").find("\"text\" must be a string"), std::string::npos);
+  EXPECT_NE(refused(R"({"id": 7, "text": null})").find("\"text\" must be a string"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace longrec::serve

@@ -8,6 +8,7 @@
 //   POST /users/{id}/events             {"items": [...], "times": [...]?}  (creates the user on first post)
 //   GET  /users/{id}/recommend?k=10&exclude_seen=true
 //   DELETE /users/{id}
+//   POST /items                         {"id": raw id, "text": "..."}  (hllm bundles with the item LLM)
 //
 // Bodies are JSON (send Content-Type: application/json; cpp-httplib caps
 // form-encoded bodies lower). exclude_seen (default true) drops the whole
@@ -17,6 +18,14 @@
 // {"error": message}; a refused request changes no state and the server keeps
 // serving. Past max_users the least recently used user is
 // dropped (a client may re-post its history).
+//
+// POST /items encodes the text with the bundle's item LLM and adds the item
+// to the catalogue (Recommender::add_item): 201 with {"id", "internal_id",
+// "items"}, recommendable from the next request on. Refusals: 400 for a
+// malformed body or an empty text, 409 for an id already in the catalogue,
+// 422 for a bundle that cannot encode items (not hllm, or exported with
+// --export.item_llm=false): the request is well formed, this model cannot do
+// it. GET /healthz says which ("new_items": true | false).
 #pragma once
 
 #include <cstdint>
@@ -38,8 +47,8 @@ struct ServerOptions {
 
 class RecommendServer {
  public:
-  // The recommender must outlive the server.
-  RecommendServer(const Recommender& recommender, ServerOptions options);
+  // The recommender must outlive the server; POST /items adds to it.
+  RecommendServer(Recommender& recommender, ServerOptions options);
   ~RecommendServer();
 
   // Binds the socket; returns the port (the chosen one for port 0). Throws

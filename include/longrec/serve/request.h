@@ -31,6 +31,16 @@ std::vector<std::int64_t> int_list(const nlohmann::json& request, const std::str
 std::int64_t int_field(const nlohmann::json& request, const std::string& key, std::int64_t fallback);
 bool bool_field(const nlohmann::json& request, const std::string& key, bool fallback);
 
+// A new item's request ({"id": raw id, "text": "..."}: POST /items, a line of
+// `longrec recommend --new_items`): DataError naming "id" or "text" when one
+// is missing or of another type. Whether the text says anything is the
+// Recommender's check (Recommender::add_item).
+struct NewItemRequest {
+  std::int64_t id = 0;
+  std::string text;
+};
+NewItemRequest new_item_request(const nlohmann::json& request);
+
 // A user id as the server keys its states by: 1..max_bytes bytes of valid
 // UTF-8 without control characters (NUL, newline, DEL, ...). DataError naming
 // the offending byte otherwise.
