@@ -193,6 +193,36 @@ TEST(HllmItemVectors, OwnedSlicesPartitionTheCatalogueAndChunksAgree) {
   EXPECT_EQ(seen, all);
 }
 
+// Training: lookups with gradients encode afresh; the catalogue cache that evaluation reads is
+// rebuilt after an update (apply_gradients, called after the optimizer step), never stale.
+TEST(HllmItemVectors, CacheIsRefreshedAfterEachUpdate) {
+  torch::manual_seed(7);
+  auto config = hllm_config();
+  auto encoder = std::make_shared<TextItemEncoder>(config);
+  randomize(*encoder);
+  encoder->to(torch::kFloat64);
+  TextItemVectors items(encoder, item_texts(), 4);
+  const auto ids = torch::tensor({1, 5, 12}, torch::kInt64);
+  torch::Tensor before;
+  {
+    torch::NoGradGuard no_grad;
+    before = items.normalized_vectors(ids);
+  }
+  const auto rows = items.lookup(ids);  // grad mode: a fresh, differentiable encode
+  ASSERT_TRUE(rows.rows.requires_grad());
+  rows.rows.pow(2).sum().backward();
+  ASSERT_TRUE(encoder->item_token.grad().defined());
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : encoder->parameters()) p.sub_(0.05 * p.grad());  // what the optimizer step does
+  }
+  items.apply_gradients(rows, 0.0);
+  torch::NoGradGuard no_grad;
+  const auto after = items.normalized_vectors(ids);
+  EXPECT_GT(max_diff(after, before), 1e-6) << "the update changed nothing";
+  EXPECT_LT(max_diff(after, l2_normalize(encoder->encode(*item_texts(), ids))), 1e-12) << "stale cache";
+}
+
 namespace {
 
 struct LossFixture {
