@@ -309,11 +309,19 @@ LlamaOutput LlamaModelImpl::forward_embeds(const torch::Tensor& inputs_embeds, c
   LONGREC_CHECK(positions.dim() == 2 && positions.size(0) == B && positions.size(1) == L,
                 "position ids {} do not fit inputs [{}, {}]", shape_text(position_ids.sizes()), B, L);
   auto [cos, sin] = rotary_cos_sin(config_, positions, inputs_embeds.scalar_type(), inputs_embeds.device());
+  return run_layers(inputs_embeds, [&](LlamaDecoderLayer& layer, const torch::Tensor& h) {
+    return layer->forward(h, cos, sin, mask);
+  });
+}
+
+LlamaOutput LlamaModelImpl::run_layers(
+    const torch::Tensor& inputs_embeds,
+    const std::function<torch::Tensor(LlamaDecoderLayer&, const torch::Tensor&)>& layer_forward) {
   LlamaOutput out;
   auto h = inputs_embeds;
   out.hidden_states.push_back(h);
   for (size_t i = 0; i < layers.size(); ++i) {
-    h = layers[i]->forward(h, cos, sin, mask);
+    h = layer_forward(layers[i], h);
     if (i + 1 < layers.size()) out.hidden_states.push_back(h);
   }
   out.last_raw = h;
@@ -332,16 +340,9 @@ LlamaOutput LlamaModelImpl::forward_packed_embeds(const torch::Tensor& inputs_em
                 "packed inputs_embeds must be [{}, {}], got {}", packed.total_tokens, config_.hidden_size,
                 shape_text(inputs_embeds.sizes()));
   auto [cos, sin] = rotary_cos_sin(config_, packed.position_ids, inputs_embeds.scalar_type(), inputs_embeds.device());
-  LlamaOutput out;
-  auto h = inputs_embeds;
-  out.hidden_states.push_back(h);
-  for (size_t i = 0; i < layers.size(); ++i) {
-    h = layers[i]->forward_packed(h, cos, sin, packed);
-    if (i + 1 < layers.size()) out.hidden_states.push_back(h);
-  }
-  out.last_raw = h;
-  out.hidden_states.push_back(norm(h));
-  return out;
+  return run_layers(inputs_embeds, [&](LlamaDecoderLayer& layer, const torch::Tensor& h) {
+    return layer->forward_packed(h, cos, sin, packed);
+  });
 }
 
 std::map<std::string, std::vector<int64_t>> LlamaModelImpl::expected_shapes() const {

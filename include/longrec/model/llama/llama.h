@@ -14,6 +14,7 @@
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -155,6 +156,9 @@ class LlamaModelImpl : public torch::nn::Module {
   RmsNorm norm{nullptr};
 
  private:
+  // Every layer in turn (as layer_forward runs it), collecting the hidden states.
+  LlamaOutput run_layers(const torch::Tensor& inputs_embeds,
+                         const std::function<torch::Tensor(LlamaDecoderLayer&, const torch::Tensor&)>& layer_forward);
   LlamaConfig config_;
 };
 TORCH_MODULE(LlamaModel);
