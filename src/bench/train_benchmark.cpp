@@ -28,12 +28,12 @@ TrainBenchmark benchmark_training(const TrainConfig& train, const model::ModelCo
   // Under mpirun: every rank times its share of the same global batches.
   auto comm = distributed::make_job_communicator(device);
   data::HistoryLoader loader(train.dataset, data_config, data::SplitPart::Train, comm->rank(), comm->world());
-  longrec::train::check_training_memory(train, model_config, data_config, comm->world(), comm->topology().local_world,
-                                        loader.num_items());
   // hllm: the item LLM over the store's item texts (its FLOPs counted in the step's).
   auto config = model_config;
   std::shared_ptr<model::ItemTextInputs> item_texts;
   if (config.backbone == "hllm") item_texts = model::prepare_item_texts(config, train.dataset);
+  longrec::train::check_training_memory(train, config, data_config, comm->world(), comm->topology().local_world,
+                                        loader.num_items());
   TrainingSession session(train, config, loader.num_items(), device, comm.get(), item_texts);
   TrainBenchmark result;
   result.world = comm->world();

@@ -178,7 +178,7 @@ StepMemoryEstimate estimate_step_memory(const ModelConfig& config, const StepSha
     const double looked_up = std::min(items + 1, rows * slots + positions + drawn);
     add("looked-up item rows", {key("model.num_negatives", K), batch, window, key("model.dim", D)},
         kLookedUpRowBytes * looked_up * D);
-    if (hllm) {
+    if (hllm && c.hllm.vocab_size > 0) {  // (without a vocabulary there is no item LLM: bench tokens)
       // The item LLM: its weights (with gradients and AdamW state) and, for every item the step
       // encodes, its text's activations and attention scores, kept for the backward pass.
       const auto& h = c.hllm;
