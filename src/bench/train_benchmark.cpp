@@ -31,7 +31,10 @@ TrainBenchmark benchmark_training(const TrainConfig& train, const model::ModelCo
   // hllm: the item LLM over the store's item texts (its FLOPs counted in the step's).
   auto config = model_config;
   std::shared_ptr<model::ItemTextInputs> item_texts;
-  if (config.backbone == "hllm") item_texts = model::prepare_item_texts(config, train.dataset);
+  if (config.backbone == "hllm") {
+    model::apply_item_pretrained_sizes(config);
+    item_texts = model::prepare_item_texts(config, train.dataset);
+  }
   longrec::train::check_training_memory(train, config, data_config, comm->world(), comm->topology().local_world,
                                         loader.num_items());
   TrainingSession session(train, config, loader.num_items(), device, comm.get(), item_texts);

@@ -7,6 +7,8 @@
 #include "longrec/core/log.h"
 #include "longrec/data/history_store.h"
 #include "longrec/model/backbones/hllm.h"
+#include "longrec/model/llama/pretrained.h"
+#include "longrec/model/sequential_recommender.h"
 #include "longrec/text/token_cache.h"
 #include "longrec/text/tokenizer.h"
 
@@ -97,6 +99,58 @@ std::shared_ptr<ItemTextInputs> prepare_item_texts(ModelConfig& config, const st
             texts->items_without_text() > 0 ? fmt::format(", {} without text", texts->items_without_text()) : "",
             h.tokenizer, tokenizer.checksum(), tokens.reused ? ", token cache reused" : "");
   return texts;
+}
+
+void apply_item_pretrained_sizes(ModelConfig& config) {
+  auto& h = config.hllm;
+  if (h.item_pretrained.empty()) return;
+  const auto file = (std::filesystem::path(h.item_pretrained) / "config.json").string();
+  const auto llama = llama::LlamaConfig::from_hf_file(file);
+  if (llama.hidden_size != config.dim) {
+    throw ConfigError("model.dim", fmt::format("{} has hidden_size {}, the item vectors are model.dim = {} wide", file,
+                                               llama.hidden_size, config.dim));
+  }
+  if (llama.head_dim * llama.num_attention_heads != llama.hidden_size) {
+    throw ConfigError("hllm.item_pretrained",
+                      fmt::format("{}: head_dim {} x {} heads is not hidden_size {}", file, llama.head_dim,
+                                  llama.num_attention_heads, llama.hidden_size));
+  }
+  const auto take = [&](const char* key, int& value, std::int64_t from) {
+    if (value == 0) {
+      value = static_cast<int>(from);
+    } else if (value != from) {
+      throw ConfigError(key, fmt::format("got {}, {} has {}", value, file, from));
+    }
+  };
+  take("hllm.item_blocks", h.item_blocks, llama.num_hidden_layers);
+  take("hllm.item_heads", h.item_heads, llama.num_attention_heads);
+  take("hllm.item_kv_heads", h.item_kv_heads, llama.num_key_value_heads);
+  take("hllm.item_ffn_dim", h.item_ffn_dim, llama.intermediate_size);
+  take("hllm.vocab_size", h.vocab_size, llama.vocab_size);
+  if (h.rope_theta != llama.rope_theta) {
+    throw ConfigError("hllm.rope_theta", fmt::format("got {}, {} has {}", h.rope_theta, file, llama.rope_theta));
+  }
+  if (h.rms_norm_eps != llama.rms_norm_eps) {
+    throw ConfigError("hllm.rms_norm_eps", fmt::format("got {}, {} has {}", h.rms_norm_eps, file, llama.rms_norm_eps));
+  }
+}
+
+void load_item_pretrained(SequentialRecommender& model) {
+  const auto& dir = model.config().hllm.item_pretrained;
+  if (dir.empty()) return;
+  LONGREC_CHECK(model.item_encoder() != nullptr, "hllm.item_pretrained needs the model's item LLM");
+  auto& llm = model.item_encoder()->llm;
+  const auto loaded = llama::load_pretrained(dir, torch::kFloat32);
+  auto target = llm->named_parameters();
+  torch::NoGradGuard no_grad;
+  for (const auto& p : loaded->named_parameters()) {
+    auto* t = target.find(p.key());
+    if (t == nullptr || t->sizes() != p.value().sizes()) {
+      throw ConfigError("hllm.item_pretrained", fmt::format("{}: tensor '{}' does not fit the item LLM", dir, p.key()));
+    }
+    t->copy_(p.value().to(t->device(), t->scalar_type()));
+  }
+  log::info("item LLM initialised from {}", dir);
 }
 
 TextItemEncoder::TextItemEncoder(const ModelConfig& config)

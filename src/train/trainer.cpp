@@ -109,12 +109,15 @@ TrainResult run_training(const TrainConfig& config, const model::ModelConfig& gi
   if (model_config.backbone == "hllm") {
     // Every rank tokenizes (or reads the cache of) the same texts; the cache is replaced atomically.
     // (Before the memory check: the item LLM's vocabulary comes from the tokenizer.)
+    model::apply_item_pretrained_sizes(model_config);
     item_texts = model::prepare_item_texts(model_config, config.dataset, fs::path(config.run_dir) / "item_tokens.h5");
   }
   const auto memory =
       check_training_memory(config, model_config, data_config, comm.world(), comm.topology().local_world, num_items);
   log::info("estimated step memory: {} ({})", model::format_bytes(memory.total_bytes()), memory.describe());
   TrainingSession session(config, model_config, num_items, device, &comm, item_texts);
+  // A fresh start from a pretrained item LLM (a resumed run loads its checkpoint over it below).
+  model::load_item_pretrained(session.model());
   const std::int64_t per_epoch = train_loader.batches_per_epoch();
   // Negatives and unique ids of every batch are drawn on the loader's thread.
   train_loader.set_batch_preparer(session.batch_preparer(per_epoch));

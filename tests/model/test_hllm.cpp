@@ -6,9 +6,13 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <filesystem>
+#include <unistd.h>
 
 #include "longrec/model/backbones/hllm.h"
+#include "longrec/core/error.h"
 #include "longrec/model/llama/llama.h"
+#include "longrec/model/llama/pretrained.h"
 #include "longrec/model/sampled_softmax.h"
 #include "longrec/model/sequential_recommender.h"
 #include "longrec/model/step_inputs.h"
@@ -221,6 +225,54 @@ TEST(HllmItemVectors, CacheIsRefreshedAfterEachUpdate) {
   const auto after = items.normalized_vectors(ids);
   EXPECT_GT(max_diff(after, before), 1e-6) << "the update changed nothing";
   EXPECT_LT(max_diff(after, l2_normalize(encoder->encode(*item_texts(), ids))), 1e-12) << "stale cache";
+}
+
+// hllm.item_pretrained: the item LLM's sizes from the directory's config.json, its weights loaded;
+// sizes that disagree are refused by name.
+TEST(HllmItemPretrained, SizesComeFromConfigJsonAndWeightsLoad) {
+  const auto dir = std::filesystem::temp_directory_path() / ("longrec-hllm-pretrained-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  torch::manual_seed(8);
+  auto lc = llama::LlamaConfig::from_descriptor("llama-d16-l2-h2-kv1-i40-v50");
+  lc.rope_theta = 500.0;
+  lc.rms_norm_eps = 1e-6;
+  llama::LlamaModel saved(lc);
+  randomize(*saved);
+  llama::save_pretrained(saved, dir);
+
+  auto config = hllm_config();
+  config.hllm.item_blocks = config.hllm.item_heads = config.hllm.item_kv_heads = config.hllm.vocab_size = 0;
+  config.hllm.item_pretrained = dir.string();
+  apply_item_pretrained_sizes(config);
+  EXPECT_EQ(config.hllm.item_blocks, 2);
+  EXPECT_EQ(config.hllm.item_heads, 2);
+  EXPECT_EQ(config.hllm.item_kv_heads, 1);
+  EXPECT_EQ(config.hllm.item_ffn_dim, 40);
+  EXPECT_EQ(config.hllm.vocab_size, 50);
+  SequentialRecommender model(config);
+  load_item_pretrained(model);
+  auto loaded = model.item_encoder()->llm->named_parameters();
+  for (const auto& p : saved->named_parameters()) {
+    EXPECT_TRUE(loaded[p.key()].equal(p.value())) << p.key();
+  }
+  const auto refused_key = [&](ModelConfig c) {
+    try {
+      apply_item_pretrained_sizes(c);
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  auto wide = config;
+  wide.dim = 32;
+  EXPECT_NE(refused_key(wide).find("model.dim"), std::string::npos) << refused_key(wide);
+  auto deeper = config;
+  deeper.hllm.item_blocks = 3;
+  EXPECT_NE(refused_key(deeper).find("hllm.item_blocks"), std::string::npos) << refused_key(deeper);
+  auto theta = config;
+  theta.hllm.rope_theta = 10000.0;
+  EXPECT_NE(refused_key(theta).find("hllm.rope_theta"), std::string::npos) << refused_key(theta);
+  std::filesystem::remove_all(dir);
 }
 
 namespace {

@@ -30,6 +30,8 @@ struct ItemTokens;
 
 namespace longrec::model {
 
+class SequentialRecommender;
+
 // The item LLM's token ids of every item (dense ids 1..I), [ITEM] excluded.
 class ItemTextInputs {
  public:
@@ -67,6 +69,17 @@ class ItemTextInputs {
 // token cache at `cache` (empty: not cached).
 std::shared_ptr<ItemTextInputs> prepare_item_texts(ModelConfig& config, const std::filesystem::path& dataset,
                                                    const std::filesystem::path& cache = {});
+
+// hllm.item_pretrained (a Hugging Face Llama directory): the item LLM's sizes
+// come from its config.json. Keys left at 0 (hllm.item_blocks, item_heads,
+// item_kv_heads, item_ffn_dim, vocab_size) take its values; keys set to
+// another value, a hidden size other than model.dim, or another rope_theta /
+// rms_norm_eps than hllm's, are refused by name. No-op without the key.
+void apply_item_pretrained_sizes(ModelConfig& config);
+// Copies the directory's weights into the model's item LLM (after
+// apply_item_pretrained_sizes built it with the same shapes; the [ITEM] token
+// stays as initialised). No-op without hllm.item_pretrained.
+void load_item_pretrained(SequentialRecommender& model);
 
 // The item LLM and the [ITEM] embedding (a submodule of the HLLM
 // SequentialRecommender, so that the dense optimizer, gradient all-reduce,
