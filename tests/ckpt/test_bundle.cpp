@@ -51,7 +51,8 @@ TEST(Bundle, HoldsTheCheckpointsWeightsItemTableAndIds) {
 
   const auto file = h5::File::open(o.out, "test");
   EXPECT_EQ(file.read_attr_string("format"), kBundleFormat);
-  EXPECT_EQ(file.read_attr_int("version"), kBundleVersion);
+  // Version 1: a bundle without an item LLM stays readable by builds that predate version 2.
+  EXPECT_EQ(file.read_attr_int("version"), 1);
   EXPECT_EQ(file.read_attr_string("checksum"), summary.checksum);
   const auto shapes = nlohmann::json::parse(file.read_strings("/config/tensors").at(0));
   bool saw_tokens = false;
