@@ -11,9 +11,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # runs on CPU-only machines.
 TORCH_VERSION="${LONGREC_TORCH_VERSION:-2.11.0}"
 # transformers, safetensors and sentencepiece: the outside references the Llama blocks, the
-# safetensors reader and the tokenizer are tested against (issue 15).
+# safetensors reader and the tokenizer are tested against (issue 15); matplotlib: scripts/plot_run.py.
 PY_PACKAGES=("torch==${TORCH_VERSION}" "numpy==2.2.6" "h5py==3.14.0" "transformers==4.57.1" "safetensors==0.6.2"
-  "sentencepiece==0.2.1")
+  "sentencepiece==0.2.1" "matplotlib==3.10.7")
 
 DEB_PACKAGES=(
   build-essential cmake ninja-build ccache git pkg-config
