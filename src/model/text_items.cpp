@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 
 #include "longrec/core/error.h"
 #include "longrec/core/log.h"
@@ -49,9 +50,7 @@ std::span<const std::int32_t> ItemTextInputs::item(std::int64_t id) const {
 std::vector<std::int32_t> ItemTextInputs::compose(std::span<const std::int32_t> text_ids) const {
   std::vector<std::int32_t> out(prefix_);
   out.insert(out.end(), text_ids.begin(), text_ids.end());
-  // At least one token: [ITEM] alone would have nothing to read.
-  if (static_cast<std::int64_t>(out.size()) > max_len_)
-    out.resize(static_cast<std::size_t>(std::max<std::int64_t>(max_len_, 1)));
+  if (static_cast<std::int64_t>(out.size()) > max_len_) out.resize(static_cast<std::size_t>(max_len_));
   return out;
 }
 
@@ -139,17 +138,11 @@ void load_item_pretrained(SequentialRecommender& model) {
   const auto& dir = model.config().hllm.item_pretrained;
   if (dir.empty()) return;
   LONGREC_CHECK(model.item_encoder() != nullptr, "hllm.item_pretrained needs the model's item LLM");
-  auto& llm = model.item_encoder()->llm;
+  // load_pretrained checks the files; load_state checks every tensor against the item LLM by name.
   const auto loaded = llama::load_pretrained(dir, torch::kFloat32);
-  auto target = llm->named_parameters();
-  torch::NoGradGuard no_grad;
-  for (const auto& p : loaded->named_parameters()) {
-    auto* t = target.find(p.key());
-    if (t == nullptr || t->sizes() != p.value().sizes()) {
-      throw ConfigError("hllm.item_pretrained", fmt::format("{}: tensor '{}' does not fit the item LLM", dir, p.key()));
-    }
-    t->copy_(p.value().to(t->device(), t->scalar_type()));
-  }
+  std::map<std::string, torch::Tensor> state;
+  for (const auto& p : loaded->named_parameters()) state["model." + p.key()] = p.value();
+  model.item_encoder()->llm->load_state(state);
   log::info("item LLM initialised from {}", dir);
 }
 

@@ -83,14 +83,27 @@ LlamaAttentionImpl::LlamaAttentionImpl(const LlamaConfig& c)
 
 namespace {
 
+// Keys or values [B, KV, L, d] for `heads` query heads: query head h reads key/value head
+// h / (heads / KV).
+torch::Tensor repeat_kv(const torch::Tensor& t, int64_t heads) {
+  const auto kv_heads = t.size(1);
+  return kv_heads == heads ? t : t.repeat_interleave(heads / kv_heads, 1);
+}
+
+// Softmax over the last dimension of scaled scores where `allowed` (bool, broadcastable), in
+// float32 at least. Disallowed scores become the lowest finite value, not -inf: a query with no
+// allowed key (padding) stays finite.
+torch::Tensor masked_softmax(const torch::Tensor& scores, const torch::Tensor& allowed) {
+  const auto t = scores.scalar_type();
+  return torch::softmax(scores.masked_fill(allowed.logical_not(), lowest_value(t)), -1, compute_dtype(t));
+}
+
 // q [B, H, L, d], k and v [B, KV, L, d] (rotated already); mask undefined (causal) or bool
 // [L, L] / [B, L, L] / [B, 1, L, L]. Returns [B, L, H * d].
 torch::Tensor attend(torch::Tensor q, torch::Tensor k, torch::Tensor v, const torch::Tensor& mask) {
-  const auto B = q.size(0), heads = q.size(1), L = q.size(2), head_dim = q.size(3), kv_heads = k.size(1);
-  if (kv_heads != heads) {  // query head h reads key/value head h / (heads / kv_heads)
-    k = k.repeat_interleave(heads / kv_heads, 1);
-    v = v.repeat_interleave(heads / kv_heads, 1);
-  }
+  const auto B = q.size(0), heads = q.size(1), L = q.size(2), head_dim = q.size(3);
+  k = repeat_kv(k, heads);
+  v = repeat_kv(v, heads);
   auto scores = torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(head_dim)));
   torch::Tensor allowed;
   if (!mask.defined()) {
@@ -101,8 +114,7 @@ torch::Tensor attend(torch::Tensor q, torch::Tensor k, torch::Tensor v, const to
                   "attention mask {} does not fit {} tokens", shape_text(mask.sizes()), L);
     allowed = mask.dim() == 3 ? mask.unsqueeze(1) : mask;
   }
-  scores = scores.masked_fill(allowed.logical_not(), lowest_value(scores.scalar_type()));
-  auto probs = torch::softmax(scores, -1, compute_dtype(scores.scalar_type())).to(q.scalar_type());
+  auto probs = masked_softmax(scores, allowed).to(q.scalar_type());
   return torch::matmul(probs, v).transpose(1, 2).reshape({B, L, heads * head_dim});
 }
 
@@ -196,10 +208,8 @@ torch::Tensor LlamaAttentionImpl::forward_plan(const torch::Tensor& x, const tor
   auto q = q_proj(x).view({B, L, heads, head_dim}).transpose(1, 2);  // [B, H, L, d]
   auto k = k_proj(x).view({B, L, kv_heads, head_dim}).transpose(1, 2);
   auto v = v_proj(x).view({B, L, kv_heads, head_dim}).transpose(1, 2);
-  if (kv_heads != heads) {
-    k = k.repeat_interleave(heads / kv_heads, 1);
-    v = v.repeat_interleave(heads / kv_heads, 1);
-  }
+  k = repeat_kv(k, heads);  // expanded before the capture: cached memory is [B, heads, M, d]
+  v = repeat_kv(v, heads);
   if (k_out != nullptr) *k_out = k;
   if (v_out != nullptr) *v_out = v;
   const auto c = cos.unsqueeze(1), s = sin.unsqueeze(1);
@@ -210,8 +220,7 @@ torch::Tensor LlamaAttentionImpl::forward_plan(const torch::Tensor& x, const tor
   const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
   const AttentionScorer scorer = [&](const torch::Tensor& scores, const AttentionGroup& group) {
     const auto ct = compute_dtype(scores.scalar_type());
-    auto masked = (scores.to(ct) * scale).masked_fill(group.allowed.unsqueeze(1).logical_not(), lowest_value(ct));
-    return torch::softmax(masked, -1).to(scores.scalar_type());
+    return masked_softmax(scores.to(ct) * scale, group.allowed.unsqueeze(1)).to(scores.scalar_type());
   };
   auto out = model::attend(plan, q, k, v, scorer, rotated_memory, memory_v);  // [B, H, L, d]
   return o_proj(out.transpose(1, 2).reshape({B, L, heads * head_dim}));
