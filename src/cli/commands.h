@@ -18,6 +18,7 @@ int run_recommend(int argc, const char* const* argv);
 int run_serve(int argc, const char* const* argv);
 int run_bench(int argc, const char* const* argv);
 int run_tokenizer(int argc, const char* const* argv);
+int run_sweep(int argc, const char* const* argv);
 
 // Build facts for `info` (LibTorch, CUDA, NCCL, MPI, HDF5, threads, BLAS).
 std::string build_info_text();

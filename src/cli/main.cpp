@@ -28,6 +28,8 @@ constexpr Subcommand kSubcommands[] = {
     {"recommend", "top-K items for histories from a serving bundle", longrec::cli::run_recommend},
     {"serve", "HTTP JSON recommendations from a serving bundle, with cached per-user state", longrec::cli::run_serve},
     {"tokenizer", "SentencePiece tokenizer: train on a store's item texts, encode text", longrec::cli::run_tokenizer},
+    {"sweep", "scaling-law sweeps: plan a descriptor's points, run them (resumable), collect results.csv",
+     longrec::cli::run_sweep},
     {"info", "build facts (versions, threads, BLAS) and dataset statistics", longrec::cli::run_info},
 #ifdef LONGREC_WITH_BENCH
     {"bench", "benchmarks: data, train (throughput, MFU), tokens (token vs full cost), llama, comm, serve",

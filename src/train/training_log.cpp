@@ -53,7 +53,14 @@ void TrainingLog::step(std::int64_t step, std::int64_t epoch, const StepStats& s
                            {"samples_per_s", static_cast<double>(interval_samples_) / seconds},
                            {"tokens_per_s", static_cast<double>(interval_tokens_) / seconds},
                            {"mfu", mfu},
-                           {"comm_ms_per_step", comm_ms}});
+                           {"comm_ms_per_step", comm_ms},
+                           // The interval's totals: `sweep collect` sums them (a resumed run's
+                           // repeated steps replace the intervals they overlap).
+                           {"steps", static_cast<double>(interval_steps_)},
+                           {"samples", static_cast<double>(interval_samples_)},
+                           {"tokens", static_cast<double>(interval_tokens_)},
+                           {"flops", interval_flops_},
+                           {"seconds", seconds}});
   last_mean_loss_ = mean_loss;
   interval_loss_ = interval_flops_ = interval_comm_ = 0;
   interval_steps_ = interval_samples_ = interval_tokens_ = 0;
