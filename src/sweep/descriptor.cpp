@@ -232,7 +232,9 @@ class Parser {
         }
         d.budgets.push_back(v);
       }
-      if (d.budgets.empty()) fail(line_no, full, "expected one budget or more: b1, b2, ...");
+      if (d.budgets.empty() || value.back() == ',') {
+        fail(line_no, full, fmt::format("'{}': expected one budget or more: b1, b2, ...", value));
+      }
     } else if (key == "ranks") {
       int v = 0;
       std::size_t used = 0;
