@@ -15,6 +15,7 @@
 #include "longrec/data/loader.h"
 #include "longrec/data/synth.h"
 #include "longrec/model/model_config.h"
+#include "longrec/sweep/descriptor.h"
 #include "longrec/train/train_config.h"
 #include "support/config_args.h"
 #include "support/test_support.h"
@@ -143,6 +144,22 @@ TEST(TrainConfigLimits, ShippedConfigsAreAcceptedAndTheirStepsFit) {
       const std::string config = entry.path().string();
       std::vector<const char*> argv{"synth", "--config", config.c_str(), "--synth.out=unused"};
       EXPECT_NO_THROW(r.parse(static_cast<int>(argv.size()), argv.data())) << name;
+      ++checked;
+      continue;
+    }
+    if (text.find("[sweep]") != std::string::npos) {
+      // A sweep descriptor: every point's config (base + overrides) is a valid training config that fits.
+      const auto points = sweep::expand_points(sweep::read_sweep_descriptor(entry.path().string()));
+      for (const auto& point : points) {
+        std::vector<std::string> args{"--config", sweep::read_sweep_descriptor(entry.path().string()).base};
+        for (const auto& [k, v] : point.overrides) args.push_back("--" + k + "=" + v);
+        TrainKeys keys;
+        ASSERT_NO_THROW(keys.parse(args)) << name << " point " << point.index;
+        EXPECT_LT(check_training_memory(keys.train, keys.model, keys.data, 1, 1, 10000).total_bytes(),
+                  20.0 * (1 << 30))
+            << name << " point " << point.index;
+      }
+      EXPECT_GE(points.size(), 20u) << name;
       ++checked;
       continue;
     }
