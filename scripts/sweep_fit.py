@@ -10,23 +10,28 @@ model size, data and training compute, from the results.csv that
 Only rows with status "done" are used; how many rows of each other status were
 skipped is printed. Rows are split into groups (--group: override keys and/or
 `name`, one curve per history length or method; default: by name when the
-names differ); every group is fitted on its own:
+names differ, unless they only label the sizes, one name per size as in a size
+sweep's point list); every group is fitted on its own:
 
 - size law: L = E + A N^-a against the size column N (--size). When the data
   size D (--data: samples or tokens) differs between points of equal N (a
   sweep over budgets as well as sizes), the two-variable form
   L = E + A N^-a + B D^-b is fitted instead.
 - compute law: L = E + A C^-alpha against the training FLOPs C, fitted to the
-  group's compute-efficient points: the cells (seeds averaged) that no cheaper
-  cell of the group beats. Away from that lower envelope, a small model given
-  more compute saturates, and a single power law in C does not describe it.
+  group's compute-efficient points: the cells (seeds averaged) that no cell
+  of the group with at most 5% more compute beats (5%: an equal-FLOP sweep's
+  points fall a little under their budget, each by its own whole steps). Away
+  from that lower envelope a small model given more compute saturates, and a
+  single power law in C does not describe it.
 
 Fits are least squares in log space (residual log L_fit - log L, so every
 point weighs by its relative error) by scipy.optimize.least_squares with
 E >= 0, A > 0, exponents in (0, 3], x scaled by its geometric mean, from a grid
-of starting points; the best converged one is kept. A one-variable law needs at least 4
-distinct values of x; the two-variable law at least 3 of N and of D and more
-distinct (N, D) points than its 5 parameters; a group with fewer is not fitted, and the report says so and why.
+of starting points; the best converged one is kept. A one-variable law needs
+at least 4 distinct values of x; the two-variable law at least 3 of N and of
+D and more distinct (N, D) points than its 5 parameters. A fit without enough
+is not made, and the output says which, for which group and why; the plots,
+the frontier and the other fits are still written.
 
 Uncertainty: --bootstrap B resamples the group's rows with replacement B
 times and refits (starting from the full fit); the 2.5 and 97.5 percentiles of
@@ -86,6 +91,10 @@ TEXT_COLUMNS = {"name", "overrides", "budget_kind", "status", "error"}
 STATUSES = ("done", "running", "pending", "interrupted", "failed")
 MIN_DISTINCT = 4  # a 3-parameter law through fewer distinct x values is exact or underdetermined
 MIN_DISTINCT_EACH_OF_TWO = 3
+# Cells within 5% of each other's compute count as one budget when finding the
+# compute-efficient ones: integer step counts leave the FLOPs of an equal-FLOP
+# sweep's points a little under the planned budget, each by its own amount.
+COMPUTE_TIE = 0.05
 EXPONENT_MAX = 3.0
 EXPONENT_MIN = 1e-4
 LOG_A_BOUND = 40.0
@@ -354,15 +363,12 @@ def cells_of(x, y):
 
 
 def envelope(c, y):
-    """Indices of the compute-efficient cells: sorted by compute, each lower than
-    every cheaper one (y lower is better)."""
-    order = np.lexsort((y, c))
-    keep, best = [], math.inf
-    for i in order:
-        if y[i] < best:
-            keep.append(i)
-            best = y[i]
-    return np.array(keep, dtype=int)
+    """Indices of the compute-efficient cells, by compute: those that no cell
+    with at most COMPUTE_TIE more compute beats (y lower is better)."""
+    c, y = np.asarray(c, dtype=float), np.asarray(y, dtype=float)
+    beaten = (y[None, :] < y[:, None]) & (c[None, :] <= c[:, None] * (1 + COMPUTE_TIE))
+    keep = np.flatnonzero(~beaten.any(axis=1))
+    return keep[np.lexsort((y[keep], c[keep]))]
 
 
 def bootstrap(names, x, y, law, prepare, resamples, rng):
@@ -470,13 +476,13 @@ def fit_compute(group, quantity, rows, args, rng, refusals):
     size = np.array([r.numbers[args.size] for r in rows])
     y = quantity.fitted(np.array([r.numbers[quantity.column] for r in rows]))
     x = np.stack([c, size], axis=1)
-    label = f"{quantity.column} vs train_flops (compute-efficient points), group '{group}'"
+    label = f"{quantity.column} vs train_flops, group '{group}'"
 
     def prepare(px, py):
         cx, cy = cells_of(px, py)
         keep = envelope(cx[:, 0], cy)
         fx, fy = cx[keep, :1], cy[keep]
-        return too_few(["train_flops"], fx) or (fx, fy)
+        return too_few(["train_flops among the compute-efficient points"], fx) or (fx, fy)
 
     prepared = prepare(x, y)
     if isinstance(prepared, str):
@@ -581,6 +587,23 @@ def frontier_sentence(label, entry, what):
 
 # ----------------------------------------------------------------------------- groups
 
+def default_grouping(rows, size_column):
+    """By name when the names tell methods (or history lengths) apart; not when
+    each name is one size and each size one name (the names label the sizes,
+    as in a size sweep's point list: grouping by them would leave one size per
+    group)."""
+    names = {r.text["name"] for r in rows}
+    if len(names) < 2:
+        return [], "one name"
+    sizes_of, names_of = {}, {}
+    for r in rows:
+        sizes_of.setdefault(r.text["name"], set()).add(r.numbers[size_column])
+        names_of.setdefault(r.numbers[size_column], set()).add(r.text["name"])
+    if all(len(v) == 1 for v in sizes_of.values()) and all(len(v) == 1 for v in names_of.values()):
+        return [], f"the names label the sizes, one name per {size_column}"
+    return ["name"], "the names differ"
+
+
 def group_rows(rows, keys):
     groups = {}
     for row in rows:
@@ -656,11 +679,16 @@ def heldout_table(results, quantity_key, size_column):
     return lines if any_row else ["(no held-out check could be made)"]
 
 
+def grouping(args):
+    keys = ", ".join(args.group_keys)
+    return f"grouped by {keys} ({args.group_why})" if keys else f"not grouped ({args.group_why})"
+
+
 def markdown(args, path, counts, results, frontiers, refusals, metric):
     skipped = ", ".join(f"{n} {s}" for s, n in counts["skipped"].items() if n) or "none"
     lines = [f"# Scaling fits: {path}", "",
              f"{counts['done']} done points in {len(results)} group{'s' if len(results) != 1 else ''} "
-             f"(grouped by {', '.join(args.group_keys) if args.group_keys else 'nothing'}); skipped: {skipped}.",
+             f"({grouping(args)}); skipped: {skipped}.",
              f"Loss: `{args.loss}`; size N: `{args.size}`; data D: `{args.data}`; compute C: `train_flops`. "
              f"Least squares in log space; 95% intervals from {args.bootstrap} bootstrap resamples of the rows "
              f"(seed {args.seed}); held-out check: the largest {args.holdout} size(s) of each group.", ""]
@@ -832,10 +860,10 @@ def run(args):
         elif metric_missing:
             warn(f"{metric_missing} done row(s) without a value of {metric}: left out of the metric's fits")
 
-    names_vary = len({r.text["name"] for r in rows}) > 1
     if args.group is None:
-        args.group_keys = ["name"] if names_vary else []
+        args.group_keys, args.group_why = default_grouping(rows, args.size)
     else:
+        args.group_why = "--group"
         args.group_keys = [k for k in args.group.split(",") if k and k != "none"]
     known = sorted({k for r in rows for k in r.overrides})
     for key in args.group_keys:
@@ -856,9 +884,6 @@ def run(args):
             results[label][key] = {
                 "size": fit_size(label, quantity, usable, args, rng, refusals) if usable else None,
                 "compute": fit_compute(label, quantity, usable, args, rng, refusals) if usable else None}
-    fitted = [r for entry in results.values() for key, _ in quantities for r in entry[key].values() if r]
-    if not fitted:
-        raise Refusal("nothing could be fitted:\n  " + "\n  ".join(refusals))
     frontiers = {key: frontier(groups, quantity, args.size) for key, quantity in quantities}
     for r in refusals:
         warn(r)
@@ -881,13 +906,17 @@ def run(args):
         files["metric_vs_params.png"] = png_bytes(plot_size(groups, results, args, "metric", metric, True, colour))
     out_dir = args.out or os.path.join(args.dir, "fit")
     write_outputs(out_dir, files)
-    return out_dir, files, counts, results, quantities
+    return out_dir, files, counts, results, quantities, refusals
 
 
-def summary(out_dir, files, counts, results, quantities):
+def summary(args, out_dir, files, counts, results, quantities, refusals):
     skipped = ", ".join(f"{n} {s}" for s, n in counts["skipped"].items() if n) or "none"
     print(f"wrote {', '.join(os.path.join(out_dir, f) for f in files)}")
-    print(f"{counts['done']} done points in {len(results)} group(s); skipped: {skipped}")
+    print(f"{counts['done']} done points in {len(results)} group(s), {grouping(args)}; skipped: {skipped}")
+    fitted = sum(1 for entry in results.values() for key, _ in quantities for r in entry[key].values() if r)
+    if refusals:
+        print(f"{len(refusals)} fit(s) or check(s) not made{'' if fitted else ', nothing fitted'} "
+              f"(the reasons above and in fit.md)")
     for label, entry in results.items():
         for key, quantity in quantities:
             for kind in ("size", "compute"):
@@ -923,10 +952,10 @@ def main():
     if scipy is None:
         fail("scipy is not installed in this Python (bash scripts/setup.sh installs the pinned one into .venv)")
     try:
-        out_dir, files, counts, results, quantities = run(args)
+        outcome = run(args)
     except Refusal as e:
         fail(str(e))
-    summary(out_dir, files, counts, results, quantities)
+    summary(args, *outcome)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,9 @@ fail() { echo "FAIL: $*"; exit 1; }
 # the two-variable law). Group "truncated": the same sizes, one budget,
 # L = 1.7 + 40 N^-0.3 + const (the one-variable law, exponent 0.3). The third
 # record is a failed point whose error spans two lines (RFC 4180 quoting).
-#   gen.py OUT main|few|none
+# Mode isoflop: the size labels as names (d32 ... d128) and 3 equal-FLOP
+# budgets, each point's FLOPs a little under its budget (whole steps).
+#   gen.py OUT main|few|none|isoflop
 cat > "$dir/gen.py" <<'EOF'
 import csv, sys
 import numpy as np
@@ -44,6 +46,15 @@ sizes = 1e5 * np.geomspace(1, 30, 3 if mode == "few" else 5)
 dims = [32, 48, 64, 96, 128]
 for i, n in enumerate(sizes):
     n = float(round(n))
+    if mode == "isoflop":
+        for budget in (3e14, 1e15, 3e15):
+            for seed in (1, 2):
+                fps = 6.0 * n * 200
+                d = float(np.floor(budget / fps / 128) * 128)  # whole steps of 128 samples
+                loss = (1.5 + 40 * n ** -0.3 + 100 * d ** -0.4) * np.exp(rng.normal(0, 0.002))
+                ndcg = 1 - (0.7 + 2 * n ** -0.25 + 5 * d ** -0.3) + rng.normal(0, 0.0005)
+                add(f"d{dims[i]}", f"model.seed={seed}", "flops", budget, n, d, loss, ndcg)
+        continue
     for epochs in [10] if mode == "few" else [1, 3, 10]:
         d = 1e6 * epochs
         for seed in (1, 2):
@@ -62,7 +73,7 @@ for i, n in enumerate(sizes):
         loss = (1.7 + 40 * n ** -0.3 + 100 * d ** -0.4) * np.exp(rng.normal(0, 0.002))
         ndcg = 1 - (0.72 + 2 * n ** -0.25 + 5 * d ** -0.3) + rng.normal(0, 0.0005)
         add("truncated", over, "epochs", 10, n, d, loss, ndcg)
-if mode != "few":
+if mode in ("main", "none"):
     not_done("pending", "model.dim=256 model.seed=2")
     not_done("running", "model.dim=256 model.seed=3", steps=40, samples=5120)
     not_done("interrupted", "model.dim=256 model.seed=4", steps=80, samples=10240)
@@ -82,7 +93,7 @@ gen "$dir/s/results.csv" main
 out=$("$PY" "$SCRIPT" "$dir/s" --bootstrap 400 --seed 1 2>&1) || { echo "$out"; fail "fit"; }
 echo "$out"
 echo "$out" | grep -q "^wrote $dir/s/fit/fit.md, $dir/s/fit/fit.json, $dir/s/fit/loss_vs_flops.png, $dir/s/fit/loss_vs_params.png, $dir/s/fit/metric_vs_params.png$" || fail "summary: files"
-echo "$out" | grep -q "^40 done points in 2 group(s); skipped: 1 running, 1 pending, 1 interrupted, 1 failed$" || fail "summary: skipped rows"
+echo "$out" | grep -q "^40 done points in 2 group(s), grouped by name (the names differ); skipped: 1 running, 1 pending, 1 interrupted, 1 failed$" || fail "summary: groups, skipped rows"
 for png in loss_vs_flops loss_vs_params metric_vs_params; do
   f="$dir/s/fit/$png.png"
   [ "$(head -c 8 "$f" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ] || fail "$png.png: not a PNG"
@@ -149,7 +160,7 @@ grep -q "skipped: 1 running, 1 pending, 1 interrupted, 1 failed" "$md" || fail "
 # Grouping by an override key and the name; a held-out check that leaves too
 # few sizes is refused for that group alone, the rest still written.
 out=$("$PY" "$SCRIPT" "$dir/s" --group data.max_len,name --holdout 2 --bootstrap 20 --out "$dir/g" 2>&1) || { echo "$out"; fail "--group"; }
-echo "$out" | grep -q "^40 done points in 2 group(s)" || { echo "$out"; fail "--group: groups"; }
+echo "$out" | grep -q "^40 done points in 2 group(s), grouped by data.max_len, name (--group)" || { echo "$out"; fail "--group: groups"; }
 echo "$out" | grep -q "data.max_len=1024 full: final_train_loss = E + A\*N^-a + B\*D^-b" || { echo "$out"; fail "--group: labels"; }
 msg="final_train_loss vs non_embedding_parameters, group 'data.max_len=256 truncated': held-out check, the fit without the largest 2 size(s): 3 distinct values of non_embedding_parameters; a saturating power law E + A x^-alpha needs at least 4; not done"
 echo "$out" | grep -qF "$msg" || { echo "$out"; fail "held-out refusal not printed"; }
@@ -182,11 +193,27 @@ csv.writer(open(sys.argv[2], 'w', newline=''), lineterminator='\n').writerows(ro
 out=$("$PY" "$SCRIPT" "$dir/n" 2>&1) && fail "non-numeric value accepted"
 echo "$out" | grep -qF "$dir/n/results.csv:8: column 'train_flops': '1.2e15x' is not a number" || { echo "$out"; fail "non-numeric value"; }
 
+# Too few sizes: every fit refused by name and reason, the points and the
+# frontier still plotted and reported.
 gen "$dir/f/results.csv" few
-out=$("$PY" "$SCRIPT" "$dir/f" --bootstrap 10 2>&1) && fail "3 sizes accepted"
-echo "$out" | grep -qF "final_train_loss vs non_embedding_parameters, group 'all': 3 distinct values of non_embedding_parameters; a saturating power law E + A x^-alpha needs at least 4; not fitted" \
-  || { echo "$out"; fail "too few sizes"; }
-[ -e "$dir/f/fit" ] && fail "output written when nothing could be fitted"
+out=$("$PY" "$SCRIPT" "$dir/f" --bootstrap 10 2>&1) || { echo "$out"; fail "3 sizes: not a refusal of the whole run"; }
+msg="final_train_loss vs non_embedding_parameters, group 'all': 3 distinct values of non_embedding_parameters; a saturating power law E + A x^-alpha needs at least 4; not fitted"
+echo "$out" | grep -qF "$msg" || { echo "$out"; fail "too few sizes"; }
+grep -qF -- "- $msg" "$dir/f/fit/fit.md" || fail "too few sizes: not in fit.md"
+echo "$out" | grep -qxF "4 fit(s) or check(s) not made, nothing fitted (the reasons above and in fit.md)" || { echo "$out"; fail "too few sizes: summary"; }
+echo "$out" | grep -qF "6 done points in 1 group(s), not grouped (one name)" || { echo "$out"; fail "one name: grouping"; }
+
+# A size sweep's labels as names: not grouped by them; equal-FLOP budgets give
+# one compute-efficient point per budget (the 5% tie), too few for the compute
+# law, while the two-variable size law is fitted.
+gen "$dir/i/results.csv" isoflop
+out=$("$PY" "$SCRIPT" "$dir/i" --bootstrap 100 2>&1) || { echo "$out"; fail "isoflop"; }
+echo "$out" | grep -qF "30 done points in 1 group(s), not grouped (the names label the sizes, one name per non_embedding_parameters)" \
+  || { echo "$out"; fail "isoflop: the size labels taken for groups"; }
+echo "$out" | grep -qF "final_train_loss vs train_flops, group 'all': 3 distinct values of train_flops among the compute-efficient points; a saturating power law E + A x^-alpha needs at least 4; not fitted" \
+  || { echo "$out"; fail "isoflop: one efficient point per budget"; }
+echo "$out" | grep -qE "^  all: final_train_loss = E \+ A\*N\^-a \+ B\*D\^-b over non_embedding_parameters and samples: E = [0-9.]+, a = 0\.(2[89]|3[01])[0-9]* \[" \
+  || { echo "$out"; fail "isoflop: the two-variable law"; }
 
 gen "$dir/z/results.csv" none
 out=$("$PY" "$SCRIPT" "$dir/z" 2>&1) && fail "no done rows accepted"
