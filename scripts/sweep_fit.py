@@ -147,11 +147,11 @@ def parse_overrides(path, line, value):
     return overrides
 
 
-def read_results(path, numeric_extra):
+def read_results(path, option_columns):
     """The done rows of results.csv and the count of every other status.
-    numeric_extra: columns named by options that must exist and be numbers."""
+    option_columns: {option: column} of the columns the options name."""
     try:
-        with open(path, encoding="utf-8", newline="") as f:
+        with open(path, encoding="utf-8-sig", newline="") as f:  # a BOM (spreadsheet export) is not part of "point"
             content = f.read()
     except FileNotFoundError:
         raise Refusal(f"{path}: no such file (results.csv is written by `longrec sweep collect`)")
@@ -166,9 +166,14 @@ def read_results(path, numeric_extra):
         raise Refusal(f"{path}: empty (expected a header line: {','.join(COLUMNS)})")
     except csv.Error as e:
         raise Refusal(f"{path}:1: not CSV ({e})")
-    for column in COLUMNS + [c for c in numeric_extra if c not in COLUMNS]:
+    for column in COLUMNS:
         if column not in header:
             raise Refusal(f"{path}:1: missing column '{column}' (the header has: {','.join(header)})")
+    for option, column in option_columns.items():
+        if column not in header:
+            raise Refusal(f"{option}: {path} has no column '{column}' (it has: {','.join(header)})")
+        if column in TEXT_COLUMNS:
+            raise Refusal(f"{option}: '{column}' is a text column, not a number to fit")
     duplicates = sorted({c for c in header if header.count(c) > 1})
     if duplicates:
         raise Refusal(f"{path}:1: column '{duplicates[0]}' appears more than once")
@@ -573,7 +578,8 @@ def frontier(groups, quantity, size_column):
 def frontier_sentence(label, entry, what):
     parts = []
     for s in entry["segments"]:
-        span = f"{s['from_flops']:.3g}-{s['to_flops']:.3g} FLOPs"
+        span = (f"{s['from_flops']:.3g}-{s['to_flops']:.3g} FLOPs" if f"{s['from_flops']:.3g}" != f"{s['to_flops']:.3g}"
+                else f"{s['from_flops']:.3g} FLOPs")
         amount = (f"{100 * s['max_gap']:.2f}%" if s["min_gap"] == s["max_gap"] or s["from_flops"] == s["to_flops"]
                   else f"{100 * s['min_gap']:.2f}-{100 * s['max_gap']:.2f}%")
         if s["on_frontier"]:
@@ -795,9 +801,10 @@ def plot_size(groups, results, args, key, column, is_metric, colour):
     return fig
 
 
-def write_outputs(out_dir, files):
+def write_outputs(out_dir, files, stale):
     """files: {name: bytes}. All are written to temporaries first and renamed
-    last, so an error leaves the previous outputs (or none), never half of one."""
+    last, so an error leaves the previous outputs (or none), never half of one.
+    stale: earlier outputs this run does not make (removed, not left to mislead)."""
     try:
         os.makedirs(out_dir, exist_ok=True)
     except OSError as e:
@@ -811,6 +818,9 @@ def write_outputs(out_dir, files):
                 f.write(content)
         for temporary, final in temporaries:
             os.replace(temporary, final)
+        for name in stale:
+            if os.path.exists(os.path.join(out_dir, name)):
+                os.remove(os.path.join(out_dir, name))
     except OSError as e:
         for temporary, _ in temporaries:
             if os.path.exists(temporary):
@@ -834,10 +844,10 @@ def run(args):
         raise Refusal(f"--data: '{args.data}' is neither samples nor tokens")
     if args.holdout < 0 or args.bootstrap < 0:
         raise Refusal("--holdout and --bootstrap must not be negative")
-    rows, skipped = read_results(path, [c for c in (args.loss, metric, args.size) if c])
-    for column in (args.loss, metric, args.size):
-        if column in TEXT_COLUMNS:
-            raise Refusal(f"'{column}' is a text column, not a number to fit")
+    options = {"--loss": args.loss, "--size": args.size}
+    if metric:
+        options["--metric"] = metric
+    rows, skipped = read_results(path, options)
     if not rows:
         counts = ", ".join(f"{n} {s}" for s, n in skipped.items() if n) or "no rows"
         raise Refusal(f"{path}: no done rows to fit ({counts})")
@@ -905,7 +915,7 @@ def run(args):
     if metric:
         files["metric_vs_params.png"] = png_bytes(plot_size(groups, results, args, "metric", metric, True, colour))
     out_dir = args.out or os.path.join(args.dir, "fit")
-    write_outputs(out_dir, files)
+    write_outputs(out_dir, files, stale=[] if metric else ["metric_vs_params.png"])
     return out_dir, files, counts, results, quantities, refusals
 
 
