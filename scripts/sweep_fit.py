@@ -510,7 +510,10 @@ def fit_compute(group, quantity, rows, args, rng, refusals):
 
 def frontier(groups, quantity, size_column):
     """Per group: where its lower envelope (interpolated in log FLOPs) is the
-    best of all groups, and by how much. Returns (global envelope points, report)."""
+    best of all groups, and by how much. Returns (global envelope points, report).
+    A group's curve spans its efficient cells' compute widened by COMPUTE_TIE
+    either way (flat beyond them), so that groups whose points fall a little
+    apart under the same budget are compared there, not each alone."""
     curves, all_c, all_y, all_g = {}, [], [], []
     for label, rows in groups.items():
         rows = [r for r in rows if r.numbers[quantity.column] is not None]
@@ -520,7 +523,8 @@ def frontier(groups, quantity, size_column):
         y = quantity.fitted(np.array([r.numbers[quantity.column] for r in rows]))
         cx, cy = cells_of(cn, y)  # seeds averaged; two sizes at equal compute stay apart
         keep = envelope(cx[:, 0], cy)
-        curves[label] = (np.log(cx[keep, 0]), cy[keep], math.log(cx[:, 0].max()))
+        tie = math.log1p(COMPUTE_TIE)
+        curves[label] = (np.log(cx[keep, 0]), cy[keep], math.log(cx[keep[0], 0]) - tie, math.log(cx[:, 0].max()) + tie)
         all_c += list(cx[:, 0])
         all_y += list(cy)
         all_g += [label] * len(cy)
@@ -531,15 +535,16 @@ def frontier(groups, quantity, size_column):
                      "group": [all_g[i] for i in best]}
     if len(curves) < 2:
         return global_points, {}
+    low, high = math.log(min(all_c[best])), math.log(max(all_c))  # the compute the points span
     grid = np.unique(np.concatenate([np.concatenate([v[0] for v in curves.values()]),
-                                     np.linspace(min(v[0][0] for v in curves.values()),
-                                                 max(v[2] for v in curves.values()), 400)]))
+                                     np.linspace(low, high, 400)]))
+    grid = grid[(grid >= low) & (grid <= high)]
 
     def value(curve, g):
-        log_c, y, log_max = curve
-        if g < log_c[0] or g > log_max:
+        log_c, y, start, end = curve
+        if g < start or g > end:
             return math.nan
-        return float(np.interp(g, log_c, y))  # flat past the last efficient cell
+        return float(np.interp(g, log_c, y))  # flat before the first and past the last efficient cell
 
     values = {label: np.array([value(curve, g) for g in grid]) for label, curve in curves.items()}
     report = {}

@@ -24,15 +24,17 @@ fail() { echo "FAIL: $*"; exit 1; }
 # record is a failed point whose error spans two lines (RFC 4180 quoting).
 # Mode isoflop: the size labels as names (d32 ... d128) and 3 equal-FLOP
 # budgets, each point's FLOPs a little under its budget (whole steps).
-#   gen.py OUT main|few|none|isoflop
+# Mode methods: three methods (names) x 2 sizes x 2 equal-FLOP budgets, as
+# configs/sweeps/pt-frontier.ini; "short" is best at every budget.
+#   gen.py OUT main|few|none|isoflop|methods
 cat > "$dir/gen.py" <<'EOF'
 import csv, sys
 import numpy as np
 out, mode = sys.argv[1], sys.argv[2]
 rng = np.random.default_rng(2)
 rows = []
-def add(name, over, kind, budget, n, samples, loss, ndcg):
-    fps = 6.0 * n * 200
+def add(name, over, kind, budget, n, samples, loss, ndcg, length=200):
+    fps = 6.0 * n * length
     rows.append({"point": 0, "name": name, "overrides": over, "budget_kind": kind, "budget": budget,
                  "parameters": n + 3.7e6, "non_embedding_parameters": n, "flops_per_sample": fps,
                  "planned_steps": samples / 128, "planned_flops": fps * samples, "steps": samples / 128,
@@ -42,9 +44,18 @@ def add(name, over, kind, budget, n, samples, loss, ndcg):
 def not_done(status, over, error="", **numbers):
     rows.append({c: "" for c in rows[0]} | {"name": "full", "overrides": over, "budget_kind": "epochs",
                  "budget": 1, "status": status, "error": error} | numbers)
+if mode == "methods":
+    for name, length, gain in (("short", 128, 0.0), ("long", 512, 0.08), ("tokens", 524, 0.06)):
+        for n in (2.5e4, 9e4):
+            for budget in (3e12, 1e13):
+                fps = 6.0 * n * length
+                d = float(np.floor(budget / fps / 32) * 32)  # whole steps of 32 samples
+                loss = 1.0 + 20 * n ** -0.3 + 50 * d ** -0.4 - gain
+                add(name, f"data.max_len={length} model.size=d{int(n)}", "flops", budget, n, d, loss,
+                    0.2 - d ** -0.3, length)
 sizes = 1e5 * np.geomspace(1, 30, 3 if mode == "few" else 5)
 dims = [32, 48, 64, 96, 128]
-for i, n in enumerate(sizes):
+for i, n in enumerate(sizes if mode != "methods" else []):
     n = float(round(n))
     if mode == "isoflop":
         for budget in (3e14, 1e15, 3e15):
@@ -153,7 +164,8 @@ grep -q "^| full | non_embedding_parameters and samples | E + A\*N^-a + B\*D^-b 
 grep -q "^| truncated | non_embedding_parameters | E + A\*N^-a | " "$md" || fail "fit.md: the one-variable row"
 grep -q "^| group | held-out non_embedding_parameters | cells | observed | predicted | abs error | rel error |$" "$md" || fail "fit.md: no held-out table"
 grep -q "^| truncated | 3e+06 | 1 | " "$md" || fail "fit.md: the held-out row"
-grep -q "^- \*\*full\*\*: on the frontier at 1.2e+15-3.6e+16 FLOPs (final_train_loss better than the best other group by " "$md" || fail "fit.md: frontier of full"
+# (truncated's curve starts at 1.2e15 less the 5% compute tie)
+grep -qE "^- \*\*full\*\*: on the frontier at 1\.1[4-9]e\+15-3\.6e\+16 FLOPs \(final_train_loss better than the best other group by [0-9.]+-[0-9.]+%\); the only group at 1\.2e\+14-1\.1[0-9]e\+15 FLOPs$" "$md" || fail "fit.md: frontier of full"
 grep -q "^- \*\*truncated\*\*: off it at " "$md" || fail "fit.md: frontier of truncated"
 grep -q "skipped: 1 running, 1 pending, 1 interrupted, 1 failed" "$md" || fail "fit.md: skipped rows"
 
@@ -165,6 +177,19 @@ echo "$out" | grep -q "data.max_len=1024 full: final_train_loss = E + A\*N^-a + 
 msg="final_train_loss vs non_embedding_parameters, group 'data.max_len=256 truncated': held-out check, the fit without the largest 2 size(s): 3 distinct values of non_embedding_parameters; a saturating power law E + A x^-alpha needs at least 4; not done"
 echo "$out" | grep -qF "$msg" || { echo "$out"; fail "held-out refusal not printed"; }
 grep -qF -- "- $msg" "$dir/g/fit.md" || fail "held-out refusal not in fit.md"
+
+# A method comparison at equal FLOPs (2 sizes, 2 budgets per method: nothing
+# to fit): the frontier compares the methods at each budget although their
+# points fall a little apart in FLOPs.
+gen "$dir/c/results.csv" methods
+out=$("$PY" "$SCRIPT" "$dir/c" --group name --bootstrap 10 2>&1) || { echo "$out"; fail "methods"; }
+echo "$out" | grep -qF "12 done points in 3 group(s), grouped by name (--group)" || { echo "$out"; fail "methods: groups"; }
+md="$dir/c/fit/fit.md"
+grep -qE "^- \*\*short\*\*: on the frontier at (2\.9[0-9]*|3)e\+12-1e\+13 FLOPs \(final_train_loss better than the best other group by [0-9.]+-[0-9.]+%\)$" "$md" \
+  || { cat "$md"; fail "methods: short on the frontier"; }
+grep -qE "^- \*\*long\*\*: off it at (2\.9[0-9]*|3)e\+12-1e\+13 FLOPs" "$md" || { cat "$md"; fail "methods: long off it"; }
+grep -qE "^- \*\*tokens\*\*: off it at (2\.9[0-9]*|3)e\+12-1e\+13 FLOPs" "$md" || { cat "$md"; fail "methods: tokens off it"; }
+grep -q "the only group" "$md" && { cat "$md"; fail "methods: a group alone where all have points"; }
 
 # Refusals, naming file, line and column; nothing written.
 out=$("$PY" "$SCRIPT" "$dir/nothing" 2>&1) && fail "missing results.csv accepted"
