@@ -11,9 +11,11 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # runs on CPU-only machines.
 TORCH_VERSION="${LONGREC_TORCH_VERSION:-2.11.0}"
 # transformers, safetensors and sentencepiece: the outside references the Llama blocks, the
-# safetensors reader and the tokenizer are tested against (issue 15); matplotlib: scripts/plot_run.py.
+# safetensors reader and the tokenizer are tested against (issue 15); matplotlib: scripts/plot_run.py;
+# scipy: the power-law fits of scripts/sweep_fit.py (issue 17; 1.17.1, the newest for Python 3.11);
+# tensorboard: scripts/tensorboard_export.py's event files and its test's reader (EventAccumulator).
 PY_PACKAGES=("torch==${TORCH_VERSION}" "numpy==2.2.6" "h5py==3.14.0" "transformers==4.57.1" "safetensors==0.6.2"
-  "sentencepiece==0.2.1" "matplotlib==3.10.7")
+  "sentencepiece==0.2.1" "matplotlib==3.10.7" "scipy==1.17.1" "tensorboard==2.20.0")
 
 DEB_PACKAGES=(
   build-essential cmake ninja-build ccache git pkg-config
