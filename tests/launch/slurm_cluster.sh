@@ -10,7 +10,8 @@
 #       it at --signal=USR1@300) checkpoints, is requeued, restarts by itself
 #       and finishes with the per-step losses of an uninterrupted run;
 #   (c) a 3-point sweep (`longrec sweep plan`) runs as a job array
-#       (launch/sweep.sbatch) and `longrec sweep collect` sees 3 points done.
+#       (launch/sweep.sbatch); one array task, sent the same signal, is
+#       requeued alone; `longrec sweep collect` sees 3 points done.
 # Prints SKIP and exits 77 where such a cluster cannot start (not root, Slurm
 # or munge missing). Every daemon and job process is stopped on exit.
 #   tests/launch/slurm_cluster.sh LONGREC
@@ -143,7 +144,8 @@ read -r n same bad max <<< "$cmp"
   fail "(b) losses differ: $n steps compared, $bad beyond 1e-6 relative (max relative difference $max)"
 echo "(b) 150 steps: $same identical losses, max relative difference $max ($(elapsed))"
 
-# (c) A 3-point sweep as a job array of launch/sweep.sbatch.
+# (c) A 3-point sweep as a job array of launch/sweep.sbatch; array task 1 gets
+# the time-limit signal mid-run, is requeued alone and finishes its point.
 "$LONGREC" sweep --help > /dev/null 2>&1 || fail "(c) $LONGREC has no \`sweep\` command"
 mkdir -p "$dir/sweep"
 cp configs/synth/hstu-demo.ini "$dir/sweep/hstu-demo.ini"
@@ -152,27 +154,53 @@ cat > "$dir/sweep/sweep.ini" << EOF
 name = slurm-test
 base = hstu-demo.ini
 budget = steps
-budgets = 6
+budgets = 150
 
 [set]
 train.dataset = $dir/data
 train.log_every = 1
+data.batch_size = 16
 
 [grid]
 model.seed = 1, 2, 3
 EOF
 "$LONGREC" sweep plan --sweep "$dir/sweep/sweep.ini" --out "$dir/plan" > "$dir/out-c-plan" 2>&1 ||
   fail "(c) longrec sweep plan" $?
-grep -qw 3 "$dir/out-c-plan" || fail "(c) longrec sweep plan did not report 3 points"
+grep -q "planned 3 points" "$dir/out-c-plan" || fail "(c) longrec sweep plan did not plan 3 points"
+[ "$(tail -n +2 "$dir/plan/plan.csv" | wc -l)" -eq 3 ] || fail "(c) plan.csv does not hold 3 points"
+timeout 150 sbatch --wait --array=0-2 --ntasks=1 --cpus-per-task=1 --gpus-per-task=0 --time=10 \
+  --output="$dir/out-c.%A_%a" launch/sweep.sbatch "$dir/plan" > "$dir/out-c-sbatch" 2>&1 &
+sbatch_pid=$!
+metrics="$dir/plan/points/001/run/metrics-rank-00000.jsonl"
+ok=0
+for _ in $(seq 1 600); do  # 60 s
+  n="$(grep -c '"kind":"train"' "$metrics" 2> /dev/null)" || n=0
+  [ "$n" -ge 3 ] && { ok=1; break; }
+  kill -0 "$sbatch_pid" 2> /dev/null || fail "(c) sbatch --wait ended before point 1 trained"
+  sleep 0.1
+done
+[ "$ok" = 1 ] || fail "(c) point 1 logged no training step within 60 s"
+arr="$(sed -n 's/^Submitted batch job \([0-9]*\).*/\1/p' "$dir/out-c-sbatch")"
+[ -n "$arr" ] || fail "(c) no job id from sbatch"
+# The signal to array task 1 only, as its own time limit would send it.
+scancel --signal=USR1 "${arr}_1" || fail "(c) scancel --signal=USR1 ${arr}_1" $?
+echo "(c) array job $arr: SIGUSR1 sent to task ${arr}_1 after $(grep -c '"kind":"train"' "$metrics") steps ($(elapsed))"
 code=0
-timeout 120 sbatch --wait --array=0-2 --ntasks=1 --cpus-per-task=1 --gpus-per-task=0 --time=10 \
-  --output="$dir/out-c.%A_%a" launch/sweep.sbatch "$dir/plan" > "$dir/out-c-sbatch" 2>&1 || code=$?
+wait "$sbatch_pid" || code=$?
 [ "$code" -eq 0 ] || fail "(c) sbatch --wait --array=0-2 launch/sweep.sbatch" "$code"
+state="$(job_state "${arr}_1")"
+[ "${state#* }" -ge 1 ] 2> /dev/null || fail "(c) array task ${arr}_1 was not restarted: '$state'"
+out_c1="$(ls "$dir"/out-c.*_1)"
+stopped="$(grep -o "stopped by a signal at step [0-9]* of 150" "$out_c1")" ||
+  fail "(c) no 'stopped by a signal' in array task ${arr}_1's output"
+grep -q "requeueing array task ${arr}_1" "$out_c1" || fail "(c) array task ${arr}_1 was not requeued by its script"
+grep -q "resumed from .* at step" "$out_c1" || fail "(c) array task ${arr}_1 did not resume from its checkpoint"
 "$LONGREC" sweep collect --plan "$dir/plan" > "$dir/out-c-collect" 2>&1 || fail "(c) longrec sweep collect" $?
 [ -f "$dir/plan/results.csv" ] || fail "(c) no results.csv"
 done_points="$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "status") c = i; next }
                          c && $c == "done" { n++ } END { print n + 0 }' "$dir/plan/results.csv")"
 [ "$done_points" -eq 3 ] || { cat "$dir/plan/results.csv"; fail "(c) $done_points of 3 points done in results.csv"; }
-echo "(c) job array of 3 points: sweep collect reports 3 done ($(elapsed))"
+echo "(c) array task ${arr}_1: ${stopped}, requeued (Restarts=${state#* }), resumed;" \
+     "sweep collect reports 3 points done ($(elapsed))"
 
 echo "PASS: slurm_cluster ($(elapsed))"
