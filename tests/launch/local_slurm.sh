@@ -7,9 +7,10 @@
 # slurm_start starts munged (its own key and socket), slurmctld and slurmd on
 # this machine: one node of $(nproc) CPUs, one partition `debug`, state, spool,
 # logs and sockets all in DIR, private TCP ports picked at random and checked
-# free, and job ids from a random start, so that two test runs at once do not meet. It returns once the node is
-# idle. Where such a cluster cannot start here (not root, a binary missing) it
-# prints `SKIP: <reason>` and exits 77, the tests' skip code.
+# free, job ids from a random start, so that two test runs at once do not
+# meet. It returns once the node is idle. Where such a cluster cannot start
+# here (not root, a binary missing) it prints `SKIP: <reason>` and exits 77,
+# the tests' skip code.
 #
 # slurm_stop [STATUS] cancels the cluster's jobs, stops the daemons it started by PID
 # (TERM, then KILL after a grace period), then ends any process still holding
