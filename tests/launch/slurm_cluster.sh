@@ -5,7 +5,8 @@
 #   (a) `sbatch --wait launch/slurm.sbatch` trains the demo model on 2 tasks,
 #       srun starting the ranks with --mpi=pmix; with LONGREC_SRUN_MPI=none
 #       (srun without a PMI plugin) the ranks abort in MPI_Init_thread, and an
-#       empty LONGREC_SRUN_MPI is refused;
+#       empty LONGREC_SRUN_MPI is refused; LONGREC_LAUNCHER=mpirun trains
+#       with the same losses;
 #   (b) a job sent the time-limit signal (SIGUSR1 to its steps, as Slurm sends
 #       it at --signal=USR1@300) checkpoints, is requeued, restarts by itself
 #       and finishes with the per-step losses of an uninterrupted run;
@@ -59,7 +60,7 @@ losses() {
 
 "$LONGREC" synth --config configs/synth/demo.ini --synth.out="$dir/data" --synth.users=200 --synth.items=300 \
   --synth.clusters=10 --synth.mean_length=40 --synth.max_length=200 > "$dir/out-synth" 2>&1 || fail "synth" $?
-TRAIN=(--config configs/synth/hstu-demo.ini --train.dataset="$dir/data")
+TRAIN=(--config configs/synth/hstu-demo.ini --train.dataset="$dir/data" --train.log_every=1)
 
 # (a) Two ranks by srun --mpi=pmix (the default of launch/slurm.sbatch).
 code=0
@@ -86,8 +87,23 @@ LONGREC_SRUN_MPI= bash launch/slurm.sbatch "${TRAIN[@]}" > "$dir/out-empty" 2>&1
 grep -q "LONGREC_SRUN_MPI is empty" "$dir/out-empty" || fail "(a) LONGREC_SRUN_MPI='': no message"
 rm -f "$dir"/out-none* "$dir/out-empty"   # expected failures: not shown by a later fail
 
+# The same job with the ranks started by mpirun inside the allocation (as root
+# Open MPI wants its two variables): the losses of the srun run.
+code=0
+OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 LONGREC_LAUNCHER=mpirun timeout 90 "${SB[@]}" --wait \
+  --output="$dir/out-mpirun.%j" launch/slurm.sbatch "${TRAIN[@]}" --train.run_dir="$dir/run-mpirun" \
+  --train.max_steps=4 > "$dir/out-mpirun-sbatch" 2>&1 || code=$?
+[ "$code" -eq 0 ] || fail "(a) LONGREC_LAUNCHER=mpirun sbatch --wait launch/slurm.sbatch" "$code"
+grep -q "2 ranks started by mpirun" "$dir"/out-mpirun.* || fail "(a) LONGREC_LAUNCHER=mpirun: not started by mpirun"
+grep -q "rank 1 of 2" "$dir/run-mpirun/train-rank-00001.log" || fail "(a) LONGREC_LAUNCHER=mpirun: no rank 1 of 2"
+losses "$dir/run-a/metrics-rank-00000.jsonl" > "$dir/losses-a"
+losses "$dir/run-mpirun/metrics-rank-00000.jsonl" > "$dir/losses-mpirun"
+[ -s "$dir/losses-a" ] && cmp -s "$dir/losses-a" "$dir/losses-mpirun" ||
+  fail "(a) LONGREC_LAUNCHER=mpirun: losses differ from the srun run: $(tr '\n' ' ' < "$dir/losses-a") vs $(tr '\n' ' ' < "$dir/losses-mpirun")"
+echo "(a) LONGREC_LAUNCHER=mpirun: 2 ranks, the losses of the srun run ($(elapsed))"
+
 # (b) The time-limit signal mid-run: checkpoint, requeue, restart, same losses.
-B=("${TRAIN[@]}" --train.epochs=1000 --train.max_steps=150 --train.log_every=1 --data.batch_size=16)
+B=("${TRAIN[@]}" --train.epochs=1000 --train.max_steps=150 --data.batch_size=16)
 jid="$("${SB[@]}" --parsable --output="$dir/out-b.%j" launch/slurm.sbatch "${B[@]}" --train.run_dir="$dir/run-b")" ||
   fail "(b) sbatch" $?
 jid="${jid%%;*}"
