@@ -28,6 +28,8 @@ DEB_PACKAGES=(
   nlohmann-json3-dev
   libcpp-httplib-dev wrk
   clang libclang-rt-14-dev
+  # the Slurm test (tests/launch/slurm_cluster.sh): a one-machine cluster of Debian's Slurm 22.05
+  slurm-wlm munge
 )
 
 step() { echo "[setup] $*"; }
