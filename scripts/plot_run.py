@@ -16,6 +16,8 @@ import json
 import os
 import sys
 
+from run_metrics import metrics_records  # scripts/run_metrics.py, beside this script
+
 import matplotlib
 
 matplotlib.use("Agg")  # no display: files only
@@ -28,27 +30,8 @@ def fail(message):
 
 
 def read_metrics(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().split("\n")
-    except OSError as e:
-        fail(f"{path}: cannot read the run's metrics ({e.strerror})")
     train, evals = [], []
-    last = len(lines) - 1
-    while last >= 0 and lines[last] == "":
-        last -= 1
-    for number, line in enumerate(lines[: last + 1], start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            if number == last + 1:  # a torn last line
-                print(f"plot_run.py: {path}:{number}: torn last line skipped", file=sys.stderr)
-                continue
-            fail(f"{path}:{number}: not a JSON object ({e.msg})")
-        if not isinstance(row, dict) or "step" not in row or "kind" not in row:
-            fail(f"{path}:{number}: expected an object with 'kind' and 'step'")
+    for _, row in metrics_records(path, "plot_run.py", fail):
         (train if row["kind"] == "train" else evals if row["kind"] == "eval" else []).append(row)
     return train, evals
 

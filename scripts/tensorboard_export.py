@@ -30,6 +30,8 @@ import re
 import shutil
 import sys
 
+from run_metrics import metrics_records  # scripts/run_metrics.py, beside this script
+
 PROG = "tensorboard_export.py"
 MARKER = ".longrec-tensorboard-export"  # what makes an existing DIR safe to replace
 NOT_SCALARS = {"kind", "step", "epoch", "time"}
@@ -48,29 +50,8 @@ def read_records(path):
     """{(kind, step): (wall time or None, {field: value})} of the file's train and
     eval records, the last written one for each (kind, step); and how many
     earlier records a later one replaced."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().split("\n")
-    except OSError as e:
-        fail(f"{path}: cannot read the run's metrics ({e.strerror})")
-    except UnicodeDecodeError as e:
-        fail(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})")
-    last = len(lines) - 1
-    while last >= 0 and lines[last] == "":
-        last -= 1
     records, replaced = {}, 0
-    for number, line in enumerate(lines[: last + 1], start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            if number == last + 1:  # a torn last line
-                print(f"{PROG}: {path}:{number}: torn last line skipped", file=sys.stderr)
-                continue
-            fail(f"{path}:{number}: not a JSON object ({e.msg})")
-        if not isinstance(row, dict) or "kind" not in row or "step" not in row:
-            fail(f"{path}:{number}: expected an object with 'kind' and 'step'")
+    for number, row in metrics_records(path, PROG, fail):
         if row["kind"] not in ("train", "eval"):
             continue
         step = row["step"]
