@@ -12,7 +12,6 @@ mid-write) is skipped, as `longrec train --resume` does; any other malformed
 line is refused with the file and line named.
 """
 import argparse
-import json
 import os
 import sys
 
