@@ -38,6 +38,7 @@ int run_eval(int argc, const char* const* argv) {
   for (const auto& row : r.resolved()) {
     // Unless given, the history window the checkpoint was trained with.
     if (row.key == "data.max_len" && row.source == "default") options.window_from_checkpoint = true;
+    if (row.key == "data.split" && row.source == "default") options.split_from_checkpoint = true;
   }
   const auto result = eval::evaluate_checkpoint(options, data);
   std::map<std::string, double> all, slice;
@@ -49,8 +50,8 @@ int run_eval(int argc, const char* const* argv) {
       all[key] = value;
     }
   }
-  fmt::print("checkpoint {}\n{} users, {} split, {:.1f} s\n{}\n", result.checkpoint, result.users, options.part,
-             result.seconds, eval::format_metrics(all));
+  fmt::print("checkpoint {}\n{} users, {} split ({} protocol), {:.1f} s\n{}\n", result.checkpoint, result.users,
+             options.part, result.split, result.seconds, eval::format_metrics(all));
   if (options.long_history > 0) {
     fmt::print("users with > {} events ({}):\n{}\n", options.long_history,
                static_cast<std::int64_t>(result.metrics.at(prefix + "users")), eval::format_metrics(slice));

@@ -60,6 +60,10 @@ EvalResult evaluate_checkpoint(const EvalOptions& options, const data::LoaderCon
       loader_config.max_len = std::stoi(from_ini);
     }
   }
+  if (options.split_from_checkpoint) {
+    const auto split = ini_value(manifest.config_ini, "data", "split");
+    if (!split.empty()) loader_config.split = split;  // (checked by the loader: loo | last2)
+  }
   loader_config.max_len = static_cast<int>(std::min<std::int64_t>(
       loader_config.max_len, model::longest_history(manifest.model.max_len, manifest.model.personalization)));
   data::HistoryLoader loader(dataset, loader_config, data::parse_split_part(options.part));
@@ -90,6 +94,7 @@ EvalResult evaluate_checkpoint(const EvalOptions& options, const data::LoaderCon
   result.metrics = evaluation.values();
   result.users = evaluation.all.count();
   result.checkpoint = checkpoint.string();
+  result.split = loader_config.split;
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!options.output.empty()) {
     auto fields = result.metrics;

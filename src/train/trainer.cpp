@@ -127,7 +127,8 @@ TrainResult run_training(const TrainConfig& config, const model::ModelConfig& gi
   manifest.num_items = num_items;
   manifest.history_window = data_config.max_len;
   manifest.config_ini = resolved_ini;
-  manifest.dataset = config.dataset;
+  // Absolute: `eval` / `export` of the checkpoint work from any directory.
+  manifest.dataset = fs::absolute(config.dataset).lexically_normal().string();
   ckpt::TrainerState& state = manifest.trainer;
   manifest.batches_per_epoch = per_epoch;
   state = resume_if_asked(config, model_config, num_items, per_epoch, session);

@@ -21,12 +21,17 @@ struct EvalOptions {
   // Use the checkpoint's training data.max_len (its config) instead of the
   // loader config's: `longrec eval` does unless --data.max_len is given.
   bool window_from_checkpoint = false;
+  // Use the checkpoint's training data.split (loo | last2) instead of the
+  // loader config's: `longrec eval` does unless --data.split is given, so that
+  // "valid" of a model trained with last2 is its validation event, not its test one.
+  bool split_from_checkpoint = false;
 };
 
 struct EvalResult {
   std::map<std::string, double> metrics;
   std::int64_t users = 0;
   std::string checkpoint;
+  std::string split;  // the protocol the users were split by (loo | last2)
   double seconds = 0;
 };
 
