@@ -256,6 +256,15 @@ bool OptionRegistry::parse(int argc, const char* const* argv) {
                                     option.original_tokens.empty() ? std::string() : option.original_tokens.front(),
                                     command_, command_));
     }
+    // A key given twice on the command line: the last value wins (wrappers append
+    // their overrides); twice in one INI file stays an error (below).
+    std::map<std::string, std::size_t> last;
+    for (std::size_t i = 0; i < parsed.options.size(); ++i) last[parsed.options[i].string_key] = i;
+    std::vector<po::option> kept;
+    for (std::size_t i = 0; i < parsed.options.size(); ++i) {
+      if (last[parsed.options[i].string_key] == i) kept.push_back(parsed.options[i]);
+    }
+    parsed.options = std::move(kept);
     po::store(parsed, values_);
     for (const auto& option : parsed.options) sources_[option.string_key] = "command line";
   } catch (const po::unknown_option& e) {

@@ -159,7 +159,7 @@ TEST(Config, ArgumentsHoldingMessagePlaceholdersAreRefusedNotLooped) {
     Registry a;
     EXPECT_NE(error_of(a, {"--model.flag=" + token}).find("model.flag"), std::string::npos) << token;
     Registry b;
-    EXPECT_NE(error_of(b, {"--input=" + token, "--input=" + token}).find("more than once"), std::string::npos);
+    EXPECT_NE(error_of(b, {"--input=x", "--model.dim=" + token, "--input=y"}).find("model.dim"), std::string::npos);
     Registry c;
     EXPECT_NE(error_of(c, {"--model.dim=" + token}).find("model.dim"), std::string::npos) << token;
     Registry d;
@@ -169,6 +169,24 @@ TEST(Config, ArgumentsHoldingMessagePlaceholdersAreRefusedNotLooped) {
     const auto twice = testing::write_file(dir / "q.ini", "[model]\nkind = " + token + "\nkind = " + token + "\n");
     EXPECT_NE(error_of(e, {"--config", twice.string()}), "") << token;
   }
+}
+
+// Issue 18, item 8: wrappers append overrides, so on the command line the
+// last value of a key wins; the same key twice in one INI file is still refused.
+TEST(Config, LastCommandLineValueWinsButAnIniFileMayNotRepeatAKey) {
+  testing::ScratchDir dir;
+  Registry a;
+  ASSERT_TRUE(a.parse({"--model.dim=8", "--input=a", "--model.dim=16", "--main.input=b", "--input=c"}));
+  EXPECT_EQ(a.model.dim, 16);
+  EXPECT_EQ(a.input, "c");  // --input and --main.input are one key
+  Registry b;
+  const auto ini = testing::write_file(dir / "base.ini", "[model]\ndim = 4\n");
+  ASSERT_TRUE(b.parse({"--config", ini.string(), "--model.dim=8", "--model.dim=12"}));
+  EXPECT_EQ(b.model.dim, 12);
+  Registry c;
+  const auto twice = testing::write_file(dir / "twice.ini", "[model]\ndim = 4\ndim = 8\n");
+  const auto error = error_of(c, {"--config", twice.string()});
+  EXPECT_NE(error.find("model.dim"), std::string::npos) << error;
 }
 
 }  // namespace longrec
