@@ -52,6 +52,11 @@ int run_eval(int argc, const char* const* argv) {
   }
   fmt::print("checkpoint {}\n{} users, {} split ({} protocol), {:.1f} s\n{}\n", result.checkpoint, result.users,
              options.part, result.split, result.seconds, eval::format_metrics(all));
+  if (result.users_without_target > 0) {
+    fmt::print("{} users not scored: too short for the {} split's {} target (fewer than {} events)\n",
+               result.users_without_target, result.split, options.part,
+               options.part == "valid" && result.split == "last2" ? 3 : 2);
+  }
   if (options.long_history > 0) {
     fmt::print("users with > {} events ({}):\n{}\n", options.long_history,
                static_cast<std::int64_t>(result.metrics.at(prefix + "users")), eval::format_metrics(slice));

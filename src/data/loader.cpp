@@ -82,7 +82,7 @@ struct HistoryLoader::Impl {
   int rank, world;
   std::vector<Chunk> chunks;
   std::vector<std::vector<std::int64_t>> part_user_ids;  // loaded lazily per part
-  std::int64_t total_samples = 0, owned_users = 0;
+  std::int64_t total_samples = 0, owned_users = 0, total_users = 0;
 
   // Consumer-side state.
   LoaderPosition next_position;
@@ -114,6 +114,7 @@ struct HistoryLoader::Impl {
         owned_users += chunks[c].end_user - chunks[c].first_user;
       }
       for_each_sample(static_cast<std::int32_t>(c), [&](const SampleRef&) { ++total_samples; });
+      total_users += chunks[c].end_user - chunks[c].first_user;
     }
   }
 
@@ -388,6 +389,10 @@ void HistoryLoader::restore(const LoaderPosition& position) {
 std::int64_t HistoryLoader::batches_per_epoch() const { return impl_->batches_per_epoch(); }
 std::int64_t HistoryLoader::samples_per_epoch() const { return impl_->total_samples; }
 std::int64_t HistoryLoader::rank_users() const { return impl_->owned_users; }
+std::int64_t HistoryLoader::users_without_target() const {
+  // An evaluation part has one sample per user with a target.
+  return impl_->part == SplitPart::Train ? 0 : impl_->total_users - impl_->total_samples;
+}
 std::int64_t HistoryLoader::num_items() const { return impl_->store.meta().num_items; }
 void HistoryLoader::set_batch_preparer(std::function<void(Batch&)> preparer) {
   impl_->stop_worker();  // batches already built ahead have not seen it

@@ -95,6 +95,7 @@ EvalResult evaluate_checkpoint(const EvalOptions& options, const data::LoaderCon
   result.users = evaluation.all.count();
   result.checkpoint = checkpoint.string();
   result.split = loader_config.split;
+  result.users_without_target = loader.users_without_target();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!options.output.empty()) {
     auto fields = result.metrics;

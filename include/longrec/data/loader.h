@@ -75,6 +75,10 @@ class HistoryLoader {
   std::int64_t batches_per_epoch() const;  // global batches
   std::int64_t samples_per_epoch() const;  // global samples
   std::int64_t rank_users() const;         // users this rank owns
+  // Evaluation parts: users of the store (all ranks) too short to have a
+  // target under the split (fewer than 2 events; fewer than 3 for last2's
+  // valid part); they are not scored. 0 for the training part.
+  std::int64_t users_without_target() const;
   std::int64_t num_items() const;
 
   // Work done on the loader's thread for every batch before it is handed out

@@ -30,6 +30,7 @@ struct EvalOptions {
 struct EvalResult {
   std::map<std::string, double> metrics;
   std::int64_t users = 0;
+  std::int64_t users_without_target = 0;  // too short for the split: not scored
   std::string checkpoint;
   std::string split;  // the protocol the users were split by (loo | last2)
   double seconds = 0;
