@@ -137,7 +137,7 @@ Outcome run_point(const fs::path& plan, int point, int threads, const Job& job) 
   }
   const auto run_dir = point_run_dir(plan, point);
   std::vector<std::string> args{"--config", config.string(), "--train.run_dir=" + run_dir.string(),
-                                "--train.resume=auto"};
+                                "--train.resume=auto", "--train.final_eval=false"};
   if (threads > 0) args.push_back(fmt::format("--train.threads={}", threads));
   const auto train_job = parse_train_job(args);
   log::info("sweep point {} ({}{}): {} steps planned, {:.3g} FLOPs", point, pp.label.empty() ? "" : pp.label + ": ",

@@ -45,6 +45,8 @@ void register_train_options(OptionRegistry& r, TrainConfig& c) {
         check::in_range<std::int64_t>(1, check::kMaxCount));
   r.add("train", "eval_every", &c.eval_every, "epochs between evaluations (0 = at the end only)",
         check::in_range(0, 1000000));
+  r.flag("train", "final_eval", &c.final_eval,
+         "evaluate on eval_part when training ends (`longrec sweep run` turns it off: it evaluates valid and test)");
   r.add("train", "eval_part", &c.eval_part, "split part evaluated during training: valid | test",
         check::one_of({"valid", "test"}));
   r.add("train", "eval_long_history", &c.eval_long_history,

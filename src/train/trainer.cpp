@@ -202,7 +202,7 @@ TrainResult run_training(const TrainConfig& config, const model::ModelConfig& gi
   training_log.finish_progress();
   // A run that stops exactly at an epoch's last batch has completed that epoch.
   state.epoch = state.loader.epoch + (state.loader.batch >= per_epoch ? 1 : 0);
-  evaluation.run(session, state.epoch, state.step, training_log);
+  if (config.final_eval) evaluation.run(session, state.epoch, state.step, training_log);
   save();
   const auto result = finish({});
   log::info("done: {} steps in {}", state.step, format_duration(result.seconds));

@@ -127,6 +127,8 @@ def losses(plan, point):
         if r["kind"] == "train":
             by_step[int(r["step"])] = r["loss"]  # the last record of a step (a resumed run repeats steps)
     return by_step
+# sweep run evaluates valid and test itself: training's own final evaluation is off.
+assert not any(json.loads(l)["kind"] == "eval" for l in open(f"{d}/A/points/000/run/metrics-rank-00000.jsonl"))
 a, b = losses("A", 2), losses("B", 2)
 assert sorted(a) == list(range(1, 13)) and sorted(b) == sorted(a), (sorted(a), sorted(b))
 diff = max(abs(a[s] - b[s]) for s in a)

@@ -30,6 +30,7 @@ struct TrainConfig {
   double sparse_lr = 0.05;
   std::int64_t log_every = 50;
   int eval_every = 10;                 // epochs; 0 = only at the end
+  bool final_eval = true;              // evaluate at the end (`sweep run` evaluates valid and test itself)
   std::string eval_part = "test";      // valid | test
   std::int64_t eval_long_history = 0;  // also report users with longer histories than this (0 = off)
   int threads = 0;                     // intra-op threads; 0 = all cores
