@@ -20,8 +20,8 @@ int run_prepare(int argc, const char* const* argv) {
   r.add("prepare", "items", &items, "item text file: movies.dat, movies.csv, u.item or item_id,text CSV",
         check::existing_file(/*optional=*/true));
   r.add("prepare", "out", &out, "output dataset directory (required)");
-  r.add("prepare", "format", &o.read.format, "auto | seq | movielens-dat | csv | tsv",
-        check::one_of({"auto", "seq", "movielens-dat", "csv", "tsv"}));
+  r.add("prepare", "format", &o.read.format, "auto | seq | pairs | movielens-dat | csv | tsv",
+        check::one_of({"auto", "seq", "pairs", "movielens-dat", "csv", "tsv"}));
   r.add("prepare", "header", &o.read.header, "csv/tsv: auto | yes | no", check::one_of({"auto", "yes", "no"}));
   r.add("prepare", "user_col", &o.read.user_column, "csv/tsv user column (name or 0-based index; empty = detect)");
   r.add("prepare", "item_col", &o.read.item_column, "csv/tsv item column");
@@ -64,6 +64,7 @@ int run_prepare(int argc, const char* const* argv) {
     log::warn("skipped {} malformed lines; the first ones:", report.bad_lines);
     for (const auto& example : report.bad_line_examples) log::warn("  {}", example);
   }
+  for (const auto& warning : report.warnings) log::warn("{}", warning);
   for (const auto& drop : report.drops) log::info("{}", drop);
   if (!items.empty()) {
     log::info("item text from {} ({}): {} items without text, {} text lines for items not in the data", items,

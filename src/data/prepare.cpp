@@ -93,6 +93,14 @@ PrepareReport prepare_dataset(const PrepareOptions& options) {
   report.bad_lines = raw.bad_lines;
   report.bad_line_examples = raw.bad_line_examples;
   const std::size_t n = raw.items.size();
+  if (!raw.time_is_ordinal && n > 1 &&
+      std::all_of(raw.times.begin(), raw.times.end(), [&](std::int64_t t) { return t == raw.times.front(); })) {
+    // The order of events is still the file's; HSTU's time feature would see only zero gaps.
+    report.warnings.push_back(
+        fmt::format("every event of {} has the time {}: the events keep the file's order, but time gaps (HSTU's time "
+                    "feature) are all zero; is the time column right (--time-col)?",
+                    options.input.string(), raw.times.front()));
+  }
   {
     std::unordered_map<std::int64_t, char> users, items;
     for (std::size_t e = 0; e < n; ++e) {

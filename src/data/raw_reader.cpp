@@ -6,6 +6,7 @@
 #include <cmath>
 #include <fstream>
 #include <optional>
+#include <set>
 
 #include <fmt/ranges.h>
 
@@ -25,15 +26,18 @@ std::string format_name(RawFormat format) {
       return "csv";
     case RawFormat::Tsv:
       return "tsv";
+    case RawFormat::Pairs:
+      return "pairs";
   }
   return "?";
 }
 
 RawFormat parse_format_name(const std::string& name) {
-  for (auto f : {RawFormat::Seq, RawFormat::MovielensDat, RawFormat::Csv, RawFormat::Tsv}) {
+  for (auto f : {RawFormat::Seq, RawFormat::Pairs, RawFormat::MovielensDat, RawFormat::Csv, RawFormat::Tsv}) {
     if (format_name(f) == name) return f;
   }
-  throw ConfigError("prepare.format", fmt::format("got '{}', expected auto, seq, movielens-dat, csv or tsv", name));
+  throw ConfigError("prepare.format",
+                    fmt::format("got '{}', expected auto, seq, pairs, movielens-dat, csv or tsv", name));
 }
 
 namespace {
@@ -252,6 +256,29 @@ bool looks_like_tabbed_seq(LineReader& reader, std::string line) {
   return varies;
 }
 
+// Space-separated lines of 2 or 3 integers, the same number on every line, a
+// user id on more than one line: one event per line (`pairs`), not one user per
+// line (`seq`, where "user item" is a user with one event). Reads up to
+// kLines non-empty lines from `line` on.
+bool looks_like_pairs(LineReader& reader, std::string line) {
+  constexpr int kLines = 200;
+  std::size_t count = 0;
+  std::set<std::string> users;
+  bool repeats = false;
+  for (int n = 0; n < kLines;) {
+    if (!trim(line).empty()) {
+      ++n;
+      const auto fields = split_whitespace(line);
+      if (!all_integers(fields) || fields.size() < 2 || fields.size() > 3) return false;
+      if (count == 0) count = fields.size();
+      if (fields.size() != count) return false;
+      repeats = repeats || !users.insert(std::string(fields[0])).second;
+    }
+    if (!reader.next(line)) break;
+  }
+  return repeats;
+}
+
 }  // namespace
 
 FormatGuess guess_format(const fs::path& path) {
@@ -278,11 +305,16 @@ FormatGuess guess_format(const fs::path& path) {
   if (line.find(',') != std::string::npos) return guess(RawFormat::Csv, fmt::format("a comma on line {}", number));
   const auto fields = split_whitespace(line);
   if (fields.size() >= 2 && all_integers(fields)) {
+    if (looks_like_pairs(reader, line)) {
+      return guess(RawFormat::Pairs, fmt::format("{} space-separated integers per line from line {}, user ids on "
+                                                 "several lines (one event per line)",
+                                                 fields.size(), number));
+    }
     return guess(RawFormat::Seq, fmt::format("space-separated integers on line {}", number));
   }
   throw DataError(
       fmt::format("{}:{}: cannot tell the format from the first line; pass --format "
-                  "(seq, movielens-dat, csv, tsv)",
+                  "(seq, pairs, movielens-dat, csv, tsv)",
                   path.string(), number));
 }
 
@@ -299,7 +331,7 @@ RawInteractions read_interactions(const fs::path& path, const RawReadOptions& op
   } catch (const DataError& e) {
     // What was read depends on the guess: say it, and how to choose another.
     std::vector<std::string> others;
-    for (auto f : {RawFormat::Seq, RawFormat::MovielensDat, RawFormat::Csv, RawFormat::Tsv}) {
+    for (auto f : {RawFormat::Seq, RawFormat::Pairs, RawFormat::MovielensDat, RawFormat::Csv, RawFormat::Tsv}) {
       if (f != guess.format) others.push_back(format_name(f));
     }
     throw DataError(fmt::format("{} [read as {}, the format guessed from {}; if it is another, pass --format {}]",
@@ -381,7 +413,8 @@ RawInteractions read_interactions_as(const fs::path& path, RawFormat format, con
   out.time_is_ordinal = out.time_is_ordinal || (delimited && !time_col);
 
   std::vector<std::string> fields_storage;
-  std::int64_t ordinal = 0;  // delimited without time: file order
+  std::int64_t ordinal = 0;     // delimited or pairs without time: file order
+  std::size_t pair_fields = 0;  // pairs: 2 (user item) or 3 (user item time), from the first line
   const auto parse_line = [&](const std::string& text) {
     switch (out.format) {
       case RawFormat::Seq: {
@@ -403,6 +436,27 @@ RawInteractions read_interactions_as(const fs::path& path, RawFormat format, con
           out.times.resize(before);
           throw;
         }
+        break;
+      }
+      case RawFormat::Pairs: {
+        const auto fields = split_whitespace(text);
+        if (pair_fields == 0) {
+          if (fields.size() != 2 && fields.size() != 3) {
+            throw BadLine{fmt::format("expected 'user item' or 'user item time', got {} field(s)", fields.size())};
+          }
+          pair_fields = fields.size();
+          out.time_is_ordinal = pair_fields == 2;
+        }
+        if (fields.size() != pair_fields) {
+          throw BadLine{fmt::format("expected {} fields ('{}') as on the first line, got {}", pair_fields,
+                                    pair_fields == 2 ? "user item" : "user item time", fields.size())};
+        }
+        const auto user = require_int(fields[0], "user id", 0);
+        const auto item = require_int(fields[1], "item id", 1);
+        const std::int64_t time = pair_fields == 3 ? require_int(fields[2], "timestamp", 2) : ordinal++;
+        out.users.push_back(user);
+        out.items.push_back(item);
+        out.times.push_back(time);
         break;
       }
       case RawFormat::MovielensDat: {

@@ -144,4 +144,21 @@ TEST(Prepare, ABadLineLeavesNoDatasetBehind) {
   }
 }
 
+// Issue 18, item 1: a time column that holds one value for every event is
+// reported (the order stays the file's; HSTU's time gaps would all be zero).
+TEST(Prepare, EveryEventAtTheSameTimeIsReported) {
+  testing::ScratchDir dir;
+  PrepareOptions options;
+  options.input = testing::write_file(dir / "log.csv", "user,item,time\n1,10,0\n1,11,0\n2,10,0\n");
+  options.output = dir / "store";
+  const auto report = prepare_dataset(options);
+  ASSERT_EQ(report.warnings.size(), 1u);
+  EXPECT_NE(report.warnings[0].find("every event of " + options.input.string() + " has the time 0"), std::string::npos)
+      << report.warnings[0];
+  PrepareOptions timed = options;
+  timed.input = testing::write_file(dir / "t.csv", "user,item,time\n1,10,5\n1,11,6\n2,10,5\n");
+  timed.output = dir / "store2";
+  EXPECT_TRUE(prepare_dataset(timed).warnings.empty());
+}
+
 }  // namespace longrec::data

@@ -216,6 +216,41 @@ TEST(RawReader, TabSeparatedSeqFileIsGuessedAsSeq) {
       << raw.format_guess;
 }
 
+// Issue 18, item 1: one `user item [time]` event per line (SASRec's Video.txt,
+// JODIE's wikipedia.txt) was read as seq, every event at time 0.
+TEST(RawReader, PairsOneEventPerLineAreGuessedAndReadInFileOrder) {
+  testing::ScratchDir dir;
+  const auto f = testing::write_file(dir / "Video.txt", "1 10\n1 11\n2 10\n1 12\n2 13\n");
+  const auto raw = read_interactions(f, {});
+  EXPECT_EQ(raw.format, RawFormat::Pairs);
+  EXPECT_NE(raw.format_guess.find("2 space-separated integers per line from line 1, user ids on several lines"),
+            std::string::npos)
+      << raw.format_guess;
+  EXPECT_TRUE(raw.time_is_ordinal);
+  EXPECT_EQ(raw.users, (std::vector<std::int64_t>{1, 1, 2, 1, 2}));
+  EXPECT_EQ(raw.items, (std::vector<std::int64_t>{10, 11, 10, 12, 13}));
+  EXPECT_EQ(raw.times, (std::vector<std::int64_t>{0, 1, 2, 3, 4}));  // the file's order
+
+  const auto timed = read_interactions(testing::write_file(dir / "w.txt", "7 3 1500\n8 3 1400\n7 4 1600\n"), {});
+  EXPECT_EQ(timed.format, RawFormat::Pairs);
+  EXPECT_FALSE(timed.time_is_ordinal);
+  EXPECT_EQ(timed.times, (std::vector<std::int64_t>{1500, 1400, 1600}));
+
+  // No user on two lines: one user per line, as seq has always been read.
+  EXPECT_EQ(read_interactions(testing::write_file(dir / "s.txt", "1 10\n2 11\n3 12\n"), {}).format, RawFormat::Seq);
+  // A line with another number of fields is refused by line.
+  RawReadOptions pairs;
+  pairs.format = "pairs";
+  const auto bad = testing::write_file(dir / "bad.txt", "1 10\n1 11 5\n");
+  EXPECT_NE(read_error(bad, pairs).find("bad.txt:2: expected 2 fields ('user item') as on the first line, got 3"),
+            std::string::npos)
+      << read_error(bad, pairs);
+  EXPECT_NE(read_error(testing::write_file(dir / "one.txt", "1\n"), pairs)
+                .find("one.txt:1: expected 'user item' or 'user item time', got 1 field(s)"),
+            std::string::npos);
+  EXPECT_EQ(parse_format_name("pairs"), RawFormat::Pairs);
+}
+
 TEST(RawReader, AnErrorAfterAGuessSaysWhichFormatWasGuessedAndHowToChoose) {
   testing::ScratchDir dir;
   // Tab-separated with a rating: TSV from line 1; line 2 is short.
@@ -223,7 +258,7 @@ TEST(RawReader, AnErrorAfterAGuessSaysWhichFormatWasGuessedAndHowToChoose) {
   const auto error = read_error(f);
   EXPECT_NE(error.find("log.txt:2: expected 4 columns, got 2"), std::string::npos) << error;
   EXPECT_NE(error.find("[read as tsv, the format guessed from a tab on line 1; if it is another, pass --format "
-                       "seq|movielens-dat|csv]"),
+                       "seq|pairs|movielens-dat|csv]"),
             std::string::npos)
       << error;
   // A format given is not a guess: no such note.

@@ -41,7 +41,8 @@ struct PrepareReport {
   std::int64_t lines = 0, bad_lines = 0;
   std::vector<std::string> bad_line_examples;
   std::int64_t raw_users = 0, raw_items = 0, raw_events = 0;
-  std::vector<std::string> drops;  // one sentence per filter that removed anything
+  std::vector<std::string> drops;     // one sentence per filter that removed anything
+  std::vector<std::string> warnings;  // e.g. every event at the same time
   std::int64_t items_without_text = 0, text_lines_unused = 0;
   std::string text_encoding;
   double seconds = 0;

@@ -1,7 +1,10 @@
 // Readers of raw interaction logs and item text (design section 3).
 //
 // Formats: `seq` (one user per line: `user item item ...`, oldest first, no
-// time: ordinal time is the position), `movielens-dat` (`user::item::rating::time`),
+// time: ordinal time is the position), `pairs` (one event per line, in time
+// order: `user item [time]`, whitespace-separated, as the SASRec repository's
+// Video.txt and JODIE's wikipedia.txt; without time the file order is the
+// time), `movielens-dat` (`user::item::rating::time`),
 // `csv` / `tsv` (columns chosen by name or 0-based index). Ids must be
 // integers, ratings finite numbers. A malformed line fails with `file:line:
 // what is wrong`, or with skip_bad_lines is counted and reported.
@@ -14,10 +17,10 @@
 
 namespace longrec::data {
 
-enum class RawFormat { Seq, MovielensDat, Csv, Tsv };
+enum class RawFormat { Seq, MovielensDat, Csv, Tsv, Pairs };
 
 std::string format_name(RawFormat format);
-// "seq", "movielens-dat", "csv", "tsv"; throws ConfigError("prepare.format") otherwise.
+// "seq", "pairs", "movielens-dat", "csv", "tsv"; throws ConfigError("prepare.format") otherwise.
 RawFormat parse_format_name(const std::string& name);
 // From the file name and its first line (a tab-separated file whose first
 // lines hold a varying number of integers is seq, not TSV); throws DataError
