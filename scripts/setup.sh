@@ -26,7 +26,8 @@ DEB_PACKAGES=(
   libgtest-dev googletest
   libsentencepiece-dev
   nlohmann-json3-dev
-  libcpp-httplib-dev wrk
+  # curl: scripts/demo.sh asks `longrec serve` one HTTP request
+  libcpp-httplib-dev wrk curl
   clang libclang-rt-14-dev
   # the Slurm test (tests/launch/slurm_cluster.sh): a one-machine cluster of Debian's Slurm 22.05
   slurm-wlm munge
