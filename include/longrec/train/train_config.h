@@ -33,11 +33,11 @@ struct TrainConfig {
   bool final_eval = true;              // evaluate at the end (`sweep run` evaluates valid and test itself)
   std::string eval_part = "test";      // valid | test
   std::int64_t eval_long_history = 0;  // also report users with longer histories than this (0 = off)
-  // Best-checkpoint selection (model_selection.h): "" / none (off: the last
-  // step is reported) or valid.<metric>, e.g. valid.ndcg@10. Periodic
+  // Best-checkpoint selection (model_selection.h): none (or empty; off: the
+  // last step is reported) or valid.<metric>, e.g. valid.ndcg@10. Periodic
   // evaluations then evaluate valid; the end evaluates eval_part at the best
   // checkpoint (run_dir/ckpt/BEST).
-  std::string select_by;
+  std::string select_by = "none";
   int early_stop_patience = 0;  // evaluations without improvement of select_by before stopping; 0 = off
   int threads = 0;              // intra-op threads; 0 = all cores
   std::string device = "auto";  // auto | cpu | cuda
