@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -15,6 +16,7 @@
 #include "longrec/core/checksum.h"
 #include "longrec/core/error.h"
 #include "longrec/core/atomic_file.h"
+#include "longrec/core/log.h"
 #include "longrec/data/h5.h"
 #include "longrec/data/history_store.h"
 #include "longrec/model/item_table.h"
@@ -31,21 +33,28 @@ namespace {
 // Writes datasets and keeps the CRC-32 of their bytes, in the order written.
 class BundleWriter {
  public:
-  BundleWriter(h5::File& file, std::string dtype) : file_(file), dtype_(std::move(dtype)) {}
+  BundleWriter(h5::File& file, std::string dtype, std::int64_t rows_per_block)
+      : file_(file), dtype_(std::move(dtype)), rows_per_block_(rows_per_block) {}
 
   // A float tensor in the bundle's dtype (flat; its shape goes to /config/tensors).
   void tensor(const std::string& name, const torch::Tensor& value) {
-    auto cpu = value.detach().to(torch::kCPU, torch::kFloat32).contiguous().reshape({-1});
     shapes_[name] = value.sizes().vec();
     if (dtype_ == "bf16") {
-      // Round to nearest even, as torch does, then keep the upper 16 bits.
-      auto bits = cpu.to(torch::kBFloat16).view(torch::kInt16).to(torch::kInt32).bitwise_and(0xFFFF);
-      std::vector<std::uint16_t> values(static_cast<std::size_t>(bits.numel()));
-      const auto* src = bits.data_ptr<std::int32_t>();
-      for (std::size_t i = 0; i < values.size(); ++i) values[i] = static_cast<std::uint16_t>(src[i]);
-      write<std::uint16_t>(name, values);
+      write<std::uint16_t>(name, bf16_bits(value));
     } else {
-      write<float>(name, std::vector<float>(cpu.data_ptr<float>(), cpu.data_ptr<float>() + cpu.numel()));
+      write<float>(name, floats(value));
+    }
+  }
+
+  // The same dataset, bytes and checksum as tensor(), written in blocks of
+  // rows of `value` [N, ...] (rows_per_block, or about 4M values) so that `progress` (if
+  // any) counts the rows written: compressing a large table takes a while.
+  void tensor_rows(const std::string& name, const torch::Tensor& value, log::ProgressBar* progress) {
+    shapes_[name] = value.sizes().vec();
+    if (dtype_ == "bf16") {
+      append_rows<std::uint16_t>(name, value, progress, bf16_bits);
+    } else {
+      append_rows<float>(name, value, progress, floats);
     }
   }
 
@@ -69,8 +78,45 @@ class BundleWriter {
   std::string checksum() const { return checksum_.hex(); }
 
  private:
+  static std::vector<float> floats(const torch::Tensor& value) {
+    auto cpu = value.detach().to(torch::kCPU, torch::kFloat32).contiguous().reshape({-1});
+    return std::vector<float>(cpu.data_ptr<float>(), cpu.data_ptr<float>() + cpu.numel());
+  }
+
+  // Round to nearest even, as torch does, then keep the upper 16 bits.
+  static std::vector<std::uint16_t> bf16_bits(const torch::Tensor& value) {
+    auto cpu = value.detach().to(torch::kCPU, torch::kFloat32).contiguous().reshape({-1});
+    auto bits = cpu.to(torch::kBFloat16).view(torch::kInt16).to(torch::kInt32).bitwise_and(0xFFFF);
+    std::vector<std::uint16_t> values(static_cast<std::size_t>(bits.numel()));
+    const auto* src = bits.data_ptr<std::int32_t>();
+    for (std::size_t i = 0; i < values.size(); ++i) values[i] = static_cast<std::uint16_t>(src[i]);
+    return values;
+  }
+
+  template <typename T, typename Convert>
+  void append_rows(const std::string& name, const torch::Tensor& value, log::ProgressBar* progress, Convert convert) {
+    const std::int64_t rows = value.dim() > 0 ? value.size(0) : 1;
+    const std::int64_t per_row = rows > 0 ? value.numel() / rows : 1;
+    const std::int64_t block =
+        rows_per_block_ > 0 ? rows_per_block_
+                            : std::max<std::int64_t>(1, (std::int64_t{1} << 22) / std::max<std::int64_t>(per_row, 1));
+    // The chunking of write(): 64Ki values, or the whole dataset when smaller.
+    h5::AppendableDataset<T> dataset(
+        file_, name, static_cast<hsize_t>(std::clamp<std::int64_t>(value.numel(), 1, std::int64_t{1} << 16)));
+    checksum_.update(name.data(), name.size());
+    for (std::int64_t begin = 0; begin < rows; begin += block) {
+      const auto values = convert(value.dim() > 0 ? value.slice(0, begin, std::min(rows, begin + block)) : value);
+      dataset.append(std::span<const T>(values));
+      checksum_.update(values.data(), values.size() * sizeof(T));
+      if (progress != nullptr) progress->update(std::min(rows, begin + block));
+    }
+    dataset.close();
+    names_.push_back(name);
+  }
+
   h5::File& file_;
   std::string dtype_;
+  std::int64_t rows_per_block_;
   Crc32 checksum_;
   std::vector<std::string> names_;
   json shapes_ = json::object();
@@ -99,6 +145,10 @@ ExportSummary export_bundle(const ExportOptions& options) {
   }
   const fs::path out(options.out);
   if (out.empty()) throw ConfigError("export.out", "an output path is required");
+  if (options.rows_per_block < 0) {
+    throw ConfigError("export.rows_per_block",
+                      fmt::format("got {}, expected 0 (automatic) or more", options.rows_per_block));
+  }
   if (fs::exists(out) && !options.overwrite) {
     throw ConfigError("export.out", fmt::format("{} exists; pass --overwrite to replace it", out.string()));
   }
@@ -149,7 +199,7 @@ ExportSummary export_bundle(const ExportOptions& options) {
   try {
     if (!out.parent_path().empty()) fs::create_directories(out.parent_path());
     auto file = h5::File::create(temporary);
-    BundleWriter writer(file, options.dtype);
+    BundleWriter writer(file, options.dtype, options.rows_per_block);
     file.create_group("/config");
     file.create_group("/items");
     writer.strings("/config/model", {model::model_config_to_json(manifest.model)});
@@ -170,11 +220,15 @@ ExportSummary export_bundle(const ExportOptions& options) {
     }
     writer.write<std::int64_t>("/items/ids", raw_ids);
     const auto table = raw_table.slice(0, 1);  // [I, D], without the padding row
+    std::optional<log::ProgressBar> progress;
+    if (options.show_progress)
+      progress.emplace("export: items", manifest.num_items, log::ProgressOptions{.log_lines = true});
     if (options.items_only) {
-      writer.tensor("/items/vectors", model::l2_normalize(table));
+      writer.tensor_rows("/items/vectors", model::l2_normalize(table), progress ? &*progress : nullptr);
     } else {
-      writer.tensor("/items/table", table);
+      writer.tensor_rows("/items/table", table, progress ? &*progress : nullptr);
     }
+    if (progress) progress->finish();
     if (!text.empty()) writer.strings("/items/text", text);
     if (item_llm) writer.write<std::uint8_t>("/items/tokenizer", tokenizer);
     writer.strings("/config/tensors", {writer.shapes().dump()});

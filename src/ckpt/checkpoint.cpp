@@ -15,6 +15,7 @@
 #include "longrec/core/checksum.h"
 #include "longrec/core/error.h"
 #include "longrec/core/atomic_file.h"
+#include "longrec/core/log.h"
 #include "longrec/data/h5.h"
 #include "longrec/distributed/communicator.h"
 
@@ -178,6 +179,14 @@ fs::path save_checkpoint(const fs::path& run_dir, const Manifest& manifest, mode
     m["config_ini"] = manifest.config_ini;
     m["dataset"] = manifest.dataset;
     m["tensors"] = tensors;
+    if (const auto& sel = manifest.trainer.selection; !sel.metric.empty()) {
+      m["selection"] = {{"metric", sel.metric},
+                        {"best_step", sel.best_step},
+                        {"best_epoch", sel.best_epoch},
+                        {"best_value", sel.best_value},
+                        {"evals_since_best", sel.evals_since_best},
+                        {"last_eval_step", sel.last_eval_step}};
+    }
     json files = json::object();
     files[kDenseFile] = file_checksum(temporary / kDenseFile);
     for (int r = 0; r < world; ++r) files[embedding_file(r, world)] = checksums[static_cast<std::size_t>(r)];
@@ -214,6 +223,28 @@ fs::path save_checkpoint(const fs::path& run_dir, const Manifest& manifest, mode
     reached("latest", manifest.trainer.step);
     fs::remove_all(previous);
 
+    // BEST (train.select_by) names the best checkpoint so far: this one or an
+    // earlier one, which the retention below keeps. A resumed run rewrites it
+    // from its own state (a BEST of the abandoned continuation would name a
+    // step this run has not reached, or has replaced).
+    const auto& selection = manifest.trainer.selection;
+    std::string best_name;
+    if (!selection.metric.empty() && selection.best_step >= 0) {
+      best_name = step_directory_name(selection.best_step);
+      if (!fs::is_directory(root / best_name)) {
+        log::warn("{}: the best checkpoint so far (step {}, {} {:.6g}) is gone; {} not written", root.string(),
+                  selection.best_step, selection.metric, selection.best_value, kBestFile);
+        best_name.clear();
+      }
+    }
+    if (!best_name.empty()) {
+      write_file_atomically(root / kBestFile, [&](std::ostream& out) { out << best_name << '\n'; });
+      fsync_path(root);
+    } else if (fs::exists(root / kBestFile)) {
+      fs::remove(root / kBestFile);
+    }
+    reached("best", manifest.trainer.step);
+
     // The newest `keep` checkpoints up to this one stay (newer ones, of an
     // interrupted run resumed from an older checkpoint, are replaced when
     // training reaches their step), and leftovers of interrupted saves go.
@@ -222,9 +253,14 @@ fs::path save_checkpoint(const fs::path& run_dir, const Manifest& manifest, mode
     for (const auto& entry : fs::directory_iterator(root)) {
       const std::string entry_name = entry.path().filename().string();
       // A LATEST being replaced when a save was killed (write_file_atomically's temporary).
-      if (entry.is_regular_file() && entry_name.rfind(".LATEST.tmp-", 0) == 0) leftovers.push_back(entry.path());
+      if (entry.is_regular_file() &&
+          (entry_name.rfind(".LATEST.tmp-", 0) == 0 || entry_name.rfind(fmt::format(".{}.tmp-", kBestFile), 0) == 0)) {
+        leftovers.push_back(entry.path());
+      }
       if (!entry.is_directory()) continue;
-      if (const auto step = step_of(entry_name); step >= 0 && step <= manifest.trainer.step) {
+      // The best checkpoint is not counted among the newest `keep`, and stays.
+      if (const auto step = step_of(entry_name);
+          step >= 0 && step <= manifest.trainer.step && entry_name != best_name) {
         steps.emplace_back(step, entry.path());
       }
       for (const char* suffix : {".tmp", ".old"}) {

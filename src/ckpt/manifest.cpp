@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cmath>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -124,6 +125,16 @@ class Fields {
     return x;
   }
 
+  double number(const char* name) const {
+    const json& v = at(name);
+    if (!v.is_number() || !std::isfinite(v.get<double>())) {
+      throw DataError(fmt::format("{}: key '{}' must be a finite number, got {}", source_, key(name), describe(v)));
+    }
+    return v.get<double>();
+  }
+
+  bool has(const char* name) const { return object_.contains(name); }
+
   std::string string(const char* name) const {
     const json& v = at(name);
     if (!v.is_string())
@@ -213,6 +224,26 @@ Manifest parse_manifest(const std::string& text, const std::string& source) {
         epoch_done ? fmt::format("{} or {}", t.loader.epoch, t.loader.epoch + 1) : fmt::format("{}", t.loader.epoch)));
   }
 
+  // Best-checkpoint selection: optional (checkpoints of runs without
+  // train.select_by, and those written before it existed, have none).
+  if (f.has("selection")) {
+    const Fields sel(f.object("selection"), source, "selection.");
+    auto& s = out.trainer.selection;
+    s.metric = sel.string("metric");
+    if (s.metric.empty()) throw DataError(fmt::format("{}: key 'selection.metric' is empty", source));
+    s.best_step = sel.integer("best_step", -1, t.step);
+    s.best_epoch = sel.integer("best_epoch", 0, t.epoch);
+    s.best_value = sel.number("best_value");
+    s.evals_since_best = sel.integer("evals_since_best", 0, kMaxCount);
+    s.last_eval_step = sel.integer("last_eval_step", -1, t.step);
+    if (s.best_step > s.last_eval_step) {
+      throw DataError(
+          fmt::format("{}: key 'selection.best_step' is {}, after 'selection.last_eval_step' {}; the manifest was "
+                      "edited",
+                      source, s.best_step, s.last_eval_step));
+    }
+  }
+
   // Every file of a world_size-rank checkpoint, each with its checksum, and nothing else.
   const json& files = f.object("files");
   for (const auto& [name, checksum] : files.items()) {
@@ -293,15 +324,14 @@ std::string read_all(const fs::path& path) {
   return bytes.str();
 }
 
-// What run_dir/ckpt/LATEST says: a step directory name, or why not.
+// What a pointer file (run_dir/ckpt/LATEST or BEST) says: a step directory name, or why not.
 struct Latest {
   std::string name;     // set when LATEST holds a step directory name
   std::string problem;  // otherwise: "is missing", "is empty", ...
   bool missing = false;
 };
 
-Latest read_latest(const fs::path& root) {
-  const fs::path path = root / "LATEST";
+Latest read_pointer(const fs::path& path) {
   Latest latest;
   if (!fs::exists(path)) {
     latest.missing = true;
@@ -337,7 +367,7 @@ Latest read_latest(const fs::path& root) {
 // The checkpoint of `root` (a ckpt directory). fresh_if_none: an empty path
 // when there is no step directory at all (resume=auto), else DataError.
 fs::path checkpoint_in(const fs::path& root, bool fresh_if_none) {
-  const Latest latest = read_latest(root);
+  const Latest latest = read_pointer(root / "LATEST");
   if (!latest.name.empty() && fs::is_directory(root / latest.name)) return root / latest.name;
   const std::string why =
       latest.name.empty() ? latest.problem : fmt::format("names {}, which does not exist", latest.name);
@@ -412,6 +442,18 @@ fs::path resolve_checkpoint(const fs::path& run_dir, const std::string& resume) 
   if (resume == "auto") return checkpoint_in(run_dir / "ckpt", true);
   const fs::path path(resume);
   if (fs::is_regular_file(path) && path.filename() == "LATEST") return checkpoint_in(path.parent_path(), false);
+  if (path.filename() == kBestFile) {
+    const Latest best = read_pointer(path);
+    if (best.name.empty()) {
+      throw DataError(fmt::format("{} {}: no best checkpoint (it is written when train.select_by is set)",
+                                  path.string(), best.problem));
+    }
+    const fs::path directory = path.parent_path() / best.name;
+    if (!fs::is_directory(directory)) {
+      throw DataError(fmt::format("{} names {}, which does not exist", path.string(), best.name));
+    }
+    return directory;
+  }
   if (!fs::is_directory(path)) throw DataError(fmt::format("{}: checkpoint not found", resume));
   if (fs::exists(path / "LATEST")) return checkpoint_in(path, false);
   if (fs::is_directory(path / "ckpt")) return checkpoint_in(path / "ckpt", false);

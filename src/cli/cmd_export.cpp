@@ -16,7 +16,8 @@ int run_export(int argc, const char* const* argv) {
                    "the raw item ids (and titles), and a checksum. Readable with h5py (scripts/inspect_bundle.py).\n"
                    "Example: longrec export --checkpoint runs/ml-1m-hstu/ckpt/LATEST --out model.h5",
                    "export");
-  r.add("export", "checkpoint", &options.checkpoint, "checkpoint: step directory, LATEST file or run directory");
+  r.add("export", "checkpoint", &options.checkpoint,
+        "checkpoint: step directory, LATEST or BEST file (train.select_by), or run directory (its LATEST)");
   r.add("export", "out", &options.out, "bundle file to write");
   r.add("export", "dataset", &options.dataset, "history store for item ids and text (default: the checkpoint's)");
   r.add("export", "dtype", &options.dtype, "weights as fp32 or bf16", check::one_of({"fp32", "bf16"}));
@@ -31,6 +32,7 @@ int run_export(int argc, const char* const* argv) {
     if (options.out.empty()) throw ConfigError("export.out", "an output path is required");
   });
   if (!r.parse(argc, argv)) return 0;
+  options.show_progress = true;
   const auto s = ckpt::export_bundle(options);
   log::info(
       "{}: {} items x {} ({}), {} dense parameters{}{}, from step {} of a {}-rank checkpoint; {:.1f} MB, "

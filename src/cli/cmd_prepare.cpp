@@ -52,6 +52,7 @@ int run_prepare(int argc, const char* const* argv) {
   o.item_text = items;
   if (!text_fields.empty()) o.text_fields = split_list(text_fields);
   o.output = out;
+  o.show_progress = true;
 
   const auto report = data::prepare_dataset(o);
   const auto& m = report.meta;
@@ -66,6 +67,11 @@ int run_prepare(int argc, const char* const* argv) {
   }
   for (const auto& warning : report.warnings) log::warn("{}", warning);
   for (const auto& drop : report.drops) log::info("{}", drop);
+  if (!report.filters.empty()) {
+    log::info("the filters removed {} of {} users, {} of {} items and {} of {} events", report.raw_users - m.num_users,
+              report.raw_users, report.raw_items - m.num_items, report.raw_items, report.raw_events - m.num_events,
+              report.raw_events);
+  }
   if (!items.empty()) {
     log::info("item text from {} ({}): {} items without text, {} text lines for items not in the data", items,
               report.text_encoding, report.items_without_text, report.text_lines_unused);

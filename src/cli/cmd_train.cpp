@@ -20,12 +20,18 @@ int run_train(int argc, const char* const* argv) {
   train::register_train_options(r, train);
   model::register_model_options(r, model);
   data::register_loader_options(r, data);
+  r.constraint([&] { train::check_selection(train, data); });
   if (!r.parse(argc, argv)) return 0;
   const auto result = train::run_training(train, model, data, r.table(), r.ini());
   // 75 (EX_TEMPFAIL): stopped early with a checkpoint; launchers requeue and resume.
   if (result.stopped_by_signal != 0) return 75;
   log::info("trained {} steps ({} epochs) in {:.0f} s; final loss {:.4f}", result.steps, result.epochs, result.seconds,
             result.final_loss);
+  if (result.best_step >= 0) {
+    log::info("best checkpoint by {}: step {} (epoch {}), {:.6f}{}; {}/ckpt/BEST names it", result.selected_by,
+              result.best_step, result.best_epoch, result.best_value, result.stopped_early ? "; stopped early" : "",
+              train.run_dir);
+  }
   return 0;
 }
 

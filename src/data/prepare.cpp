@@ -3,68 +3,91 @@
 #include <algorithm>
 #include <chrono>
 #include <numeric>
+#include <optional>
 #include <unordered_map>
 
 #include "longrec/core/checksum.h"
 #include "longrec/core/error.h"
+#include "longrec/core/log.h"
 
 namespace longrec::data {
 
 namespace {
 
+// One pass of one filter over the kept events: drops the events for which
+// `drop(e)` holds and counts the users and items that lose their last event
+// (user_count / item_count: kept events per id, updated).
+template <typename Drop>
+void filter_pass(const RawInteractions& raw, std::vector<char>& keep,
+                 std::unordered_map<std::int64_t, std::int64_t>& user_count,
+                 std::unordered_map<std::int64_t, std::int64_t>& item_count, FilterDrop& drop_record, Drop drop) {
+  for (std::size_t e = 0; e < keep.size(); ++e) {
+    if (!keep[e] || !drop(e)) continue;
+    keep[e] = 0;
+    ++drop_record.events;
+    drop_record.users += --user_count[raw.users[e]] == 0;
+    drop_record.items += --item_count[raw.items[e]] == 0;
+  }
+}
+
+std::string plural(std::int64_t n, const char* one, const char* many) {
+  return fmt::format("{} {}", n, n == 1 ? one : many);
+}
+
+// "min_item_events 2: dropped 3 events; removed 2 items (fewer than 2 events) and 1 user (every event was of
+// such items)".
+std::string describe_drop(const FilterDrop& d) {
+  const bool by_item = d.filter == "min_item_events";
+  const auto direct = by_item ? plural(d.items, "item", "items") : plural(d.users, "user", "users");
+  const auto knock_on = by_item ? plural(d.users, "user", "users") : plural(d.items, "item", "items");
+  return fmt::format("{} {}: dropped {}; removed {} (fewer than {} events) and {} (every event was {} such {})",
+                     d.filter, d.minimum, plural(d.events, "event", "events"), direct, d.minimum, knock_on,
+                     by_item ? "of" : "by", by_item ? "items" : "users");
+}
+
 // Applies the user/item minimums (once, or to a fixed point for k-core) to the
-// `keep` mask and records what each pass removed.
+// `keep` mask: the item minimum first, then the user minimum, each pass over
+// what the one before kept. Records per filter (summed over k-core rounds) the
+// events it dropped, the users and items it removed directly (too few events)
+// and those that lost their last event by it, so that every removed user and
+// item is counted once: sum of users = raw users - users kept, the same for
+// items and events.
 void apply_filters(const RawInteractions& raw, const PrepareOptions& options, std::vector<char>& keep,
-                   std::vector<std::string>& drops) {
+                   PrepareReport& report) {
   const int min_user = std::max(options.min_user_events, options.k_core);
   const int min_item = std::max(options.min_item_events, options.k_core);
   if (min_user <= 1 && min_item <= 1) return;
   std::unordered_map<std::int64_t, std::int64_t> user_count, item_count;
-  std::int64_t dropped_item_events = 0, dropped_user_events = 0, rounds = 0;
-  std::int64_t dropped_items = 0, dropped_users = 0;
-  bool changed = true;
-  while (changed) {
-    changed = false;
+  for (std::size_t e = 0; e < keep.size(); ++e) {
+    ++user_count[raw.users[e]];
+    ++item_count[raw.items[e]];
+  }
+  FilterDrop by_item{"min_item_events", min_item}, by_user{"min_user_events", min_user};
+  std::int64_t rounds = 0;
+  for (bool changed = true; changed;) {
     ++rounds;
-    user_count.clear();
-    item_count.clear();
-    for (std::size_t e = 0; e < keep.size(); ++e) {
-      if (!keep[e]) continue;
-      ++user_count[raw.users[e]];
-      ++item_count[raw.items[e]];
-    }
+    const std::int64_t before = by_item.events + by_user.events;
     if (min_item > 1) {
-      for (const auto& [item, count] : item_count) dropped_items += count < min_item;
-      for (std::size_t e = 0; e < keep.size(); ++e) {
-        if (keep[e] && item_count[raw.items[e]] < min_item) {
-          keep[e] = 0;
-          ++dropped_item_events;
-          changed = true;
-          --user_count[raw.users[e]];
-        }
-      }
+      // Counts as they stand before the pass: an item's fate does not depend on the order of its events.
+      const auto counts = item_count;
+      filter_pass(raw, keep, user_count, item_count, by_item,
+                  [&](std::size_t e) { return counts.at(raw.items[e]) < min_item; });
     }
     if (min_user > 1) {
-      for (const auto& [user, count] : user_count) dropped_users += count > 0 && count < min_user;
-      for (std::size_t e = 0; e < keep.size(); ++e) {
-        if (keep[e] && user_count[raw.users[e]] < min_user) {
-          keep[e] = 0;
-          ++dropped_user_events;
-          changed = true;
-        }
-      }
+      const auto counts = user_count;
+      filter_pass(raw, keep, user_count, item_count, by_user,
+                  [&](std::size_t e) { return counts.at(raw.users[e]) < min_user; });
     }
-    if (options.k_core <= 0) break;
+    changed = options.k_core > 0 && by_item.events + by_user.events > before;
   }
-  if (dropped_item_events > 0) {
-    drops.push_back(fmt::format("dropped {} events of {} items with fewer than {} events", dropped_item_events,
-                                dropped_items, min_item));
+  for (const auto& drop : {by_item, by_user}) {
+    if (drop.minimum <= 1) continue;
+    report.filters.push_back(drop);
+    if (drop.events > 0) report.drops.push_back(describe_drop(drop));
   }
-  if (dropped_user_events > 0) {
-    drops.push_back(fmt::format("dropped {} events of {} users with fewer than {} events", dropped_user_events,
-                                dropped_users, min_user));
+  if (options.k_core > 0) {
+    report.drops.push_back(fmt::format("{}-core reached after {} rounds", options.k_core, rounds));
   }
-  if (options.k_core > 0) drops.push_back(fmt::format("{}-core reached after {} rounds", options.k_core, rounds));
 }
 
 }  // namespace
@@ -86,7 +109,21 @@ PrepareReport prepare_dataset(const PrepareOptions& options) {
   }
 
   PrepareReport report;
-  const RawInteractions raw = read_interactions(options.input, options.read);
+  const log::ProgressOptions progress_options{.log_lines = options.show_progress};
+  RawInteractions raw;
+  {
+    RawReadOptions read = options.read;
+    std::optional<log::ProgressBar> reading;
+    if (options.show_progress) {
+      log::ProgressOptions by_bytes = progress_options;
+      by_bytes.unit = log::ProgressUnit::kBytes;
+      std::error_code ec;
+      const auto size = std::filesystem::file_size(options.input, ec);
+      reading.emplace("prepare: read", ec ? 0 : static_cast<std::int64_t>(size), by_bytes);
+      read.on_progress = [&reading](std::int64_t bytes) { reading->update(bytes); };
+    }
+    raw = read_interactions(options.input, read);
+  }
   report.format = format_name(raw.format);
   report.format_guess = raw.format_guess;
   report.lines = raw.lines;
@@ -113,7 +150,7 @@ PrepareReport prepare_dataset(const PrepareOptions& options) {
   }
 
   std::vector<char> keep(n, 1);
-  apply_filters(raw, options, keep, report.drops);
+  apply_filters(raw, options, keep, report);
 
   // Dense item ids: first appearance in file order, or by frequency (ties by first appearance).
   std::unordered_map<std::int64_t, std::int32_t> dense;
@@ -183,7 +220,12 @@ PrepareReport prepare_dataset(const PrepareOptions& options) {
   std::vector<std::int32_t> items;
   std::vector<std::int64_t> times;
   std::vector<float> ratings;
+  std::optional<log::ProgressBar> writing;
+  if (options.show_progress) {
+    writing.emplace("prepare: write", static_cast<std::int64_t>(order.size()), progress_options);
+  }
   for (std::size_t i = 0; i < order.size();) {
+    if (writing) writing->update(static_cast<std::int64_t>(i));
     const std::int64_t user = raw.users[order[i]];
     items.clear();
     times.clear();
@@ -195,6 +237,10 @@ PrepareReport prepare_dataset(const PrepareOptions& options) {
       if (raw.has_ratings) ratings.push_back(raw.ratings[e]);
     }
     writer.add_user(user, items, times, ratings);
+  }
+  if (writing) {
+    writing->update(static_cast<std::int64_t>(order.size()));
+    writing->finish();
   }
   writer.set_items(std::move(item_raw_ids), std::move(item_counts), std::move(texts));
   StoreMeta description;

@@ -61,6 +61,7 @@ class LineReader {
       return false;
     }
     ++number_;
+    bytes_ += static_cast<std::int64_t>(line.size()) + (in_.eof() ? 0 : 1);  // with its '\n', if any
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (number_ == 1) {
       if (line.size() >= 2 &&
@@ -77,12 +78,14 @@ class LineReader {
     return true;
   }
   std::int64_t number() const { return number_; }
+  // Bytes consumed so far (the lines returned and their line ends).
+  std::int64_t bytes() const { return bytes_; }
   const fs::path& path() const { return path_; }
 
  private:
   fs::path path_;
   std::ifstream in_;
-  std::int64_t number_ = 0;
+  std::int64_t number_ = 0, bytes_ = 0;
 };
 
 void require_non_empty(const fs::path& path) {
@@ -508,7 +511,12 @@ RawInteractions read_interactions_as(const fs::path& path, RawFormat format, con
     }
   };
   if (pending_first_line) handle(line);
-  while (reader.next(line)) handle(line);
+  constexpr std::int64_t kLinesPerProgress = 4096;
+  while (reader.next(line)) {
+    handle(line);
+    if (options.on_progress && reader.number() % kLinesPerProgress == 0) options.on_progress(reader.bytes());
+  }
+  if (options.on_progress) options.on_progress(reader.bytes());
 
   if (out.items.empty()) {
     throw DataError(fmt::format("{}: no events read ({} data lines, {} bad)", path.string(), out.lines, out.bad_lines));

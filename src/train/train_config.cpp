@@ -4,8 +4,10 @@
 #include <cmath>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "longrec/core/config.h"
+#include "longrec/train/model_selection.h"
 
 namespace longrec::train {
 
@@ -18,6 +20,24 @@ check::Validator<double> finite_seconds(double lo, double hi) {
       throw ConfigError(key, fmt::format("got {}, expected a number of seconds in [{}, {}]", v, lo, hi));
     }
   };
+}
+
+// select_by and early_stop_patience together: patience needs a metric, a
+// metric needs periodic evaluations.
+void check_selection_keys(const TrainConfig& c) {
+  const bool selecting = parse_select_by(c.select_by).has_value();
+  if (c.early_stop_patience > 0 && !selecting) {
+    throw ConfigError("train.early_stop_patience",
+                      fmt::format("got {}, but train.select_by is none: early stopping needs a metric to watch "
+                                  "(e.g. train.select_by=valid.ndcg@10)",
+                                  c.early_stop_patience));
+  }
+  if (selecting && c.eval_every == 0) {
+    throw ConfigError("train.select_by",
+                      fmt::format("got '{}', but train.eval_every = 0 evaluates only at the end: selection needs "
+                                  "periodic evaluations (train.eval_every >= 1 epoch)",
+                                  c.select_by));
+  }
 }
 
 }  // namespace
@@ -52,6 +72,14 @@ void register_train_options(OptionRegistry& r, TrainConfig& c) {
   r.add("train", "eval_long_history", &c.eval_long_history,
         "also report metrics of users whose history is longer than this many events (0 = off)",
         check::in_range<std::int64_t>(0, check::kMaxCount));
+  r.add("train", "select_by", &c.select_by,
+        fmt::format("keep the best checkpoint by this validation metric (at every periodic evaluation) and report "
+                    "eval_part's metrics at it: none | valid.<metric>, <metric> one of {} (needs data.split=last2)",
+                    fmt::join(selectable_metrics(), ", ")),
+        check::Validator<std::string>([](const std::string&, const std::string& v) { (void)parse_select_by(v); }));
+  r.add("train", "early_stop_patience", &c.early_stop_patience,
+        "stop after this many periodic evaluations in a row without improvement of select_by (0 = off)",
+        check::in_range(0, 1000000));
   r.add("train", "threads", &c.threads, "intra-op threads per process (0 = all cores)",
         check::in_range(0, check::kMaxThreads));
   r.add("train", "device", &c.device, "auto | cpu | cuda", check::one_of({"auto", "cpu", "cuda"}));
@@ -74,6 +102,17 @@ void register_train_options(OptionRegistry& r, TrainConfig& c) {
   r.constraint([&c] {
     if (c.dataset.empty()) throw ConfigError("train.dataset", "a dataset directory is required");
   });
+  r.constraint([&c] { check_selection_keys(c); });
+}
+
+void check_selection(const TrainConfig& train, const data::LoaderConfig& data) {
+  check_selection_keys(train);
+  if (!parse_select_by(train.select_by) || data.split != "loo") return;
+  throw ConfigError("train.select_by",
+                    fmt::format("got '{}' with data.split=loo: under loo the validation target is the test target "
+                                "(each user's last event), so the test figure would be chosen on the test set; use "
+                                "data.split=last2 (validation on the second-to-last event)",
+                                train.select_by));
 }
 
 model::StepMemoryEstimate check_training_memory(const TrainConfig& train, const model::ModelConfig& model,

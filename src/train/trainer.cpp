@@ -14,6 +14,7 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "longrec/ckpt/checkpoint.h"
 #include "longrec/core/error.h"
@@ -21,6 +22,7 @@
 #include "longrec/distributed/communicator.h"
 #include "longrec/distributed/runtime.h"
 #include "longrec/train/lr_schedule.h"
+#include "longrec/train/model_selection.h"
 #include "longrec/train/peak_flops.h"
 #include "longrec/train/training_session.h"
 #include "periodic_eval.h"
@@ -73,6 +75,49 @@ ckpt::TrainerState resume_if_asked(const TrainConfig& config, const model::Model
   return loaded.trainer;
 }
 
+// Rank 0's value on every rank. The metrics are already the same on every
+// rank (each one ranks the whole global batch); taking rank 0's makes the
+// selection and stop decisions the same by construction, not by arithmetic.
+double rank0_value(distributed::Communicator& comm, const torch::Device& device, double value) {
+  if (comm.world() == 1) return value;
+  auto wire = torch::tensor({value}, torch::kFloat64).to(comm.wire_device(device));
+  comm.broadcast(wire, 0);
+  return wire.to(torch::kCPU).item<double>();
+}
+
+// The selection of train.select_by (none when off), continuing the resumed
+// checkpoint's state when it selected by the same metric.
+std::optional<ModelSelection> start_selection(const TrainConfig& config, const ckpt::SelectionState& resumed,
+                                              std::int64_t resumed_step) {
+  const auto select_by = parse_select_by(config.select_by);
+  if (!select_by) {
+    // The resumed state stays as it was: its BEST and best checkpoint are kept.
+    if (!resumed.metric.empty()) {
+      log::info("train.select_by is none: the checkpoint's selection by {} is kept as it was, not continued",
+                resumed.metric);
+    }
+    return std::nullopt;
+  }
+  ckpt::SelectionState state = resumed;
+  if (!state.metric.empty() && state.metric != select_by->name()) {
+    log::warn("the resumed checkpoint selected by {}, this run selects by {}: the best checkpoint so far starts over",
+              state.metric, select_by->name());
+    state = {};
+  } else if (state.metric.empty() && resumed_step > 0) {
+    log::info(
+        "the resumed checkpoint has no selection state (trained without train.select_by): selection by {} "
+        "starts at step {}",
+        select_by->name(), resumed_step);
+  }
+  ModelSelection selection(*select_by, config.early_stop_patience, state);
+  if (selection.state().last_eval_step >= 0) {
+    log::info("selection resumed: best {}; {} evaluation(s) without improvement since{}", selection.describe_best(),
+              selection.state().evals_since_best,
+              config.early_stop_patience > 0 ? fmt::format(" (patience {})", config.early_stop_patience) : "");
+  }
+  return selection;
+}
+
 }  // namespace
 
 TrainResult run_training(const TrainConfig& config, const model::ModelConfig& given_model_config,
@@ -81,6 +126,7 @@ TrainResult run_training(const TrainConfig& config, const model::ModelConfig& gi
   // hllm records its tokenizer's checksum and vocabulary in the model configuration (below).
   model::ModelConfig model_config = given_model_config;
   model::check_model_fits_history(model_config.max_len, model_config.personalization, data_config.max_len);
+  check_selection(config, data_config);  // (and select_by itself, for callers that bypass the CLI)
   const distributed::Topology topology = job_comm != nullptr              ? job_comm->topology()
                                          : distributed::launched_by_mpi() ? distributed::MpiRuntime::start().topology()
                                                                           : distributed::Topology{};
@@ -133,6 +179,8 @@ TrainResult run_training(const TrainConfig& config, const model::ModelConfig& gi
   manifest.batches_per_epoch = per_epoch;
   state = resume_if_asked(config, model_config, num_items, per_epoch, session);
   train_loader.restore(state.loader);
+  std::optional<ModelSelection> selection = start_selection(config, state.selection, state.step);
+  if (selection) state.selection = selection->state();
 
   const std::int64_t planned = config.max_steps > 0
                                    ? std::min<std::int64_t>(config.max_steps, per_epoch * config.epochs)
@@ -147,6 +195,29 @@ TrainResult run_training(const TrainConfig& config, const model::ModelConfig& gi
                                             session.items(), config.keep_ckpts, comm);
     log::info("checkpoint {}", path.string());
   };
+  // One selection point (train.select_by): evaluate valid at this step, keep
+  // the checkpoint when it is the best so far; true: patience used up, stop.
+  const auto evaluate_and_select = [&]() -> bool {
+    if (selection->counted(state.step)) return selection->patience_used_up();  // in the resumed state already
+    const auto values = evaluation.run(session, state.epoch, state.step, training_log);
+    const double value = rank0_value(comm, device, values.at(selection->select_by().metric));
+    const auto decision = selection->observe(value, state.step, state.epoch);
+    state.selection = selection->state();
+    const auto& s = selection->state();
+    log::info(
+        "select by {}: {:.6f} at step {} (epoch {}): {}", s.metric, value, state.step, state.epoch,
+        decision.improved
+            ? std::string("the best so far, kept")
+            : fmt::format("no improvement on {} ({} in a row{})", selection->describe_best(), s.evals_since_best,
+                          config.early_stop_patience > 0 ? fmt::format(" of patience {}", config.early_stop_patience)
+                                                         : std::string()));
+    if (decision.improved) save();
+    if (decision.stop) {
+      log::info("early stop at step {} (epoch {}): {} evaluations without improvement; best {}", state.step,
+                state.epoch, s.evals_since_best, selection->describe_best());
+    }
+    return decision.stop;
+  };
   const auto finish = [&](TrainResult result) {
     result.steps = state.step;
     result.epochs = static_cast<int>(state.epoch);
@@ -158,12 +229,24 @@ TrainResult run_training(const TrainConfig& config, const model::ModelConfig& gi
   session.model().train();
   const StopSignals stop_signals;
   bool steady_timeout = false;  // the start-up collective timeout applies until a step completed
-  while (state.step < planned) {
+  // A resumed run that had already stopped early (and keeps its patience) trains no further.
+  bool stopped_early = selection && selection->patience_used_up();
+  if (stopped_early) {
+    log::info("early stopping was reached before this checkpoint (best {}); no further steps",
+              selection->describe_best());
+  }
+  while (state.step < planned && !stopped_early) {
     auto batch = train_loader.next();
     if (!batch) {  // end of an epoch
       state.epoch = train_loader.position().epoch;
       state.loader = train_loader.position();
-      if (evaluation.due_after(state.epoch)) evaluation.run(session, state.epoch, state.step, training_log);
+      if (evaluation.due_after(state.epoch)) {
+        if (selection) {
+          stopped_early = evaluate_and_select();
+        } else {
+          evaluation.run(session, state.epoch, state.step, training_log);
+        }
+      }
       continue;
     }
     LONGREC_CHECK(TrainingSession::is_prepared_for(*batch, state.step),
@@ -202,10 +285,47 @@ TrainResult run_training(const TrainConfig& config, const model::ModelConfig& gi
   training_log.finish_progress();
   // A run that stops exactly at an epoch's last batch has completed that epoch.
   state.epoch = state.loader.epoch + (state.loader.batch >= per_epoch ? 1 : 0);
-  if (config.final_eval) evaluation.run(session, state.epoch, state.step, training_log);
-  save();
-  const auto result = finish({});
-  log::info("done: {} steps in {}", state.step, format_duration(result.seconds));
+  if (!selection) {
+    if (config.final_eval) evaluation.run(session, state.epoch, state.step, training_log);
+    save();
+    const auto result = finish({});
+    log::info("done: {} steps in {}", state.step, format_duration(result.seconds));
+    return result;
+  }
+
+  // With selection: a run that ends at an evaluation point (an epoch's end)
+  // evaluates it as the next epoch's start would have; a run that ends
+  // mid-epoch (max_steps) adds no evaluation, so that a run continued from its
+  // checkpoint decides as one that never stopped. LATEST keeps the last state,
+  // BEST names the best; eval_part is reported at the best checkpoint.
+  if (!stopped_early && state.loader.batch >= per_epoch && evaluation.due_after(state.epoch)) {
+    stopped_early = evaluate_and_select();
+  }
+  // (An improving evaluation at this step has just saved this state.)
+  if (selection->state().best_step != state.step) save();
+  TrainResult result = finish({});
+  result.stopped_early = stopped_early && state.step < planned;
+  const auto best = selection->state();
+  result.selected_by = best.metric;
+  result.best_step = best.best_step;
+  result.best_epoch = best.best_epoch;
+  result.best_value = best.best_value;
+  if (best.best_step < 0) {
+    log::warn("no evaluation of {} (or none with a finite value): no best checkpoint; {} is reported at the last step",
+              best.metric, config.eval_part);
+    if (config.final_eval) evaluation.run_final(session, state.epoch, state.step, training_log);
+  } else {
+    const fs::path best_dir = fs::path(config.run_dir) / "ckpt" / ckpt::step_directory_name(best.best_step);
+    if (best.best_step != state.step) {
+      const auto manifest_of_best = ckpt::read_manifest(best_dir);
+      ckpt::load_checkpoint(best_dir, manifest_of_best, session.model(), nullptr, session.items());
+    }
+    log::info("best checkpoint: {}, {} (`longrec eval --checkpoint {}` evaluates it again)", best_dir.string(),
+              selection->describe_best(), (fs::path(config.run_dir) / "ckpt" / ckpt::kBestFile).string());
+    if (config.final_eval) evaluation.run_final(session, best.best_epoch, best.best_step, training_log, &best);
+  }
+  log::info("done: {} steps in {}{}", state.step, format_duration(result.seconds),
+            result.stopped_early ? " (stopped early)" : "");
   return result;
 }
 

@@ -69,9 +69,23 @@ TEST(Bundle, HoldsTheCheckpointsWeightsItemTableAndIds) {
   EXPECT_EQ(model::model_config_from_json(file.read_strings("/config/model").at(0)).describe(),
             manifest.model.describe());
 
-  // The same checkpoint exported again: the same checksum.
+  // The same checkpoint exported again: the same checksum; also when the
+  // table is written in blocks of 7 rows (18 blocks, the last of 1 row) with
+  // its progress shown, in fp32 and in bf16.
   o.overwrite = true;
   EXPECT_EQ(export_bundle(o).checksum, summary.checksum);
+  ExportOptions blocks = o;
+  blocks.out = (t.dir / "blocks.h5").string();
+  blocks.rows_per_block = 7;
+  blocks.show_progress = true;
+  EXPECT_EQ(export_bundle(blocks).checksum, summary.checksum);
+  EXPECT_TRUE(torch::equal(read_floats(h5::File::open(blocks.out, "test"), "/items/table").view({120, 16}),
+                           items.weight().slice(0, 1)));
+  EXPECT_EQ(read_bundle(blocks.out).checksum, summary.checksum);  // read back and verified
+  o.dtype = blocks.dtype = "bf16";
+  blocks.out = (t.dir / "blocks-bf16.h5").string();
+  o.out = (t.dir / "whole-bf16.h5").string();
+  EXPECT_EQ(export_bundle(blocks).checksum, export_bundle(o).checksum);
 }
 
 TEST(Bundle, Bf16AndItemsOnly) {

@@ -390,7 +390,7 @@ TEST_F(KillResume, TwentyRandomMomentsResumeBitIdenticalToAnUninterruptedRun) {
     int count = 0;
     while (in >> stage >> count) stages.emplace_back(stage, count);
   }
-  ASSERT_EQ(stages.size(), 8u) << "save stages seen by the observer";
+  ASSERT_EQ(stages.size(), 9u) << "save stages seen by the observer";
   const auto steps = records(reference, "train");
   ASSERT_EQ(steps.size(), 16u);
   // Timed kills fall within training: from when the metrics file appears (just

@@ -81,6 +81,8 @@ TEST(ParseManifest, ReadsASealedManifest) {
   EXPECT_EQ(m.dataset, "data/synth");
   EXPECT_EQ(m.files.size(), 3u);
   EXPECT_EQ(m.files.at("emb-rank-00001-of-00002.h5"), "crc32:00000000");
+  // No "selection" key (a run without train.select_by, or written before it existed): no selection state.
+  EXPECT_EQ(m.trainer.selection, SelectionState{});
   // After the epoch's last batch the trainer's epoch may be one ahead of the loader's.
   auto done = manifest_json(1, 10, 5);
   done["epoch"] = 2;
@@ -250,6 +252,38 @@ TEST(ResolveCheckpoint, AutoWithLatestMissingEmptyOrBinaryUsesTheNewestCompleteS
   fabricate(root, 15, ".step-000000015.old");
   set_latest(root, "step-000000015\n");  // killed between setting step 15 aside and renaming its new copy
   EXPECT_EQ(resolve_checkpoint(dir.path(), "auto"), root / ".step-000000015.old");
+}
+
+TEST(ResolveCheckpoint, ABestFileNamesTheBestCheckpointOrIsRefusedWithTheReason) {
+  testing::ScratchDir dir;
+  const auto root = dir / "ckpt";
+  fabricate(root, 5);
+  fabricate(root, 10);
+  set_latest(root, "step-000000010\n");
+  testing::write_file(root / kBestFile, "step-000000005\n");
+  EXPECT_EQ(resolve_checkpoint(dir.path(), (root / kBestFile).string()), root / "step-000000005");
+  // The run directory still means LATEST.
+  EXPECT_EQ(resolve_checkpoint(dir.path(), dir.path().string()), root / "step-000000010");
+  const auto refusal = [&](const std::string& best) {
+    testing::write_file(root / kBestFile, best);
+    try {
+      resolve_checkpoint(dir.path(), (root / kBestFile).string());
+    } catch (const DataError& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_NE(refusal("").find("BEST is empty"), std::string::npos) << refusal("");
+  EXPECT_NE(refusal("../../etc\n").find("not a step directory name"), std::string::npos);
+  // No fallback to another checkpoint: it would not be the best.
+  EXPECT_NE(refusal("step-000000007\n").find("names step-000000007, which does not exist"), std::string::npos);
+  fs::remove(root / kBestFile);
+  try {
+    resolve_checkpoint(dir.path(), (root / kBestFile).string());
+    ADD_FAILURE() << "a missing BEST accepted";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("BEST is missing: no best checkpoint"), std::string::npos) << e.what();
+  }
 }
 
 TEST(ResolveCheckpoint, NeverStartsFreshOverStepDirectories) {

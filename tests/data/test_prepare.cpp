@@ -1,5 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
+#include <algorithm>
+
 #include "longrec/core/error.h"
 #include "longrec/data/history_store.h"
 #include "longrec/data/prepare.h"
@@ -91,8 +95,12 @@ TEST(Prepare, FrequencyOrderAndFiltersReportWhatTheyDrop) {
   EXPECT_EQ(report.meta.num_users, 2);
   EXPECT_EQ(report.meta.num_events, 6);
   ASSERT_EQ(report.drops.size(), 2u);
-  EXPECT_EQ(report.drops[0], "dropped 1 events of 1 items with fewer than 2 events");
-  EXPECT_EQ(report.drops[1], "dropped 1 events of 1 users with fewer than 2 events");
+  EXPECT_EQ(report.drops[0],
+            "min_item_events 2: dropped 1 event; removed 1 item (fewer than 2 events) and 0 users (every event was "
+            "of such items)");
+  EXPECT_EQ(report.drops[1],
+            "min_user_events 2: dropped 1 event; removed 1 user (fewer than 2 events) and 0 items (every event was "
+            "by such users)");
   const HistoryStoreReader store(options.output);
   EXPECT_EQ(store.item_raw_ids(), (std::vector<std::int64_t>{6, 5}));  // 6 x4, 5 x2 (first appearance: 5, 6)
   EXPECT_EQ(store.item_counts(), (std::vector<std::int64_t>{4, 2}));
@@ -110,6 +118,120 @@ TEST(Prepare, KCoreIteratesToAFixedPoint) {
   EXPECT_EQ(report.meta.num_items, 2);
   EXPECT_EQ(report.meta.num_users, 3);
   EXPECT_EQ(report.meta.num_events, 8);
+  // Round 1: item 4 (1 event), then user 3 (its event of item 3); round 2:
+  // item 3 (user 4's event); round 3 changes nothing.
+  ASSERT_EQ(report.filters.size(), 2u);
+  EXPECT_EQ(report.filters[0].filter, "min_item_events");
+  EXPECT_EQ(report.filters[0].minimum, 2);
+  EXPECT_EQ(report.filters[0].events, 2);
+  EXPECT_EQ(report.filters[0].items, 2);
+  EXPECT_EQ(report.filters[0].users, 0);
+  EXPECT_EQ(report.filters[1].filter, "min_user_events");
+  EXPECT_EQ(report.filters[1].events, 1);
+  EXPECT_EQ(report.filters[1].users, 1);
+  EXPECT_EQ(report.filters[1].items, 0);
+  EXPECT_EQ(report.drops.back(), "2-core reached after 3 rounds");
+}
+
+TEST(Prepare, FiltersCountTheItemsAndUsersTheyRemoveAsAKnockOn) {
+  testing::ScratchDir dir;
+  // min_item_events 2 removes items 9 and 8 (one event each); user 5 had only
+  // item 8 and goes with it. min_user_events 2 then removes users 3 and 4 (one
+  // event each); item 7 was theirs alone and goes with them.
+  PrepareOptions options;
+  options.input = testing::write_file(dir / "s.txt", "1 5 6 6 9\n2 6 5 6 5\n3 7\n4 7\n5 8\n");
+  options.read.format = "seq";
+  options.output = dir / "store";
+  options.min_item_events = 2;
+  options.min_user_events = 2;
+  const auto report = prepare_dataset(options);
+  EXPECT_EQ(report.raw_users, 5);
+  EXPECT_EQ(report.raw_items, 5);
+  EXPECT_EQ(report.raw_events, 11);
+  EXPECT_EQ(report.meta.num_users, 2);
+  EXPECT_EQ(report.meta.num_items, 2);
+  EXPECT_EQ(report.meta.num_events, 7);
+  ASSERT_EQ(report.filters.size(), 2u);
+  const auto& by_item = report.filters[0];
+  const auto& by_user = report.filters[1];
+  EXPECT_EQ(by_item.filter, "min_item_events");
+  EXPECT_EQ(by_item.events, 2);
+  EXPECT_EQ(by_item.items, 2);
+  EXPECT_EQ(by_item.users, 1);
+  EXPECT_EQ(by_user.filter, "min_user_events");
+  EXPECT_EQ(by_user.events, 2);
+  EXPECT_EQ(by_user.users, 2);
+  EXPECT_EQ(by_user.items, 1);
+  ASSERT_EQ(report.drops.size(), 2u);
+  EXPECT_EQ(report.drops[0],
+            "min_item_events 2: dropped 2 events; removed 2 items (fewer than 2 events) and 1 user (every event was "
+            "of such items)");
+  EXPECT_EQ(report.drops[1],
+            "min_user_events 2: dropped 2 events; removed 2 users (fewer than 2 events) and 1 item (every event was "
+            "by such users)");
+  const HistoryStoreReader store(options.output);
+  EXPECT_EQ(store.item_raw_ids(), (std::vector<std::int64_t>{5, 6}));
+}
+
+// ml-latest-small (610 users, 9724 items, 100836 ratings) through the filters;
+// the kept counts match an independent fixed-point computation (Python, over
+// ratings.csv), and the removed users, items and events add up to the raw ones.
+TEST(PrepareRealData, MlLatestSmallFiltersReportEveryRemovedItem) {
+  const auto path = testing::shared_data() / "ml-latest-small/ratings.csv";
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " not present";
+  struct Case {
+    int min_user, min_item, k_core;
+    std::int64_t users, items, events;
+  };
+  for (const Case c : {Case{1, 1, 10, 609, 2269, 81109}, Case{50, 1, 0, 385, 9633, 93812}}) {
+    testing::ScratchDir dir;
+    PrepareOptions options;
+    options.input = path;
+    options.output = dir / "store";
+    options.min_user_events = c.min_user;
+    options.min_item_events = c.min_item;
+    options.k_core = c.k_core;
+    const auto report = prepare_dataset(options);
+    EXPECT_EQ(report.meta.num_users, c.users) << c.k_core;
+    EXPECT_EQ(report.meta.num_items, c.items) << c.k_core;
+    EXPECT_EQ(report.meta.num_events, c.events) << c.k_core;
+    std::int64_t users = 0, items = 0, events = 0;
+    for (const auto& f : report.filters) {
+      users += f.users;
+      items += f.items;
+      events += f.events;
+    }
+    EXPECT_EQ(users, 610 - c.users) << c.k_core;
+    EXPECT_EQ(items, 9724 - c.items) << c.k_core;
+    EXPECT_EQ(events, 100836 - c.events) << c.k_core;
+  }
+  // min_user_events 50 alone: 225 users go, and 91 items whose every rating was theirs.
+  testing::ScratchDir dir;
+  PrepareOptions options;
+  options.input = path;
+  options.output = dir / "store";
+  options.min_user_events = 50;
+  const auto report = prepare_dataset(options);
+  ASSERT_EQ(report.filters.size(), 1u);
+  EXPECT_EQ(report.filters[0].users, 225);
+  EXPECT_EQ(report.filters[0].items, 91);
+  EXPECT_EQ(report.filters[0].events, 7024);
+}
+
+TEST(Prepare, ReadProgressReachesTheFileSize) {
+  testing::ScratchDir dir;
+  std::string text;
+  for (int u = 1; u <= 9000; ++u) text += fmt::format("{}\t{}\t1\t{}\r\n", u, u % 50 + 1, u);
+  const auto input = testing::write_file(dir / "log.tsv", text);
+  RawReadOptions read;
+  std::vector<std::int64_t> seen;
+  read.on_progress = [&](std::int64_t bytes) { seen.push_back(bytes); };
+  const auto raw = read_interactions(input, read);
+  EXPECT_EQ(raw.items.size(), 9000u);
+  // Every 4096 lines, then at the end: exactly the file's bytes, "\r\n" included.
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
+  EXPECT_EQ(seen.back(), static_cast<std::int64_t>(std::filesystem::file_size(input)));
 }
 
 TEST(Prepare, RefusesNonEmptyTargetWithoutOverwrite) {

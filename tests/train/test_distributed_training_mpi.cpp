@@ -105,6 +105,9 @@ void run_one_process(const Setup& s) {
 }
 
 void run_all_ranks(const Setup& s) { run_training(s.train, s.model, s.data, "", "", &world_comm()); }
+TrainResult run_all_ranks_result(const Setup& s) {
+  return run_training(s.train, s.model, s.data, "", "", &world_comm());
+}
 
 std::vector<nlohmann::json> metrics(const std::string& run, const std::string& kind) {
   std::vector<nlohmann::json> out;
@@ -294,6 +297,65 @@ TEST(DistributedCheckpoint, ACorruptRankFileIsRefusedOnEveryRankWithTheFileNamed
     ADD_FAILURE() << "a checkpoint without a rank file was loaded";
   } catch (const DataError& e) {
     EXPECT_NE(std::string(e.what()).find("emb-rank-00001-of-00002.h5: missing"), std::string::npos) << e.what();
+  }
+  world_comm().barrier();
+}
+
+// train.select_by with early stopping: two ranks evaluate, select and stop
+// exactly as one process (the same validation records, best step and stop
+// step), and both ranks of the job take the same decisions.
+TEST(SelectionTwoRanks, SelectAndStopLikeOneProcessOnEveryRank) {
+  auto one = setup("select-one", "hstu", "per_position");
+  auto two = setup("select-two", "hstu", "per_position");
+  for (auto* s : {&one, &two}) {
+    s->data.split = "last2";
+    s->train.select_by = "valid.ndcg@10";
+    s->train.early_stop_patience = 1;
+    s->train.eval_every = 1;
+    s->train.epochs = 6;
+    s->train.max_steps = 0;
+    s->train.ckpt_every = 0;
+    s->train.keep_ckpts = 1;
+  }
+  TrainResult single;
+  if (world_comm().rank() == 0) {
+    auto comm = distributed::make_single_process_communicator();
+    single = run_training(one.train, one.model, one.data, "", "", comm.get());
+  }
+  world_comm().barrier();
+  const auto result = run_all_ranks_result(two);
+
+  // Every rank's decisions are rank 0's.
+  auto mine = torch::tensor({static_cast<double>(result.steps), static_cast<double>(result.best_step),
+                             result.best_value, result.stopped_early ? 1.0 : 0.0},
+                            torch::kFloat64);
+  auto all = world_comm().all_gather(mine).view({world_comm().world(), 4});
+  EXPECT_TRUE(torch::equal(all[0], all[1])) << all;
+  EXPECT_GE(result.best_step, 0);
+  if (world_comm().rank() == 0) {
+    EXPECT_EQ(result.steps, single.steps);
+    EXPECT_EQ(result.best_step, single.best_step);
+    EXPECT_EQ(result.stopped_early, single.stopped_early);
+    EXPECT_NEAR(result.best_value, single.best_value, 1e-9);
+    const auto a = metrics("select-one", "eval"), b = metrics("select-two", "eval");
+    EXPECT_EQ(a.size(), b.size());
+    for (std::size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
+      EXPECT_EQ(a[i].at("step"), b[i].at("step")) << i;
+      EXPECT_EQ(a[i].at("part"), b[i].at("part")) << i;
+      EXPECT_NEAR(a[i].at("ndcg@10").get<double>(), b[i].at("ndcg@10").get<double>(), 1e-9) << i;
+    }
+    // Rank 1's own record of the evaluations: the same figures.
+    std::ifstream in(job_scratch() / "select-two" / "metrics-rank-00001.jsonl");
+    std::size_t i = 0;
+    for (std::string line; std::getline(in, line);) {
+      const auto j = nlohmann::json::parse(line);
+      if (j.at("kind") != "eval") continue;
+      if (i < b.size()) {
+        EXPECT_EQ(j.at("ndcg@10"), b[i].at("ndcg@10")) << "rank 1, record " << i;
+      }
+      ++i;
+    }
+    EXPECT_EQ(i, b.size());
   }
   world_comm().barrier();
 }

@@ -1,11 +1,13 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 
 #include "longrec/ckpt/checkpoint.h"
 #include "longrec/core/error.h"
+#include "longrec/data/loader.h"
 #include "longrec/data/synth.h"
 #include "longrec/eval/evaluate_checkpoint.h"
 #include "longrec/train/trainer.h"
@@ -60,7 +62,39 @@ std::map<std::int64_t, double> train_losses(const std::filesystem::path& run_dir
   return losses;
 }
 
-void run(const Setup& s) { run_training(s.train, s.model, s.data, "", ""); }
+TrainResult run(const Setup& s) { return run_training(s.train, s.model, s.data, "", ""); }
+
+// The "eval" records of a run, in order.
+std::vector<nlohmann::json> eval_records(const std::filesystem::path& run_dir) {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(run_dir / "metrics-rank-00000.jsonl");
+  for (std::string line; std::getline(in, line);) {
+    auto j = nlohmann::json::parse(line);
+    if (j.at("kind") == "eval") out.push_back(j);
+  }
+  return out;
+}
+
+std::string read_text(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::string text;
+  std::getline(in, text);
+  return text;
+}
+
+// Selection by valid.ndcg@10 at every epoch's end, under last2.
+Setup selecting_setup(const std::filesystem::path& dataset, const std::filesystem::path& run_dir) {
+  auto s = small_setup(dataset, run_dir);
+  s.data.split = "last2";
+  s.train.select_by = "valid.ndcg@10";
+  s.train.eval_every = 1;
+  s.train.epochs = 8;
+  s.train.ckpt_every = 4;
+  s.train.keep_ckpts = 1;
+  s.train.lr = 1e-2;
+  s.train.sparse_lr = 1e-2;
+  return s;
+}
 
 }  // namespace
 
@@ -162,6 +196,147 @@ TEST(Checkpoint, KeepsTheNewestAndRefusesCorruptOrForeignOnes) {
   resume.train.max_steps = 25;
   resume.train.resume = "auto";
   EXPECT_THROW(run(resume), DataError);
+}
+
+// Nothing learns (lr 0): every validation figure ties the first, which stays
+// the best; patience 2 stops the run after exactly the third evaluation.
+TEST(Selection, EarlyStopsAfterExactlyPatienceEvaluationsWithoutImprovementAndKeepsTheBest) {
+  testing::ScratchDir dir;
+  const auto dataset = make_dataset(dir.path());
+  auto s = selecting_setup(dataset, dir / "run");
+  s.train.lr = 0;
+  s.train.sparse_lr = 0;
+  s.train.early_stop_patience = 2;
+  const auto result = run(s);
+  const std::int64_t per_epoch = data::HistoryLoader(dataset, s.data, data::SplitPart::Train, 0, 1).batches_per_epoch();
+  ASSERT_GT(per_epoch, 4);  // checkpoints every 4 steps fall between the evaluations
+  EXPECT_TRUE(result.stopped_early);
+  EXPECT_EQ(result.steps, 3 * per_epoch);
+  EXPECT_EQ(result.best_step, per_epoch);
+  EXPECT_EQ(result.best_epoch, 1);
+  EXPECT_EQ(result.selected_by, "valid.ndcg@10");
+
+  // Three validation records (part 1), then test at the best checkpoint (part 2).
+  const auto evals = eval_records(dir / "run");
+  ASSERT_EQ(evals.size(), 4u);
+  for (int e = 0; e < 3; ++e) {
+    EXPECT_EQ(evals[e].at("part"), 1.0);
+    EXPECT_EQ(evals[e].at("step"), static_cast<double>((e + 1) * per_epoch));
+    EXPECT_EQ(evals[e].at("ndcg@10"), evals[0].at("ndcg@10"));
+  }
+  EXPECT_EQ(evals[3].at("part"), 2.0);
+  EXPECT_EQ(evals[3].at("best_step"), static_cast<double>(per_epoch));
+  EXPECT_EQ(evals[3].at("selected_value"), evals[0].at("ndcg@10"));
+
+  // keep_ckpts = 1 keeps the newest and, besides it, the best.
+  const auto root = dir / "run" / "ckpt";
+  EXPECT_EQ(read_text(root / "LATEST"), ckpt::step_directory_name(3 * per_epoch));
+  EXPECT_EQ(read_text(root / "BEST"), ckpt::step_directory_name(per_epoch));
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(root)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"BEST", "LATEST", ckpt::step_directory_name(per_epoch),
+                                             ckpt::step_directory_name(3 * per_epoch)}));
+  const auto best = ckpt::read_manifest(root / ckpt::step_directory_name(per_epoch));
+  EXPECT_EQ(best.trainer.selection.best_step, per_epoch);
+  EXPECT_EQ(best.trainer.selection.evals_since_best, 0);
+  EXPECT_EQ(ckpt::read_manifest(root / ckpt::step_directory_name(3 * per_epoch)).trainer.selection.evals_since_best, 2);
+
+  // Resumed with the same patience, it stays stopped; with more, it continues.
+  auto again = s;
+  again.train.resume = "auto";
+  const auto stopped = run(again);
+  EXPECT_TRUE(stopped.stopped_early);
+  EXPECT_EQ(stopped.steps, 3 * per_epoch);
+  EXPECT_EQ(eval_records(dir / "run").size(), 5u);  // only the test record at the best again
+  again.train.early_stop_patience = 3;
+  const auto more = run(again);
+  EXPECT_EQ(more.steps, 4 * per_epoch);
+  EXPECT_EQ(more.best_step, per_epoch);
+}
+
+// A learning run selected by valid.ndcg@10 with patience, against the same
+// run interrupted mid-epoch and resumed: the same validation figures, the
+// same best checkpoint and stop; the test figure reported at the end is that
+// of `longrec eval --checkpoint RUN/ckpt/BEST`.
+TEST(Selection, AResumedRunSelectsAndStopsAsTheUninterruptedOne) {
+  testing::ScratchDir dir;
+  const auto dataset = make_dataset(dir.path());
+  auto whole = selecting_setup(dataset, dir / "whole");
+  whole.train.early_stop_patience = 1;
+  const auto reference = run(whole);
+  const std::int64_t per_epoch =
+      data::HistoryLoader(dataset, whole.data, data::SplitPart::Train, 0, 1).batches_per_epoch();
+
+  auto first = selecting_setup(dataset, dir / "split");
+  first.train.early_stop_patience = 1;
+  first.train.max_steps = 2 * per_epoch + 3;  // mid-epoch, after two evaluations
+  run(first);
+  auto second = first;
+  second.train.max_steps = 0;
+  second.train.resume = "auto";
+  const auto resumed = run(second);
+
+  EXPECT_EQ(resumed.steps, reference.steps);
+  EXPECT_TRUE(reference.stopped_early);
+  EXPECT_EQ(reference.steps, 5 * per_epoch);
+  EXPECT_EQ(resumed.stopped_early, reference.stopped_early);
+  EXPECT_EQ(resumed.best_step, reference.best_step);
+  EXPECT_EQ(resumed.best_value, reference.best_value);
+  ASSERT_GE(reference.best_step, per_epoch);
+  // The validation records (part 1) the same; the split run's first half also
+  // reported test at its best so far when it ended, the last record is the whole run's.
+  const auto all_a = eval_records(dir / "whole"), all_b = eval_records(dir / "split");
+  std::vector<nlohmann::json> a, b;
+  for (const auto& r : all_a) {
+    if (r.at("part") == 1.0) a.push_back(r);
+  }
+  for (const auto& r : all_b) {
+    if (r.at("part") == 1.0) b.push_back(r);
+  }
+  ASSERT_EQ(a.size(), 5u);  // epochs 1-5: the fifth does not improve, patience 1 stops there
+  ASSERT_EQ(a.size(), b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    for (const char* key : {"step", "ndcg@10", "hr@10", "mrr"}) {
+      EXPECT_EQ(a[i].at(key), b[i].at(key)) << "record " << i << " " << key;
+    }
+  }
+  for (const char* key : {"part", "step", "best_step", "selected_value", "ndcg@10", "hr@10", "mrr"}) {
+    EXPECT_EQ(all_a.back().at(key), all_b.back().at(key)) << "the test record at the best, " << key;
+  }
+  EXPECT_EQ(read_text(dir / "whole/ckpt/BEST"), ckpt::step_directory_name(reference.best_step));
+  EXPECT_EQ(read_text(dir / "split/ckpt/BEST"), ckpt::step_directory_name(reference.best_step));
+  // The best is the first maximum of the validation figures.
+  double best_value = -1;
+  double best_step = -1;
+  for (const auto& r : a) {
+    if (r.at("part") == 1.0 && r.at("ndcg@10").get<double>() > best_value) {
+      best_value = r.at("ndcg@10");
+      best_step = r.at("step");
+    }
+  }
+  EXPECT_EQ(best_step, static_cast<double>(reference.best_step));
+  EXPECT_EQ(best_value, reference.best_value);
+
+  eval::EvalOptions options;
+  options.checkpoint = (dir / "whole/ckpt/BEST").string();
+  options.threads = 1;
+  options.part = "test";
+  options.split_from_checkpoint = true;
+  const auto evaluated = eval::evaluate_checkpoint(options, whole.data);
+  const auto& last = all_a.back();
+  EXPECT_EQ(last.at("part"), 2.0);
+  EXPECT_EQ(last.at("best_step"), static_cast<double>(reference.best_step));
+  EXPECT_NEAR(evaluated.metrics.at("ndcg@10"), last.at("ndcg@10").get<double>(), 1e-12);
+  EXPECT_NEAR(evaluated.metrics.at("hr@10"), last.at("hr@10").get<double>(), 1e-12);
+}
+
+TEST(Selection, UnderLooIsRefusedBeforeTraining) {
+  testing::ScratchDir dir;
+  auto s = selecting_setup(make_dataset(dir.path()), dir / "run");
+  s.data.split = "loo";
+  EXPECT_THROW(run(s), ConfigError);
+  EXPECT_FALSE(std::filesystem::exists(dir / "run" / "ckpt"));
 }
 
 TEST(Training, ATinyModelOverfitsATinyDataset) {

@@ -43,6 +43,11 @@ struct ExportOptions {
   // hllm: the item LLM and the tokenizer too (serving can then add items from their text);
   // without them the bundle ranks its known items only. Ignored for other backbones.
   bool item_llm = true;
+  // Progress of the item rows written: a bar on a terminal, else a log line per tenth.
+  bool show_progress = false;
+  // Item rows per write of /items/table (or /items/vectors); 0: about 4M
+  // values. The bundle's bytes and checksum are the same for any value.
+  std::int64_t rows_per_block = 0;
 };
 
 struct ExportSummary {

@@ -6,10 +6,12 @@
 //     dense.h5                      dense parameters, optimizer and RNG state (rank 0)
 //     emb-rank-RRRRR-of-WWWWW.h5    each rank's item rows: global ids + table + optimizer state
 //   run_dir/ckpt/LATEST             name of the newest complete checkpoint
+//   run_dir/ckpt/BEST               with train.select_by: name of the best checkpoint so far
+//                                   (never removed by retention; `--checkpoint RUN/ckpt/BEST`)
 // Every rank writes its file into one temporary directory (a file system all
-// ranks share); rank 0 writes the rest, fsyncs, renames, updates LATEST last
-// and keeps the newest `keep` checkpoints. A kill at any moment leaves a
-// complete checkpoint to resume from: LATEST's, or (resolve_checkpoint) the
+// ranks share); rank 0 writes the rest, fsyncs, renames, updates LATEST (then
+// BEST) and keeps the newest `keep` checkpoints, and the best one. A kill at
+// any moment leaves a complete checkpoint to resume from: LATEST's, or (resolve_checkpoint) the
 // newest step directory that verifies. Loading re-shards rows by id, so a
 // checkpoint of W ranks resumes on any number of ranks. The manifest, its
 // checks and the choice of checkpoint are in manifest.h (torch-free).
@@ -50,7 +52,7 @@ void load_checkpoint(const std::filesystem::path& checkpoint, const Manifest& ma
 // Fault-injection seam for tests only (no option or environment variable of
 // longrec reaches it): rank 0 calls `observer(stage, step)` at each stage of
 // save_checkpoint: "temporary", "rank-file", "dense", "manifest", "set-aside",
-// "renamed", "latest", "cleaned". Null (the default) turns it off.
+// "renamed", "latest", "best", "cleaned". Null (the default) turns it off.
 namespace fault_injection {
 using SaveObserver = void (*)(const char* stage, std::int64_t step);
 void set_save_observer(SaveObserver observer);

@@ -8,6 +8,9 @@
 //   format, version, step, epoch, loader {epoch, batch}, batches_per_epoch,
 //   world_size, history_window, num_items, model {...}, config_ini, dataset,
 //   tensors {name: shape}, files {name: "crc32:xxxxxxxx"},
+//   selection {metric, best_step, best_epoch, best_value, evals_since_best,
+//              last_eval_step}: only with train.select_by (optional: older
+//              manifests have none),
 //   manifest_checksum: "crc32:xxxxxxxx" of the object without this key,
 //                      serialised compactly with sorted keys (nlohmann's dump()).
 // Version 1 manifests (no manifest_checksum) are refused, naming the version:
@@ -29,11 +32,29 @@ inline constexpr const char* kCheckpointFormat = "longrec-checkpoint";
 inline constexpr int kCheckpointVersion = 2;
 inline constexpr const char* kManifestFile = "manifest.json";
 inline constexpr const char* kDenseFile = "dense.h5";
+// Beside LATEST in run_dir/ckpt: the name of the best checkpoint's step
+// directory (train.select_by), written atomically; retention never removes it.
+inline constexpr const char* kBestFile = "BEST";
+
+// Best-checkpoint selection (train.select_by) as it stood at a checkpoint's
+// step, so that a resumed run takes the same decisions as an uninterrupted
+// one. metric empty: no selection (and every checkpoint written before it
+// existed: its manifest has no "selection" key).
+struct SelectionState {
+  std::string metric;           // "valid.ndcg@10"
+  std::int64_t best_step = -1;  // -1: no evaluation yet
+  std::int64_t best_epoch = 0;
+  double best_value = 0;              // the metric at best_step (higher is better)
+  std::int64_t evals_since_best = 0;  // evaluations that did not improve on it since
+  std::int64_t last_eval_step = -1;   // the step of the last evaluation counted (-1: none)
+  bool operator==(const SelectionState&) const = default;
+};
 
 struct TrainerState {
   std::int64_t step = 0;
   std::int64_t epoch = 0;
   data::LoaderPosition loader;
+  SelectionState selection;
 };
 
 struct Manifest {
@@ -88,7 +109,10 @@ Manifest read_manifest(const std::filesystem::path& checkpoint);
 //     when there is no step directory at all; DataError when step directories
 //     exist but none is complete (never start fresh over them).
 //   a path: a step directory, or a LATEST file / ckpt directory / run
-//     directory, resolved as above (DataError where there is no checkpoint).
+//     directory, resolved as above (DataError where there is no checkpoint);
+//     or a BEST file: the step directory it names (DataError, with the
+//     reason, when it is empty, not a step directory name, or names a
+//     directory that is gone: no fallback, another checkpoint is not the best).
 // A LATEST that names an existing directory is trusted: a corrupt checkpoint
 // there is reported by read_manifest, not skipped.
 std::filesystem::path resolve_checkpoint(const std::filesystem::path& run_dir, const std::string& resume);

@@ -32,6 +32,21 @@ struct PrepareOptions {
   int k_core = 0;  // > 0: repeat both filters with this minimum until nothing changes
   int num_parts = 8;
   bool overwrite = false;
+  // Progress of reading (input bytes) and writing (events): a bar on a
+  // terminal, else a log line per tenth (log::ProgressOptions::log_lines).
+  bool show_progress = false;
+};
+
+// What one filter removed, summed over k-core rounds. `users` / `items`: the
+// ids that lost their last event to this filter, whether it removed them
+// directly (min_user_events: users with too few events) or as a knock-on
+// (min_user_events: items whose every remaining event was by such users).
+// Over all filters each removed user and item counts once: the sums are the
+// raw counts minus what the store keeps.
+struct FilterDrop {
+  std::string filter;  // "min_item_events" (runs first) | "min_user_events"
+  int minimum = 0;     // the effective minimum: max(the key, k_core)
+  std::int64_t events = 0, users = 0, items = 0;
 };
 
 struct PrepareReport {
@@ -41,7 +56,8 @@ struct PrepareReport {
   std::int64_t lines = 0, bad_lines = 0;
   std::vector<std::string> bad_line_examples;
   std::int64_t raw_users = 0, raw_items = 0, raw_events = 0;
-  std::vector<std::string> drops;     // one sentence per filter that removed anything
+  std::vector<FilterDrop> filters;    // each active filter (minimum > 1), in the order applied
+  std::vector<std::string> drops;     // one sentence per filter that removed anything (and the k-core's rounds)
   std::vector<std::string> warnings;  // e.g. every event at the same time
   std::int64_t items_without_text = 0, text_lines_unused = 0;
   std::string text_encoding;

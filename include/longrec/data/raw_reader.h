@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,9 @@ struct RawReadOptions {
   // user,item,rating,time as in ml-100k's u.data.
   std::string user_column, item_column, time_column, rating_column;
   bool skip_bad_lines = false;
+  // Called while reading (every few thousand lines, and once at the end) with
+  // the bytes of the file read so far, for a progress bar; empty: not called.
+  std::function<void(std::int64_t bytes_read)> on_progress;
 };
 
 struct RawInteractions {

@@ -33,9 +33,15 @@ struct TrainConfig {
   bool final_eval = true;              // evaluate at the end (`sweep run` evaluates valid and test itself)
   std::string eval_part = "test";      // valid | test
   std::int64_t eval_long_history = 0;  // also report users with longer histories than this (0 = off)
-  int threads = 0;                     // intra-op threads; 0 = all cores
-  std::string device = "auto";         // auto | cpu | cuda
-  bool bf16 = true;                    // bf16 autocast on GPU
+  // Best-checkpoint selection (model_selection.h): none (or empty; off: the
+  // last step is reported) or valid.<metric>, e.g. valid.ndcg@10. Periodic
+  // evaluations then evaluate valid; the end evaluates eval_part at the best
+  // checkpoint (run_dir/ckpt/BEST).
+  std::string select_by = "none";
+  int early_stop_patience = 0;  // evaluations without improvement of select_by before stopping; 0 = off
+  int threads = 0;              // intra-op threads; 0 = all cores
+  std::string device = "auto";  // auto | cpu | cuda
+  bool bf16 = true;             // bf16 autocast on GPU
   // W ranks: start the next step's item-id exchange while this step computes
   // (the same results either way; off measures what the overlap saves).
   bool route_ahead = true;
@@ -53,6 +59,14 @@ struct TrainConfig {
 };
 
 void register_train_options(OptionRegistry& registry, TrainConfig& config);
+
+// The selection keys as the CLI checks them (select_by, patience without
+// select_by, select_by without periodic evaluations; ConfigError naming the
+// key), and selection under data.split=loo refused ("train.select_by"): there
+// the validation target is the test target (a user's last event), so the
+// reported test figure would be chosen on the test set. run_training calls it
+// too, for callers that bypass the CLI.
+void check_selection(const TrainConfig& train, const data::LoaderConfig& data);
 
 // Refuses, before anything is allocated, a step that cannot fit in memory:
 // ConfigError naming the keys of its largest terms when the estimate of one

@@ -3,6 +3,7 @@
 // prints, every rank keeps its own log and metrics stream.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "longrec/data/loader.h"
@@ -22,6 +23,12 @@ struct TrainResult {
   double seconds = 0;
   // Non-zero: SIGUSR1 or SIGTERM arrived; the run checkpointed and stopped early.
   int stopped_by_signal = 0;
+  // train.select_by: the best checkpoint (best_step -1: none) and whether
+  // train.early_stop_patience ended the run before its planned steps.
+  std::string selected_by;
+  std::int64_t best_step = -1, best_epoch = 0;
+  double best_value = 0;
+  bool stopped_early = false;
 };
 
 // Trains (and evaluates periodically), writing logs, metrics.jsonl and
