@@ -34,7 +34,7 @@ from run_metrics import metrics_records  # scripts/run_metrics.py, beside this s
 
 PROG = "tensorboard_export.py"
 MARKER = ".longrec-tensorboard-export"  # what makes an existing DIR safe to replace
-NOT_SCALARS = {"kind", "step", "epoch", "time"}
+NOT_SCALARS = {"kind", "step", "epoch", "time", "part"}
 
 
 def fail(message):
