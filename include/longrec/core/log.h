@@ -29,10 +29,20 @@ void warn(fmt::format_string<Args...> format, Args&&... args) {
 }
 
 // A one-line progress bar on stderr, redrawn at most every 100 ms; silent when
-// stderr is not a terminal or this is not rank 0.
+// this is not rank 0. When stderr is not a terminal it is silent too, unless
+// options.log_every_seconds > 0: then a plain line goes to the log (log::info)
+// at most that often, "eval test: 2.05k/6.04k users (33.9%), 1.23k users/s, eta 3s",
+// so that a job's log shows where a long pass is (a pass shorter than the
+// interval prints nothing).
+struct ProgressOptions {
+  std::string unit;              // "users": adds a rate ("1.23k users/s") to the bar and the lines
+  double log_every_seconds = 0;  // > 0: the line off a terminal, at most this often
+};
+
 class ProgressBar {
  public:
   ProgressBar(std::string label, std::int64_t total);
+  ProgressBar(std::string label, std::int64_t total, ProgressOptions options);
   ~ProgressBar();
   void update(std::int64_t done);
   void finish();
@@ -40,7 +50,9 @@ class ProgressBar {
  private:
   std::string label_;
   std::int64_t total_;
-  bool enabled_;
+  ProgressOptions options_;
+  bool enabled_;  // draws the bar (a terminal)
+  bool lines_;    // writes the lines (no terminal, log_every_seconds > 0)
   bool finished_ = false;
   std::chrono::steady_clock::time_point start_, last_draw_;
 };
