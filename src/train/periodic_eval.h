@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "longrec/data/loader.h"
+#include "longrec/eval/protocol.h"
 #include "longrec/train/train_config.h"
 #include "training_log.h"
 
@@ -24,6 +25,7 @@ class PeriodicEvaluation {
 
  private:
   TrainConfig config_;
+  eval::RankingProtocol protocol_;
   data::HistoryLoader loader_;
 };
 

@@ -71,6 +71,7 @@ void register_train_options(OptionRegistry& r, TrainConfig& c) {
         check::in_range<std::int64_t>(0, check::kMaxCount));
   r.add("train", "keep_ckpts", &c.keep_ckpts, "checkpoints kept (newest)", check::in_range(1, 10000));
   r.add("train", "resume", &c.resume, "resume: '' (fresh), auto (newest complete checkpoint of run_dir) or a path");
+  eval::register_protocol_options(r, c.eval_protocol);
   r.constraint([&c] {
     if (c.dataset.empty()) throw ConfigError("train.dataset", "a dataset directory is required");
   });
