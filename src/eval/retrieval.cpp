@@ -163,8 +163,9 @@ Evaluation evaluate(model::SequentialRecommender& model, model::ItemVectors& ite
   const auto& protocol = options.protocol;
   Evaluation result{RankingMetrics(protocol.cutoffs), RankingMetrics(protocol.cutoffs)};
   result.long_history = options.long_history;
-  // A masked repeat ranks below every candidate: a miss at every cutoff.
-  const std::int64_t miss_rank = items.num_items();
+  // A masked repeat ranks below every candidate, and past every cutoff (a
+  // cutoff can exceed a small catalogue): a miss at each.
+  const std::int64_t miss_rank = std::max<std::int64_t>(items.num_items(), protocol.cutoffs.back());
   std::optional<log::ProgressBar> progress;
   if (!options.progress_label.empty()) {
     progress.emplace(options.progress_label, loader.samples_per_epoch(),

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <set>
@@ -116,7 +117,8 @@ struct Reference {
 // float vectors, the target's rank the number of non-excluded items above it.
 Reference reference_ranks(const std::map<std::int64_t, std::vector<std::int32_t>>& dense, const torch::Tensor& queries,
                           const std::vector<std::int64_t>& users, const torch::Tensor& item_vectors,
-                          std::int64_t num_items, HistoryExclusion exclusion, RepeatTarget repeats) {
+                          std::int64_t num_items, const std::vector<int>& cutoffs, HistoryExclusion exclusion,
+                          RepeatTarget repeats) {
   Reference out;
   for (std::size_t u = 0; u < users.size(); ++u) {
     const auto& events = dense.at(users[u]);
@@ -138,7 +140,7 @@ Reference reference_ranks(const std::map<std::int64_t, std::vector<std::int32_t>
     out.repeats += repeat;
     if (repeat && repeats == RepeatTarget::Skip) continue;
     if (repeat && repeats == RepeatTarget::Miss) {
-      out.ranks[users[u]] = num_items;
+      out.ranks[users[u]] = std::max<std::int64_t>(num_items, cutoffs.back());
       continue;
     }
     const double target_score = score(target);
@@ -210,10 +212,13 @@ TEST(RankingProtocol, EveryPolicyEqualsBruteForceOnATinyStore) {
       SCOPED_TRACE(describe({default_cutoffs(), exclusion, repeats}));
       EvaluateOptions options;
       options.keep_user_ranks = true;
-      options.protocol = {{1, 2, 5}, exclusion, repeats};
+      // A cutoff past the catalogue (every ranked target is a hit there; a miss is not).
+      const std::vector<int> cutoffs{1, 2, 5, 1000};
+      options.protocol = {cutoffs, exclusion, repeats};
       options.progress_label.clear();
       const auto result = evaluate(model, items, loader, torch::kCPU, options);
-      const auto expected = reference_ranks(dense, queries, users, item_vectors, num_items, exclusion, repeats);
+      const auto expected =
+          reference_ranks(dense, queries, users, item_vectors, num_items, cutoffs, exclusion, repeats);
       std::map<std::int64_t, std::int64_t> got;
       for (const auto& row : result.user_ranks) got[row.user] = row.rank;
       EXPECT_EQ(got, expected.ranks);
@@ -225,9 +230,12 @@ TEST(RankingProtocol, EveryPolicyEqualsBruteForceOnATinyStore) {
       EXPECT_EQ(expected.repeats, repeat_users);
       EXPECT_EQ(result.skipped_users, repeats == RepeatTarget::Skip ? repeat_users : 0);
       EXPECT_EQ(result.all.count(), 9 - result.skipped_users);
-      RankingMetrics reference({1, 2, 5});
+      RankingMetrics reference(cutoffs);
       for (const auto& row : result.user_ranks) reference.add(expected.ranks.at(row.user));
       EXPECT_EQ(result.all.values(), reference.values());
+      const double scored = static_cast<double>(result.all.count());
+      EXPECT_EQ(result.all.values().at("hr@1000"),
+                (scored - (repeats == RepeatTarget::Miss ? repeat_users : 0)) / scored);
     }
   }
 }

@@ -9,8 +9,9 @@
 //       none    nothing: every item is a candidate
 //   eval.target_in_history = rank     a target that is also among the excluded events (a repeat):
 //       rank    it stays a candidate and is ranked as usual; only the other excluded items leave
-//       miss    it is excluded with them, so the user scores 0 at every cutoff (rank = number of
-//               items; the HSTU reference, whose filter drops the target too)
+//       miss    it is excluded with them, so the user scores 0 at every cutoff (rank = the larger
+//               of the number of items and the largest cutoff; MRR 1 / (rank + 1)); the HSTU
+//               reference, whose filter drops the target too (its rank: 2,501)
 //       skip    the user is not scored (counted apart: "next new item" protocols)
 //
 // The defaults are what every earlier figure of this project used. With
