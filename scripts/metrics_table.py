@@ -10,7 +10,25 @@ import json
 import pathlib
 import sys
 
+# Older runs (before eval.cutoffs) have these; newer ones every hr@K / ndcg@K of their eval.cutoffs.
 METRICS = ["hr@1", "hr@10", "hr@50", "hr@200", "ndcg@10", "ndcg@50", "ndcg@200", "mrr"]
+
+
+def metrics_of(rows, prefix):
+    """The run's hr@K, then ndcg@K by increasing K, then mrr (as `longrec eval` prints them)."""
+    found = set()
+    for record in rows:
+        for key in record:
+            if not key.startswith(prefix):
+                continue
+            name = key[len(prefix):]
+            kind, _, cutoff = name.partition("@")
+            if (kind in ("hr", "ndcg") and cutoff.isdigit()) or name == "mrr":
+                found.add(name)
+    if not found:
+        return METRICS
+    order = {"hr": 0, "ndcg": 1, "mrr": 2}
+    return sorted(found, key=lambda m: (order[m.partition("@")[0]], int(m.partition("@")[2] or 0)))
 
 
 def main() -> int:
@@ -36,14 +54,15 @@ def main() -> int:
         print(f"{path}: no evaluations", file=sys.stderr)
         return 1
     prefix = f"{args.slice}/" if args.slice else ""
-    print("| epoch | step | users | " + " | ".join(m.upper().replace("@", "@") for m in METRICS) + " |")
-    print("|---" * (3 + len(METRICS)) + "|")
+    metrics = metrics_of(rows, prefix)
+    print("| epoch | step | users | " + " | ".join(m.upper() for m in metrics) + " |")
+    print("|---" * (3 + len(metrics)) + "|")
     for i, record in enumerate(rows):
         epoch = int(record.get("epoch", 0))
         if args.every and epoch % args.every and i != len(rows) - 1:
             continue
         users = int(record.get(prefix + "users", record.get("users", 0)))
-        values = [record.get(prefix + m) for m in METRICS]
+        values = [record.get(prefix + m) for m in metrics]
         cells = ["" if v is None else f"{v:.4f}" for v in values]
         print(f"| {epoch} | {int(record.get('step', 0))} | {users} | " + " | ".join(cells) + " |")
     return 0

@@ -108,6 +108,10 @@ PrepareReport prepare_dataset(const PrepareOptions& options) {
     }
   }
 
+  if (options.keep_unrated_items && options.item_text.empty()) {
+    throw ConfigError("prepare.keep_unrated_items",
+                      "needs an item file (--items): the unrated items are the ones it lists without events");
+  }
   PrepareReport report;
   const log::ProgressOptions progress_options{.log_lines = options.show_progress};
   RawInteractions raw;
@@ -188,6 +192,19 @@ PrepareReport prepare_dataset(const PrepareOptions& options) {
       text.texts = compose_item_texts(text, options.text_fields, options.text_style);
     }
     report.text_encoding = text.encoding;
+    if (options.keep_unrated_items) {
+      // Items of the file with no event in the input at all (not those the
+      // filters emptied), after the rated ones, in file order.
+      std::unordered_map<std::int64_t, char> in_input;
+      for (const auto item : raw.items) in_input.emplace(item, 0);
+      for (const auto id : text.raw_ids) {
+        if (in_input.contains(id) || dense.contains(id)) continue;
+        dense.emplace(id, static_cast<std::int32_t>(item_raw_ids.size()));
+        item_raw_ids.push_back(id);
+        item_counts.push_back(0);
+        ++report.unrated_items;
+      }
+    }
     texts.assign(item_raw_ids.size(), "");
     std::vector<char> has_text(item_raw_ids.size(), 0);
     for (std::size_t i = 0; i < text.raw_ids.size(); ++i) {
@@ -202,6 +219,7 @@ PrepareReport prepare_dataset(const PrepareOptions& options) {
     report.items_without_text = std::count(has_text.begin(), has_text.end(), 0);
     checksum += ";" + file_checksum(options.item_text);
     source += fmt::format(" + item text {}", std::filesystem::absolute(options.item_text).string());
+    if (options.keep_unrated_items) source += fmt::format(" ({} unrated items kept)", report.unrated_items);
   }
 
   // Users in raw-id order; each user's events by (time, file order).

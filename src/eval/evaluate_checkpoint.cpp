@@ -64,6 +64,16 @@ EvalResult evaluate_checkpoint(const EvalOptions& options, const data::LoaderCon
     const auto split = ini_value(manifest.config_ini, "data", "split");
     if (!split.empty()) loader_config.split = split;  // (checked by the loader: loo | last2)
   }
+  auto protocol_options = options.protocol;
+  for (const auto& [key, value] : {std::pair{"cutoffs", &protocol_options.cutoffs},
+                                   std::pair{"exclude_history", &protocol_options.exclude_history},
+                                   std::pair{"target_in_history", &protocol_options.target_in_history}}) {
+    if (!options.protocol_from_checkpoint.contains(std::string("eval.") + key)) continue;
+    // Checkpoints written before the [eval] keys have none: the defaults, as they were evaluated.
+    const auto saved = ini_value(manifest.config_ini, "eval", key);
+    if (!saved.empty()) *value = saved;
+  }
+  const auto protocol = protocol_options.resolve();
   loader_config.max_len = static_cast<int>(std::min<std::int64_t>(
       loader_config.max_len, model::longest_history(manifest.model.max_len, manifest.model.personalization)));
   data::HistoryLoader loader(dataset, loader_config, data::parse_split_part(options.part));
@@ -76,8 +86,13 @@ EvalResult evaluate_checkpoint(const EvalOptions& options, const data::LoaderCon
   model.to(device);
   const auto items = model::make_item_vectors(model, manifest.num_items, dataset, device);
   ckpt::load_checkpoint(checkpoint, manifest, model, nullptr, *items);
-  const auto evaluation =
-      evaluate(model, *items, loader, device, options.long_history, /*comm=*/nullptr, !options.ranks.empty());
+  EvaluateOptions evaluate_options;
+  evaluate_options.long_history = options.long_history;
+  evaluate_options.keep_user_ranks = !options.ranks.empty();
+  evaluate_options.protocol = protocol;
+  evaluate_options.progress_label = fmt::format("eval {}", options.part);
+  evaluate_options.progress_log_seconds = options.progress_log_seconds;
+  const auto evaluation = evaluate(model, *items, loader, device, evaluate_options);
   if (!options.ranks.empty()) {
     // Each target's events in the whole dataset (held-out ones included): the cold-item slice.
     const auto counts = data::HistoryStoreReader(dataset).item_counts();
@@ -95,6 +110,10 @@ EvalResult evaluate_checkpoint(const EvalOptions& options, const data::LoaderCon
   result.users = evaluation.all.count();
   result.checkpoint = checkpoint.string();
   result.split = loader_config.split;
+  result.protocol = protocol;
+  result.items = manifest.num_items;
+  result.repeat_targets = evaluation.repeat_targets;
+  result.skipped_users = evaluation.skipped_users;
   result.users_without_target = loader.users_without_target();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!options.output.empty()) {

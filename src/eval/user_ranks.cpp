@@ -33,15 +33,13 @@ std::pair<std::string_view, std::int64_t> parse_metric(std::string_view name) {
 
 }  // namespace
 
-const std::vector<std::string>& metric_names() {
-  static const std::vector<std::string> names = [] {
-    std::vector<std::string> out;
-    for (const int cutoff : RankingMetrics::hit_cutoffs()) out.push_back(fmt::format("hr@{}", cutoff));
-    for (const int cutoff : RankingMetrics::ndcg_cutoffs()) out.push_back(fmt::format("ndcg@{}", cutoff));
-    out.push_back("mrr");
-    return out;
-  }();
-  return names;
+std::vector<std::string> metric_names(const std::vector<int>& cutoffs) {
+  // RankingMetrics::values()'s names in the order its sums() lays them out.
+  std::vector<std::string> out;
+  for (const int cutoff : cutoffs) out.push_back(fmt::format("hr@{}", cutoff));
+  for (const int cutoff : cutoffs) out.push_back(fmt::format("ndcg@{}", cutoff));
+  out.push_back("mrr");
+  return out;
 }
 
 double metric_of_rank(std::string_view metric, std::int64_t rank, const std::string& key) {

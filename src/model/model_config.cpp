@@ -36,6 +36,11 @@ using AnyBinding =
 enum Role : unsigned {
   kArchitecture = 1,  // must match between a checkpoint and the config; part of the UserState signature
   kStored = 2,        // in manifests and bundles
+  // Added after manifests existed: absent from older manifests and bundles
+  // (read as the default) and left out of the serving signature at its
+  // default, so that older checkpoints, bundles and saved user states load
+  // unchanged.
+  kAddedLater = 4,
 };
 
 struct Field {
@@ -71,6 +76,11 @@ const std::vector<Field>& fields() {
        Binding<int>{LONGREC_MEMBER(head_dim), check::in_range(0, 65536)}},
       {"model", "max_len", "maximum sequence length N_max (HSTU normaliser, position tables)", kArchitecture | kStored,
        Binding<int>{LONGREC_MEMBER(max_len), check::in_range(1, 1 << 20)}},
+      {"model", "attention_divisor",
+       "HSTU: divide attention by this instead of model.max_len (0 = max_len; the HSTU reference divides by its "
+       "padded length, 211 on ML-1M)",
+       kArchitecture | kStored | kAddedLater,
+       Binding<int>{LONGREC_MEMBER(attention_divisor), check::in_range(0, 1 << 20)}},
       {"model", "dropout", "dropout on inputs and block outputs", kStored,
        Binding<double>{LONGREC_MEMBER(dropout), check::in_range(0.0, 0.99)}},
       {"model", "attn_dropout", "dropout on attention weights", kStored,
@@ -214,6 +224,8 @@ ModelConfig ModelConfig::resolved() const {
   ModelConfig out = *this;
   out.head_dim = resolved_head_dim();
   out.ffn_dim = resolved_ffn_dim();
+  // 0 and max_len divide alike; 0 is how configurations before the key read.
+  if (out.attention_divisor == out.max_len) out.attention_divisor = 0;
   return out;
 }
 
@@ -349,6 +361,13 @@ void validate_model_config(const ModelConfig& c) {
   if (c.negatives != "per_position" && c.negatives != "shared") {
     throw ConfigError("model.negatives", fmt::format("got '{}', expected per_position or shared", c.negatives));
   }
+  if (c.attention_divisor != 0 && c.backbone != "hstu") {
+    throw ConfigError(
+        "model.attention_divisor",
+        fmt::format("got {}: only the hstu backbone divides attention by a length (model.backbone is {}); "
+                    "leave it 0",
+                    c.attention_divisor, c.backbone));
+  }
   validate_personalization_config(c.personalization, c.max_len);
   if (c.backbone == "hllm") validate_hllm_config(c);
 }
@@ -418,7 +437,7 @@ ModelConfig model_config_from_json(const std::string& text) {
     const bool top = std::string(f.section) == "model";
     const json* scope = top ? &in : (in.contains(f.section) ? &in.at(f.section) : nullptr);
     if (scope == nullptr || !scope->is_object() || !scope->contains(f.key)) {
-      if (!top) continue;  // written before this section existed: the default
+      if (!top || (f.roles & kAddedLater) != 0) continue;  // written before this section or key existed: the default
       throw DataError(fmt::format("model configuration has no '{}'", full_key(f)));
     }
     std::visit(
@@ -452,7 +471,11 @@ void check_same_architecture(const ModelConfig& saved, const ModelConfig& config
 std::string architecture_signature(const ModelConfig& config) {
   const auto resolved = config.resolved();
   std::vector<std::string> parts;
+  const ModelConfig defaults;
   for (const auto& f : fields()) {
+    const auto key = full_key(f);
+    // A key added later, at its default, leaves the signature as it was before the key.
+    if ((f.roles & kAddedLater) != 0 && model_field_value(resolved, key) == model_field_value(defaults, key)) continue;
     if ((f.roles & kArchitecture) != 0 && applies_to(f, resolved)) {
       parts.push_back(full_key(f) + "=" + model_field_value(resolved, full_key(f)));
     }

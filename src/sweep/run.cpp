@@ -107,6 +107,7 @@ nlohmann::json evaluate_part(const TrainJob& job, const fs::path& run_dir, const
   options.threads = job.train.threads;
   options.device = job.train.device;
   options.window_from_checkpoint = true;
+  options.protocol = job.train.eval_protocol;  // the point's [eval] keys, as its training evaluated
   const auto result = eval::evaluate_checkpoint(options, job.data);
   seconds += result.seconds;
   log::info("sweep: {} {} users: {}", part, result.users,

@@ -8,23 +8,18 @@
 
 #include "longrec/core/error.h"
 #include "longrec/eval/ranking_metrics.h"
+#include "longrec/eval/user_ranks.h"
 
 namespace longrec::train {
 
-std::vector<std::string> selectable_metrics() {
-  std::vector<std::string> names;
-  for (const int k : eval::RankingMetrics::hit_cutoffs()) names.push_back(fmt::format("hr@{}", k));
-  for (const int k : eval::RankingMetrics::ndcg_cutoffs()) names.push_back(fmt::format("ndcg@{}", k));
-  names.push_back("mrr");
+std::vector<std::string> selectable_metrics(const std::vector<int>& cutoffs) {
   // Whatever the evaluation reports is selectable; nothing it does not report is.
-  const auto reported = eval::RankingMetrics().values();
-  std::erase_if(names, [&](const std::string& name) { return !reported.contains(name); });
-  return names;
+  return eval::metric_names(cutoffs);
 }
 
-std::optional<SelectBy> parse_select_by(const std::string& value) {
+std::optional<SelectBy> parse_select_by(const std::string& value, const std::vector<int>& cutoffs) {
   if (value.empty() || value == "none") return std::nullopt;
-  const auto metrics = selectable_metrics();
+  const auto metrics = selectable_metrics(cutoffs);
   const auto expected =
       fmt::format("expected none or valid.<metric> with <metric> one of {}", fmt::join(metrics, ", "));
   const auto dot = value.find('.');

@@ -11,7 +11,7 @@ namespace longrec::train {
 namespace {
 
 std::string periodic_part(const TrainConfig& config) {
-  const auto select_by = parse_select_by(config.select_by);
+  const auto select_by = parse_select_by(config.select_by, config.eval_protocol.resolve().cutoffs);
   return select_by ? select_by->part : config.eval_part;
 }
 
@@ -21,6 +21,7 @@ PeriodicEvaluation::PeriodicEvaluation(const TrainConfig& config, const data::Lo
                                        int world)
     : config_(config),
       periodic_part_(periodic_part(config)),
+      protocol_(config.eval_protocol.resolve()),
       periodic_loader_(config.dataset, data_config, data::parse_split_part(periodic_part_), rank, world) {
   if (config.eval_part != periodic_part_) {
     final_loader_ = std::make_unique<data::HistoryLoader>(config.dataset, data_config,
@@ -49,8 +50,12 @@ std::map<std::string, double> PeriodicEvaluation::evaluate(data::HistoryLoader& 
                                                            std::int64_t epoch, std::int64_t step, TrainingLog& log,
                                                            std::map<std::string, double> extra) {
   const auto start = std::chrono::steady_clock::now();
-  const auto result = eval::evaluate(session.model(), session.items(), loader, session.device(),
-                                     config_.eval_long_history, &session.comm());
+  eval::EvaluateOptions options;
+  options.long_history = config_.eval_long_history;
+  options.protocol = protocol_;
+  options.progress_label = fmt::format("eval {}", part);
+  const auto result =
+      eval::evaluate(session.model(), session.items(), loader, session.device(), options, &session.comm());
   auto values = result.values();
   log::info("eval {}{} epoch {} step {} ({} users, {:.1f} s): {}", part, what, epoch, step, result.all.count(),
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),

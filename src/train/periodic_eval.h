@@ -15,6 +15,7 @@
 
 #include "longrec/ckpt/manifest.h"
 #include "longrec/data/loader.h"
+#include "longrec/eval/protocol.h"
 #include "longrec/train/train_config.h"
 #include "training_log.h"
 
@@ -42,6 +43,7 @@ class PeriodicEvaluation {
 
   TrainConfig config_;
   std::string periodic_part_;
+  eval::RankingProtocol protocol_;
   data::HistoryLoader periodic_loader_;
   std::unique_ptr<data::HistoryLoader> final_loader_;  // only when eval_part differs from the periodic part
 };

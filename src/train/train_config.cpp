@@ -25,7 +25,8 @@ check::Validator<double> finite_seconds(double lo, double hi) {
 // select_by and early_stop_patience together: patience needs a metric, a
 // metric needs periodic evaluations.
 void check_selection_keys(const TrainConfig& c) {
-  const bool selecting = parse_select_by(c.select_by).has_value();
+  // Checked against eval.cutoffs here, once every key is parsed.
+  const bool selecting = parse_select_by(c.select_by, c.eval_protocol.resolve().cutoffs).has_value();
   if (c.early_stop_patience > 0 && !selecting) {
     throw ConfigError("train.early_stop_patience",
                       fmt::format("got {}, but train.select_by is none: early stopping needs a metric to watch "
@@ -74,9 +75,9 @@ void register_train_options(OptionRegistry& r, TrainConfig& c) {
         check::in_range<std::int64_t>(0, check::kMaxCount));
   r.add("train", "select_by", &c.select_by,
         fmt::format("keep the best checkpoint by this validation metric (at every periodic evaluation) and report "
-                    "eval_part's metrics at it: none | valid.<metric>, <metric> one of {} (needs data.split=last2)",
-                    fmt::join(selectable_metrics(), ", ")),
-        check::Validator<std::string>([](const std::string&, const std::string& v) { (void)parse_select_by(v); }));
+                    "eval_part's metrics at it: none | valid.<metric>, <metric> one of {} at the default eval.cutoffs "
+                    "(needs data.split=last2)",
+                    fmt::join(selectable_metrics(), ", ")));
   r.add("train", "early_stop_patience", &c.early_stop_patience,
         "stop after this many periodic evaluations in a row without improvement of select_by (0 = off)",
         check::in_range(0, 1000000));
@@ -99,6 +100,7 @@ void register_train_options(OptionRegistry& r, TrainConfig& c) {
         check::in_range<std::int64_t>(0, check::kMaxCount));
   r.add("train", "keep_ckpts", &c.keep_ckpts, "checkpoints kept (newest)", check::in_range(1, 10000));
   r.add("train", "resume", &c.resume, "resume: '' (fresh), auto (newest complete checkpoint of run_dir) or a path");
+  eval::register_protocol_options(r, c.eval_protocol);
   r.constraint([&c] {
     if (c.dataset.empty()) throw ConfigError("train.dataset", "a dataset directory is required");
   });
@@ -107,7 +109,7 @@ void register_train_options(OptionRegistry& r, TrainConfig& c) {
 
 void check_selection(const TrainConfig& train, const data::LoaderConfig& data) {
   check_selection_keys(train);
-  if (!parse_select_by(train.select_by) || data.split != "loo") return;
+  if (!parse_select_by(train.select_by, train.eval_protocol.resolve().cutoffs) || data.split != "loo") return;
   throw ConfigError("train.select_by",
                     fmt::format("got '{}' with data.split=loo: under loo the validation target is the test target "
                                 "(each user's last event), so the test figure would be chosen on the test set; use "

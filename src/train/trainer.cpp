@@ -89,7 +89,7 @@ double rank0_value(distributed::Communicator& comm, const torch::Device& device,
 // checkpoint's state when it selected by the same metric.
 std::optional<ModelSelection> start_selection(const TrainConfig& config, const ckpt::SelectionState& resumed,
                                               std::int64_t resumed_step) {
-  const auto select_by = parse_select_by(config.select_by);
+  const auto select_by = parse_select_by(config.select_by, config.eval_protocol.resolve().cutoffs);
   if (!select_by) {
     // The resumed state stays as it was: its BEST and best checkpoint are kept.
     if (!resumed.metric.empty()) {

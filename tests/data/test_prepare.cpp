@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "longrec/core/error.h"
+#include "longrec/data/dataset_stats.h"
 #include "longrec/data/history_store.h"
 #include "longrec/data/prepare.h"
 #include "support/test_support.h"
@@ -63,6 +64,67 @@ TEST(PrepareRealData, MlLatestSmallCsv) {
   expect_counts("ml-latest-small/ratings.csv", "ml-latest-small/movies.csv", 610, 9724, 100836, false);
 }
 TEST(PrepareRealData, AmazonBeautySeq) { expect_counts("amazon-beauty/Beauty.txt", "", 22363, 12101, 198502, true); }
+
+// --keep_unrated_items (issue 18, item 10): the HSTU reference ranks all 3,883
+// movies of movies.dat, 177 of which no ML-1M user rated. The rated items keep
+// their ids 1..3,706; the unrated ones follow with count 0, and the store verifies.
+TEST(PrepareRealData, Ml1mKeepsUnratedMoviesAfterTheRatedOnes) {
+  const auto input = testing::shared_data() / "ml-1m" / "sequences_orig_ids.txt";
+  if (!std::filesystem::exists(input)) GTEST_SKIP() << input << " not present";
+  testing::ScratchDir dir;
+  PrepareOptions options;
+  options.input = input;
+  options.item_text = testing::shared_data() / "ml-1m" / "movies.dat";
+  options.output = dir / "rated";
+  prepare_dataset(options);
+  options.output = dir / "all";
+  options.keep_unrated_items = true;
+  const auto report = prepare_dataset(options);
+  EXPECT_EQ(report.unrated_items, 177);
+  EXPECT_EQ(report.meta.num_items, 3883);
+  EXPECT_EQ(report.meta.num_events, 1000209);
+  EXPECT_EQ(report.items_without_text, 0);
+  const HistoryStoreReader rated(dir / "rated"), all(dir / "all");
+  auto ids = all.item_raw_ids();
+  auto counts = all.item_counts();
+  ASSERT_EQ(ids.size(), 3883u);
+  EXPECT_EQ(std::vector<std::int64_t>(ids.begin(), ids.begin() + 3706), rated.item_raw_ids());
+  EXPECT_EQ(std::vector<std::int64_t>(counts.begin(), counts.begin() + 3706), rated.item_counts());
+  EXPECT_TRUE(std::all_of(counts.begin() + 3706, counts.end(), [](std::int64_t c) { return c == 0; }));
+  const auto verified = verify_dataset(all);
+  EXPECT_EQ(verified.problem, "");
+  EXPECT_EQ(verified.items, 3883);
+}
+
+TEST(Prepare, KeepUnratedItemsAddsTheItemFilesOthersOnly) {
+  testing::ScratchDir dir;
+  PrepareOptions options;
+  // Item 9 has one event (removed by the filter: it stays out); 7 and 8 have none.
+  options.input = testing::write_file(dir / "s.txt", "1 5 6 6 9\n2 6 5 6\n");
+  options.item_text = testing::write_file(dir / "items.dat",
+                                          "8::Eight (1990)::Drama\n5::Five (1995)::Comedy\n7::Seven (1995)::Crime\n"
+                                          "9::Nine (2009)::Animation\n6::Six (1996)::Action\n");
+  options.output = dir / "store";
+  options.min_item_events = 2;
+  options.keep_unrated_items = true;
+  const auto report = prepare_dataset(options);
+  EXPECT_EQ(report.unrated_items, 2);
+  const HistoryStoreReader store(options.output);
+  EXPECT_EQ(store.item_raw_ids(), (std::vector<std::int64_t>{5, 6, 8, 7}));
+  EXPECT_EQ(store.item_counts(), (std::vector<std::int64_t>{2, 4, 0, 0}));
+  EXPECT_NE(store.item_text()[2].find("Eight"), std::string::npos);
+  EXPECT_EQ(verify_dataset(store).problem, "");
+  EXPECT_EQ(report.text_lines_unused, 1);  // 9
+  // Without an item file there is nothing to keep.
+  options.item_text.clear();
+  options.output = dir / "other";
+  try {
+    prepare_dataset(options);
+    FAIL() << "keep_unrated_items without an item file was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("prepare.keep_unrated_items"), std::string::npos) << e.what();
+  }
+}
 
 TEST(Prepare, SortsByTimeAndMapsItemsByFirstAppearance) {
   testing::ScratchDir dir;

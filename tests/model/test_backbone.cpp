@@ -107,6 +107,33 @@ TEST(Hstu, BatchedAttentionEqualsANaivePerPositionLoop) {
   }
 }
 
+// model.attention_divisor (the HSTU reference divides by its padded length,
+// 211 on ML-1M): the weights are silu(z) / divisor, the same parameters'
+// weights at N_max times N_max / divisor; divisor = max_len is the default.
+TEST(Hstu, AttentionDivisorReplacesMaxLenAsTheNormaliser) {
+  const auto b = small_batch();
+  const auto plan = causal_plan(b.valid, 7, 16, b.times, b.query_times);
+  auto config = small_config("hstu");
+  torch::manual_seed(3);
+  HstuBlock by_max_len(config);
+  config.attention_divisor = 211;
+  torch::manual_seed(3);
+  HstuBlock by_divisor(config);
+  config.attention_divisor = 7;  // = max_len
+  torch::manual_seed(3);
+  HstuBlock explicit_max_len(config);
+  by_max_len.to(torch::kFloat64);
+  by_divisor.to(torch::kFloat64);
+  explicit_max_len.to(torch::kFloat64);
+  auto q = torch::randn({2, 2, 5, 4}, torch::kFloat64), k = torch::randn({2, 2, 5, 4}, torch::kFloat64);
+  auto scores = torch::matmul(q, k.transpose(-1, -2)).unsqueeze(2);
+  const auto base = by_max_len.attention_weights(scores, plan.groups[0]);
+  EXPECT_TRUE(torch::allclose(by_divisor.attention_weights(scores, plan.groups[0]), base * (7.0 / 211), 1e-14, 0));
+  EXPECT_TRUE(torch::equal(explicit_max_len.attention_weights(scores, plan.groups[0]), base));
+  auto x = torch::randn({2, 5, 8}, torch::kFloat64);
+  EXPECT_FALSE(torch::allclose(by_divisor.forward(x, plan), by_max_len.forward(x, plan)));
+}
+
 TEST(Hstu, Float64GradientCheckOfOneBlock) {
   torch::manual_seed(5);
   const auto config = small_config("hstu");

@@ -42,7 +42,7 @@ TEST(ModelConfigTable, ListsEveryKeyOnceAndDrivesTheOptions) {
   std::vector<std::string> registered;
   for (const auto& row : registry.resolved()) registered.push_back(row.key);
   EXPECT_EQ(registered, keys);
-  EXPECT_EQ(fields.size(), 42u);
+  EXPECT_EQ(fields.size(), 43u);
 }
 
 TEST(ModelConfigTable, EveryStoredFieldRoundTripsThroughJson) {
@@ -126,13 +126,60 @@ TEST(ModelConfigTable, AChangedArchitectureFieldIsRefusedWithItsName) {
     // The serving state's signature tells the two apart too.
     EXPECT_NE(architecture_signature(saved), architecture_signature(config)) << field.key;
   }
-  EXPECT_EQ(architecture, 27);
+  EXPECT_EQ(architecture, 28);
   // Derived defaults compare by their resolved value: head_dim 0 means dim / heads.
   ModelConfig implicit, explicit_width;
   explicit_width.head_dim = implicit.dim / implicit.heads;
   explicit_width.ffn_dim = implicit.dim;
   EXPECT_NO_THROW(check_same_architecture(implicit, explicit_width, "x"));
   EXPECT_EQ(architecture_signature(implicit), architecture_signature(explicit_width));
+}
+
+// model.attention_divisor came after checkpoints existed: a manifest or bundle
+// without it loads as before (0: divide by max_len), the serving signature at
+// the default is the one written before the key, and max_len given
+// explicitly is the same model as 0.
+TEST(ModelConfigTable, AttentionDivisorKeepsOlderCheckpointsLoading) {
+  const ModelConfig defaults;
+  auto json = nlohmann::json::parse(model_config_to_json(defaults));
+  EXPECT_EQ(json.at("attention_divisor"), 0);
+  json.erase("attention_divisor");
+  const auto old = model_config_from_json(json.dump());
+  EXPECT_EQ(old.attention_divisor, 0);
+  EXPECT_EQ(old.resolved_attention_divisor(), 200);
+  EXPECT_NO_THROW(check_same_architecture(old, defaults, "x"));
+  EXPECT_EQ(architecture_signature(defaults).find("attention_divisor"), std::string::npos);
+  ModelConfig as_max_len;
+  as_max_len.attention_divisor = as_max_len.max_len;
+  EXPECT_NO_THROW(check_same_architecture(defaults, as_max_len, "x"));
+  EXPECT_EQ(architecture_signature(as_max_len), architecture_signature(defaults));
+  ModelConfig reference;
+  reference.attention_divisor = 211;
+  EXPECT_EQ(reference.resolved_attention_divisor(), 211);
+  EXPECT_NE(architecture_signature(reference).find("model.attention_divisor=211"), std::string::npos);
+  try {
+    check_same_architecture(defaults, reference, "ckpt/step-1");
+    ADD_FAILURE() << "a changed divisor was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("model.attention_divisor = 0, this configuration has 211"), std::string::npos)
+        << e.what();
+  }
+  // Only HSTU divides attention by a length; a negative or huge value is refused by name.
+  ModelConfig sasrec;
+  sasrec.backbone = "sasrec";
+  sasrec.attention_divisor = 211;
+  try {
+    validate_model_config(sasrec);
+    ADD_FAILURE() << "sasrec with a divisor was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("model.attention_divisor"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("211"), std::string::npos) << e.what();
+  }
+  for (const int bad : {-1, (1 << 20) + 1}) {
+    ModelConfig c;
+    c.attention_divisor = bad;
+    EXPECT_THROW(validate_model_config(c), ConfigError) << bad;
+  }
 }
 
 TEST(BackboneRegistry, BuildsEveryRegisteredBackboneAndNamesThemOnRefusal) {

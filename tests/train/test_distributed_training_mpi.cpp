@@ -92,6 +92,10 @@ Setup setup(const std::string& run, const std::string& backbone, const std::stri
   s.data.max_len = 24;
   s.data.shuffle_users = 64;
   s.data.read_users = 8;  // 20 chunks: both ranks get rows in most batches
+  // SASRec's runs exclude only the 24-event input window from ranking (histories
+  // of 10-30 events): the exclusion lists each rank gathers are then not its
+  // loader's whole histories, and 2 ranks must still evaluate as one process.
+  if (backbone == "sasrec") s.train.eval_protocol.exclude_history = "window";
   return s;
 }
 

@@ -88,12 +88,17 @@ TEST(SelectBy, AcceptsValidMetricsAndRefusesOthersByKey) {
   EXPECT_EQ(s->metric, "ndcg@10");
   EXPECT_TRUE(parse_select_by("valid.mrr"));
   EXPECT_TRUE(parse_select_by("valid.hr@200"));
-  EXPECT_EQ(selectable_metrics().size(), 8u);
+  EXPECT_EQ(selectable_metrics().size(), 13u);  // hr@ and ndcg@ 1,5,10,20,50,200, mrr
+  // Other cutoffs: what that evaluation reports, nothing else.
+  EXPECT_TRUE(parse_select_by("valid.ndcg@30", {3, 30}));
+  EXPECT_THROW(parse_select_by("valid.ndcg@10", {3, 30}), ConfigError);
 
   auto r = refusal_of({"--train.select_by=valid.ndcg@11"});
   EXPECT_EQ(r.key, "train.select_by");
   EXPECT_NE(r.message.find("'valid.ndcg@11'"), std::string::npos) << r.message;
-  EXPECT_NE(r.message.find("hr@1, hr@10, hr@50, hr@200, ndcg@10, ndcg@50, ndcg@200, mrr"), std::string::npos)
+  EXPECT_NE(r.message.find(
+                "hr@1, hr@5, hr@10, hr@20, hr@50, hr@200, ndcg@1, ndcg@5, ndcg@10, ndcg@20, ndcg@50, ndcg@200, mrr"),
+            std::string::npos)
       << r.message;
   r = refusal_of({"--train.select_by=test.ndcg@10"});
   EXPECT_EQ(r.key, "train.select_by");

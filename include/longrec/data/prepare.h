@@ -1,8 +1,9 @@
 // `longrec prepare`: raw interaction log (+ optional item text) -> history store.
 //
 // Each user's events are sorted by (time, original order); raw item ids get
-// dense ids 1..I by first appearance or by frequency; optional filters (min
-// events per user / item, k-core) drop data and say how much and why.
+// dense ids 1..I by first appearance or by frequency (and, when asked, the
+// item file's items without events after them); optional filters (min events
+// per user / item, k-core) drop data and say how much and why.
 #pragma once
 
 #include <cstdint>
@@ -30,6 +31,12 @@ struct PrepareOptions {
   int min_user_events = 1;
   int min_item_events = 1;
   int k_core = 0;  // > 0: repeat both filters with this minimum until nothing changes
+  // Every item of item_text that has no event in the input gets an id too
+  // (after the rated ones, in the item file's order; count 0), so that
+  // evaluation ranks it and training draws it as a negative: the HSTU
+  // reference ranks all 3,883 movies of ML-1M's movies.dat, 177 of them never
+  // rated. Items whose events the filters removed stay out. Needs item_text.
+  bool keep_unrated_items = false;
   int num_parts = 8;
   bool overwrite = false;
   // Progress of reading (input bytes) and writing (events): a bar on a
@@ -60,6 +67,7 @@ struct PrepareReport {
   std::vector<std::string> drops;     // one sentence per filter that removed anything (and the k-core's rounds)
   std::vector<std::string> warnings;  // e.g. every event at the same time
   std::int64_t items_without_text = 0, text_lines_unused = 0;
+  std::int64_t unrated_items = 0;  // ids given to items without events (keep_unrated_items)
   std::string text_encoding;
   double seconds = 0;
 };

@@ -3,9 +3,11 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <string>
 
 #include "longrec/data/loader.h"
+#include "longrec/eval/protocol.h"
 
 namespace longrec::eval {
 
@@ -25,6 +27,14 @@ struct EvalOptions {
   // loader config's: `longrec eval` does unless --data.split is given, so that
   // "valid" of a model trained with last2 is its validation event, not its test one.
   bool split_from_checkpoint = false;
+  // The [eval] protocol keys (eval/protocol.h). Those named in
+  // protocol_from_checkpoint ("eval.cutoffs", "eval.exclude_history",
+  // "eval.target_in_history") take the checkpoint's training value when it
+  // recorded one: `longrec eval` does so for every key not given.
+  ProtocolOptions protocol;
+  std::set<std::string> protocol_from_checkpoint;
+  // Progress off a terminal: a log line at most this often (0 = none).
+  double progress_log_seconds = 30;
 };
 
 struct EvalResult {
@@ -32,7 +42,11 @@ struct EvalResult {
   std::int64_t users = 0;
   std::int64_t users_without_target = 0;  // too short for the split: not scored
   std::string checkpoint;
-  std::string split;  // the protocol the users were split by (loo | last2)
+  std::string split;                // the protocol the users were split by (loo | last2)
+  RankingProtocol protocol;         // what was excluded and reported
+  std::int64_t items = 0;           // the catalogue ranked (items 1..I)
+  std::int64_t repeat_targets = 0;  // users whose target was among their excluded events
+  std::int64_t skipped_users = 0;   // of those, not scored (eval.target_in_history = skip)
   double seconds = 0;
 };
 

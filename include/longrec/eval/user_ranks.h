@@ -19,6 +19,8 @@
 #include <string_view>
 #include <vector>
 
+#include "longrec/eval/ranking_metrics.h"
+
 namespace longrec::eval {
 
 struct UserRank {
@@ -34,7 +36,8 @@ struct UserRank {
 // name RankingMetrics::values() has); its mean over users is that metric.
 // Throws ConfigError(key) for an unknown name.
 double metric_of_rank(std::string_view metric, std::int64_t rank, const std::string& key = "metric");
-const std::vector<std::string>& metric_names();
+// The names RankingMetrics::values() has for these cutoffs: hr@K..., ndcg@K..., mrr.
+std::vector<std::string> metric_names(const std::vector<int>& cutoffs = default_cutoffs());
 
 // Written to a temporary file and renamed: a reader never sees half a file.
 void write_user_ranks(const std::filesystem::path& path, const std::vector<UserRank>& rows);

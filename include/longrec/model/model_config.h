@@ -57,8 +57,12 @@ struct ModelConfig {
   int dim = 50;                   // D: item embedding and residual width
   int blocks = 2;
   int heads = 1;
-  int head_dim = 0;      // per-head q/k/v width; 0 = dim / heads
-  int max_len = 200;     // N_max: HSTU's attention normaliser and the position tables
+  int head_dim = 0;   // per-head q/k/v width; 0 = dim / heads
+  int max_len = 200;  // N_max: HSTU's attention normaliser and the position tables
+  // HSTU: divide attention by this instead of max_len (0 = max_len). The HSTU
+  // reference divides by its padded length, max_sequence_len + max_output_len
+  // (200 + 11 = 211 in its ML-1M config).
+  int attention_divisor = 0;
   double dropout = 0.2;  // input and block output dropout
   double attn_dropout = 0.0;
   int ffn_dim = 0;            // SASRec point-wise FFN width; 0 = dim
@@ -72,10 +76,12 @@ struct ModelConfig {
   HllmConfig hllm;                        // [hllm] section; read only by the hllm backbone
 
   int resolved_head_dim() const { return head_dim > 0 ? head_dim : dim / heads; }
+  int resolved_attention_divisor() const { return attention_divisor > 0 ? attention_divisor : max_len; }
   // SASRec's FFN (0 = dim); the Llama MLP of hllm (0 = 4 dim).
   int resolved_ffn_dim() const { return ffn_dim > 0 ? ffn_dim : (backbone == "hllm" ? 4 * dim : dim); }
-  // A copy with the derived defaults filled in (head_dim, ffn_dim): two
-  // configurations that build the same model compare equal field by field.
+  // A copy with the derived defaults filled in (head_dim, ffn_dim; an
+  // attention_divisor equal to max_len becomes 0): two configurations that
+  // build the same model compare equal field by field.
   ModelConfig resolved() const;
   std::string describe() const;  // "hstu-d50-l2-h1"
 };

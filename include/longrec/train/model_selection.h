@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "longrec/ckpt/manifest.h"
+#include "longrec/eval/ranking_metrics.h"
 
 namespace longrec::train {
 
@@ -22,15 +23,16 @@ struct SelectBy {
   std::string name() const { return part + "." + metric; }
 };
 
-// The metrics select_by may name: those every evaluation reports (hr@K,
-// ndcg@K, mrr, from eval::RankingMetrics), in its order.
-std::vector<std::string> selectable_metrics();
+// The metrics select_by may name: those an evaluation with these cutoffs
+// (eval.cutoffs) reports: hr@K..., ndcg@K..., mrr, in its order.
+std::vector<std::string> selectable_metrics(const std::vector<int>& cutoffs = eval::default_cutoffs());
 
 // "" or "none": off (nullopt). Otherwise "valid.<metric>"; ConfigError
 // ("train.select_by") naming the value when the part is not valid (test would
 // choose the checkpoint by the figure it then reports; train has no held-out
-// event) or the metric is not one of selectable_metrics() (listed).
-std::optional<SelectBy> parse_select_by(const std::string& value);
+// event) or the metric is not one of selectable_metrics(cutoffs) (listed).
+std::optional<SelectBy> parse_select_by(const std::string& value,
+                                        const std::vector<int>& cutoffs = eval::default_cutoffs());
 
 class ModelSelection {
  public:

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "longrec/data/loader.h"
+#include "longrec/eval/protocol.h"
 #include "longrec/model/model_config.h"
 #include "longrec/model/step_memory.h"
 
@@ -56,6 +57,10 @@ struct TrainConfig {
   std::int64_t ckpt_every = 0;  // steps; 0 = only at the end
   int keep_ckpts = 3;
   std::string resume;  // "" | auto | path to a step-NNNNNN directory
+
+  // [eval] cutoffs, exclude_history, target_in_history: the periodic
+  // evaluation's protocol, the keys `longrec eval` takes (eval/protocol.h).
+  eval::ProtocolOptions eval_protocol;
 };
 
 void register_train_options(OptionRegistry& registry, TrainConfig& config);

@@ -11,6 +11,7 @@ HstuBlock::HstuBlock(const ModelConfig& c)
       heads_(c.heads),
       head_dim_(c.resolved_head_dim()),
       max_len_(c.max_len),
+      attention_divisor_(c.resolved_attention_divisor()),
       dropout_(c.dropout),
       attn_dropout_(c.attn_dropout) {
   const int width = heads_ * head_dim_;
@@ -26,9 +27,9 @@ torch::Tensor HstuBlock::attention_weights(const torch::Tensor& scores, const At
   const auto& t = group.time_bucket;
   auto bias = position_weights.index_select(0, p.reshape({-1})).view(p.sizes()) +
               time_weights.index_select(0, t.reshape({-1})).view(t.sizes());  // [B, G, Lq, Lk]
-  // The configured maximum length, not each user's length, normalises: the
-  // same value in training, the block path and serving.
-  return torch::silu(scores + bias.unsqueeze(1)) * (1.0 / max_len_) * group.allowed.unsqueeze(1);
+  // The configured maximum length (or model.attention_divisor), not each
+  // user's length, normalises: the same value in training, the block path and serving.
+  return torch::silu(scores + bias.unsqueeze(1)) * (1.0 / attention_divisor_) * group.allowed.unsqueeze(1);
 }
 
 torch::Tensor HstuBlock::forward(const torch::Tensor& x, const AttentionPlan& plan, const torch::Tensor& memory_k,

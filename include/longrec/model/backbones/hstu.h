@@ -10,7 +10,8 @@ namespace longrec::model {
 // HSTU (Zhai et al. 2024), as the reference research implementation:
 //   n = LayerNorm(x) (no affine, eps 1e-6)
 //   u, v, q, k = split(silu(n W_uvqk))                  W ~ N(0, 0.02), no bias
-//   A = silu(q k^T + rab_pos + rab_time) / N_max, causal  (no softmax, no 1/sqrt(d))
+//   A = silu(q k^T + rab_pos + rab_time) / N_max, causal  (no softmax, no 1/sqrt(d);
+//       N_max = model.max_len, or model.attention_divisor when set: the reference's 211 on ML-1M)
 //   y = x + Linear(dropout(u * LayerNorm(A v)))          (no FFN, no final norm)
 // rab_pos[i, j] = w_pos[N_max - 1 + j - i]; rab_time[i, j] = w_time[bucket(t_next(i) - t_j)],
 // bucket(dt) = clamp(floor(ln(max(|dt|, 1)) / 0.301), 0, time_buckets).
@@ -31,6 +32,7 @@ class HstuBlock : public torch::nn::Module {
 
  private:
   int dim_, heads_, head_dim_, max_len_;
+  int attention_divisor_;  // N_max, or model.attention_divisor when set
   double dropout_, attn_dropout_;
 };
 
