@@ -87,18 +87,25 @@ RankingMetrics RankingMetrics::from_sums(const std::vector<double>& s, std::vect
   return m;
 }
 
+std::pair<std::string_view, std::int64_t> parse_metric_name(std::string_view name) {
+  if (name == "mrr") return {"mrr", 0};
+  const auto at = name.find('@');
+  if (at == std::string_view::npos) return {"", 0};
+  const auto kind = name.substr(0, at);
+  if (kind != "hr" && kind != "ndcg") return {"", 0};
+  std::int64_t cutoff = 0;
+  const auto digits = name.substr(at + 1);
+  const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), cutoff);
+  if (error != std::errc() || end != digits.data() + digits.size() || cutoff < 1) return {"", 0};
+  return {kind, cutoff};
+}
+
 std::string format_metrics(const std::map<std::string, double>& v) {
   // (kind, K) of every "hr@K" / "ndcg@K" key, by kind then increasing K.
-  std::vector<std::pair<std::string, int>> keys;
+  std::vector<std::pair<std::string_view, std::int64_t>> keys;
   for (const auto& [key, value] : v) {
-    const auto at = key.find('@');
-    if (at == std::string::npos) continue;
-    const auto kind = key.substr(0, at);
-    if (kind != "hr" && kind != "ndcg") continue;
-    int cutoff = 0;
-    const auto [end, error] = std::from_chars(key.data() + at + 1, key.data() + key.size(), cutoff);
-    if (error != std::errc() || end != key.data() + key.size()) continue;
-    keys.emplace_back(kind, cutoff);
+    const auto parsed = parse_metric_name(key);
+    if (parsed.first == "hr" || parsed.first == "ndcg") keys.push_back(parsed);
   }
   std::sort(keys.begin(), keys.end(),
             [](const auto& a, const auto& b) { return a.first != b.first ? a.first == "hr" : a.second < b.second; });

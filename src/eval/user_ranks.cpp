@@ -17,20 +17,6 @@ namespace {
 constexpr std::string_view kHeader = "user\thistory_events\trank\ttarget\ttarget_events";
 constexpr std::string_view kHeaderWithoutTargets = "user\thistory_events\trank";
 
-// "hr@10" -> ("hr", 10); "mrr" -> ("mrr", 0); anything else -> ("", 0).
-std::pair<std::string_view, std::int64_t> parse_metric(std::string_view name) {
-  if (name == "mrr") return {"mrr", 0};
-  const auto at = name.find('@');
-  if (at == std::string_view::npos) return {"", 0};
-  const auto kind = name.substr(0, at);
-  if (kind != "hr" && kind != "ndcg") return {"", 0};
-  std::int64_t cutoff = 0;
-  const auto digits = name.substr(at + 1);
-  const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), cutoff);
-  if (error != std::errc() || end != digits.data() + digits.size() || cutoff < 1) return {"", 0};
-  return {kind, cutoff};
-}
-
 }  // namespace
 
 std::vector<std::string> metric_names(const std::vector<int>& cutoffs) {
@@ -43,7 +29,7 @@ std::vector<std::string> metric_names(const std::vector<int>& cutoffs) {
 }
 
 double metric_of_rank(std::string_view metric, std::int64_t rank, const std::string& key) {
-  const auto [kind, cutoff] = parse_metric(metric);
+  const auto [kind, cutoff] = parse_metric_name(metric);
   if (kind.empty()) {
     throw ConfigError(key, fmt::format("unknown metric '{}': expected hr@K, ndcg@K (K >= 1) or mrr", metric));
   }

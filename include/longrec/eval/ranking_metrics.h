@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 namespace longrec::eval {
@@ -50,6 +52,11 @@ class RankingMetrics {
   std::vector<double> hits_, ndcg_;  // [cutoffs]
   double reciprocal_rank_ = 0;
 };
+
+// A metric name as RankingMetrics::values() writes it: "hr@10" -> ("hr", 10),
+// "ndcg@5" -> ("ndcg", 5), "mrr" -> ("mrr", 0); anything else (a slice key
+// such as "hist>512/hr@10" included) -> ("", 0).
+std::pair<std::string_view, std::int64_t> parse_metric_name(std::string_view name);
 
 // "HR@1 0.0662  HR@5 ...  NDCG@1 ...  MRR 0.1349": every hr@K and ndcg@K of
 // `values` by increasing K, then MRR (keys with a slice prefix are left out).
