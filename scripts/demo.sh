@@ -54,10 +54,11 @@ DEMO_START=$(date +%s%N)
 
 stage "1. synthetic users -> HDF5 history store: each user has 8 long-term interests and deep repeats, mostly unseen in the newest 64 events"
 "$LONGREC" synth "${SYNTH[@]}" --out "$RUN/data" --overwrite
-ITEMS=$("$LONGREC" info --dataset "$RUN/data" | awk '$1 == "items" {print $2}')
 
 stage "2. the store's statistics: users, items, events, history lengths"
-"$LONGREC" info --dataset "$RUN/data" | sed -n '/^dataset/,$p'
+INFO=$("$LONGREC" info --dataset "$RUN/data")
+sed -n '/^dataset/,$p' <<< "$INFO"
+ITEMS=$(awk '$1 == "items" {print $2}' <<< "$INFO")
 
 stage "3. train HSTU over the newest 64 events (truncation) on 2 MPI ranks, the item table sharded between them"
 bash launch/mpirun.sh -n 2 -t 1 "$LONGREC" train --config configs/demo/recent.ini --dataset "$RUN/data" \
